@@ -1,0 +1,126 @@
+//! Operator actions on MCP servers, clients and keys, shared by the CLI and (later) the admin
+//! API. They take the store directly: the CLI runs them against the data directory while the
+//! server runs, and the server sees the change through the store's change version.
+
+use crate::clock::UnixTime;
+use crate::keys::{KeyError, SigningAlg, StoredKey};
+use crate::model::{Client, ClientKind, NewResource, Resource};
+use crate::secret::ClientSecret;
+use crate::store::{Store, StoreError};
+use crate::types::{ClientId, ResourceId, ScopeSet};
+
+/// Why an operator action failed. Messages are written for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The input is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// What it refers to does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// It clashes with what exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// Key generation failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => AdminError::Conflict(m),
+            other => AdminError::Store(other),
+        }
+    }
+}
+
+/// Generates and stores a key for `alg` unless one exists; `true` if it made one.
+pub async fn ensure_signing_key(
+    store: &dyn Store,
+    alg: SigningAlg,
+    now: UnixTime,
+) -> Result<bool, AdminError> {
+    if store.keys().await?.iter().any(|k| k.alg == alg) {
+        return Ok(false);
+    }
+    store.insert_key(&StoredKey::generate(alg, now)?).await?;
+    Ok(true)
+}
+
+/// Registers an MCP server, and a signing key for its algorithm if none exists yet.
+pub async fn register_resource(
+    store: &dyn Store,
+    new: NewResource,
+    now: UnixTime,
+) -> Result<Resource, AdminError> {
+    let resource = Resource::create(new, now).map_err(|e| AdminError::Invalid(e.0))?;
+    ensure_signing_key(store, resource.signing_alg, now).await?;
+    store.insert_resource(&resource).await?;
+    Ok(resource)
+}
+
+/// Looks up an MCP server by id.
+pub async fn resource(store: &dyn Store, id: &str) -> Result<Resource, AdminError> {
+    let parsed = ResourceId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
+    store.resource(&parsed).await?.ok_or_else(|| AdminError::NotFound(format!("no MCP server {id}")))
+}
+
+/// Removes an MCP server and its clients.
+pub async fn remove_resource(store: &dyn Store, id: &str) -> Result<(), AdminError> {
+    let parsed = ResourceId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
+    if store.delete_resource(&parsed).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(format!("no MCP server {id}")))
+    }
+}
+
+/// Creates an agent (client-credentials) client for an MCP server. The secret is returned
+/// once and only its hash is stored.
+pub async fn create_agent_client(
+    store: &dyn Store,
+    resource_id: &str,
+    name: &str,
+    scopes: ScopeSet,
+    now: UnixTime,
+) -> Result<(Client, ClientSecret), AdminError> {
+    let resource = resource(store, resource_id).await?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AdminError::Invalid("the name must have 1 to 100 characters".into()));
+    }
+    let unknown = scopes.missing_from(&resource.scope_set());
+    if !unknown.is_empty() {
+        return Err(AdminError::Invalid(format!(
+            "{} does not offer: {unknown} (it offers: {})",
+            resource.id,
+            resource.scope_set()
+        )));
+    }
+    let secret = ClientSecret::generate();
+    let client = Client {
+        id: ClientId::generate_agent(),
+        resource: resource.id,
+        name: name.to_owned(),
+        kind: ClientKind::Agent,
+        secret_hash: Some(secret.hash()),
+        scopes,
+        created_at: now,
+    };
+    store.insert_client(&client).await?;
+    Ok((client, secret))
+}
+
+/// Removes a client.
+pub async fn remove_client(store: &dyn Store, id: &str) -> Result<(), AdminError> {
+    let parsed = ClientId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
+    if store.delete_client(&parsed).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(format!("no client {id}")))
+    }
+}

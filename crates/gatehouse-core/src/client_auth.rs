@@ -1,0 +1,181 @@
+//! Client authentication at the token, introspection and revocation endpoints
+//! (RFC 6749 §2.3.1, OAuth 2.1 §2.4.1): `client_secret_basic` and `client_secret_post`.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::cache::Catalog;
+use crate::error::OAuthError;
+use crate::model::Client;
+use crate::params::FormParams;
+use crate::secret::ClientSecret;
+use crate::types::ClientId;
+
+/// Authentication methods this server supports, as advertised in metadata.
+pub const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+
+/// The credentials a request presents.
+#[derive(Debug)]
+pub enum ClientCredentials {
+    /// HTTP Basic with the form-encoded id and secret.
+    Basic {
+        /// Client id.
+        id: ClientId,
+        /// Client secret.
+        secret: ClientSecret,
+    },
+    /// `client_id` and `client_secret` in the body.
+    Post {
+        /// Client id.
+        id: ClientId,
+        /// Client secret.
+        secret: ClientSecret,
+    },
+    /// A `client_id` with no secret: a public client, or a confidential one that forgot it.
+    IdOnly(ClientId),
+}
+
+impl ClientCredentials {
+    /// Reads credentials from the `Authorization` header and the body.
+    ///
+    /// Only a `Basic` header counts: any other scheme is ignored, because the Scalekit SDKs
+    /// send their own `Bearer` token along with body credentials. Using both Basic and a body
+    /// secret is refused (RFC 6749 §2.3: one method per request).
+    pub fn from_request(
+        authorization: Option<&str>,
+        params: &FormParams,
+    ) -> Result<ClientCredentials, OAuthError> {
+        let body_id = params.single("client_id")?;
+        let body_secret = params.single("client_secret")?;
+        let basic = authorization.and_then(|h| {
+            let (scheme, rest) = h.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
+        });
+        if let Some(encoded) = basic {
+            if body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method: Basic or client_secret in the body, not both",
+                ));
+            }
+            let (id, secret) = decode_basic(encoded).ok_or_else(|| {
+                OAuthError::invalid_client().with_detail("malformed Basic credentials")
+            })?;
+            if body_id.is_some_and(|b| b != id.as_str()) {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the Basic credentials",
+                ));
+            }
+            return Ok(ClientCredentials::Basic { id, secret });
+        }
+        let Some(id) = body_id else {
+            return Err(OAuthError::invalid_client().with_detail("no client credentials"));
+        };
+        let id = ClientId::parse(id).map_err(|_| OAuthError::invalid_client())?;
+        Ok(match body_secret {
+            Some(secret) => ClientCredentials::Post { id, secret: ClientSecret::new(secret) },
+            None => ClientCredentials::IdOnly(id),
+        })
+    }
+
+    /// The client id presented.
+    pub fn client_id(&self) -> &ClientId {
+        match self {
+            ClientCredentials::Basic { id, .. }
+            | ClientCredentials::Post { id, .. }
+            | ClientCredentials::IdOnly(id) => id,
+        }
+    }
+
+    /// Checks the credentials and returns the client. Every failure is the same
+    /// `invalid_client`, so callers cannot probe which client ids exist.
+    pub async fn authenticate(&self, catalog: &Catalog) -> Result<Arc<Client>, OAuthError> {
+        let id = self.client_id();
+        let client = catalog
+            .client(id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client().with_detail(format!("unknown client {id}")))?;
+        let secret = match self {
+            ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
+                secret
+            }
+            ClientCredentials::IdOnly(_) => {
+                return Err(OAuthError::invalid_client()
+                    .with_detail(format!("client {id} sent no secret")));
+            }
+        };
+        match &client.secret_hash {
+            Some(hash) if hash.verify(secret) => Ok(client),
+            _ => Err(OAuthError::invalid_client().with_detail(format!("wrong secret for {id}"))),
+        }
+    }
+}
+
+/// RFC 6749 §2.3.1: Basic credentials are the form-urlencoded id and secret.
+fn decode_basic(encoded: &str) -> Option<(ClientId, ClientSecret)> {
+    let raw = STANDARD.decode(encoded).ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (id, secret) = raw.split_once(':')?;
+    let id = form_decode(id)?;
+    let secret = form_decode(secret)?;
+    if secret.is_empty() {
+        return None;
+    }
+    Some((ClientId::parse(&id).ok()?, ClientSecret::new(secret)))
+}
+
+fn form_decode(s: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> =
+        form_urlencoded::parse(format!("v={s}").as_bytes()).into_owned().collect();
+    pairs.into_iter().next().map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    #[test]
+    fn basic_post_and_bearer_are_told_apart() {
+        let none = FormParams::default();
+        let c = ClientCredentials::from_request(Some(&basic("m2m_a", "s%3Ax")), &none).unwrap();
+        match c {
+            ClientCredentials::Basic { id, secret } => {
+                assert_eq!(id.as_str(), "m2m_a");
+                assert_eq!(secret.expose_secret(), "s:x", "Basic parts are form-decoded");
+            }
+            other => panic!("expected Basic, got {other:?}"),
+        }
+        let body = FormParams::parse(b"client_id=m2m_a&client_secret=s");
+        let c = ClientCredentials::from_request(Some("Bearer abc.def.ghi"), &body).unwrap();
+        assert!(matches!(c, ClientCredentials::Post { .. }), "a Bearer header is ignored");
+    }
+
+    #[test]
+    fn two_methods_or_mismatched_ids_are_refused() {
+        let body = FormParams::parse(b"client_id=m2m_a&client_secret=s");
+        let e = ClientCredentials::from_request(Some(&basic("m2m_a", "s")), &body).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let body = FormParams::parse(b"client_id=m2m_b");
+        let e = ClientCredentials::from_request(Some(&basic("m2m_a", "s")), &body).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let body = FormParams::parse(b"client_id=m2m_a");
+        assert!(ClientCredentials::from_request(Some(&basic("m2m_a", "s")), &body).is_ok());
+    }
+
+    #[test]
+    fn missing_or_malformed_credentials_are_invalid_client() {
+        let none = FormParams::default();
+        let e = ClientCredentials::from_request(None, &none).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidClient);
+        let e = ClientCredentials::from_request(Some("Basic !!!"), &none).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidClient);
+        let e = ClientCredentials::from_request(Some(&basic("m2m_a", "")), &none).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidClient);
+    }
+}

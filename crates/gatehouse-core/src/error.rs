@@ -1,0 +1,127 @@
+//! The one error type of the protocol: RFC 6749 §5.2 and the RFCs that extend its registry.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// An error code registered for OAuth responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// RFC 6749 §5.2: malformed request, missing or repeated parameter.
+    InvalidRequest,
+    /// RFC 6749 §5.2: client authentication failed.
+    InvalidClient,
+    /// RFC 6749 §5.2: the grant (code, refresh token, credentials) is invalid.
+    InvalidGrant,
+    /// RFC 6749 §5.2: this client may not use this grant type.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2: the grant type is not supported.
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2: the scope is invalid, unknown, or exceeds what the client may have.
+    InvalidScope,
+    /// RFC 8707 §2: the resource is invalid, missing, unknown or not allowed.
+    InvalidTarget,
+    /// RFC 7009 §2.2.1: revocation of this token type is not supported.
+    UnsupportedTokenType,
+    /// RFC 6749 §4.1.2.1: an unexpected condition on the server.
+    ServerError,
+    /// RFC 6749 §4.1.2.1: the server is temporarily unable to handle the request.
+    TemporarilyUnavailable,
+}
+
+impl ErrorCode {
+    /// The registered string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+
+    /// The HTTP status for this error at the token, introspection and revocation endpoints.
+    pub fn http_status(self) -> u16 {
+        match self {
+            // RFC 6749 §5.2: 401 for failed client authentication.
+            ErrorCode::InvalidClient => 401,
+            ErrorCode::ServerError => 500,
+            ErrorCode::TemporarilyUnavailable => 503,
+            ErrorCode::InvalidRequest
+            | ErrorCode::InvalidGrant
+            | ErrorCode::UnauthorizedClient
+            | ErrorCode::UnsupportedGrantType
+            | ErrorCode::InvalidScope
+            | ErrorCode::InvalidTarget
+            | ErrorCode::UnsupportedTokenType => 400,
+        }
+    }
+}
+
+/// An OAuth error: a code, a description safe to show to the client, and a detail that only
+/// goes to the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The registered error code.
+    pub code: ErrorCode,
+    /// Human-readable text for the client (`error_description`).
+    pub description: String,
+    /// Extra context for the operator's log; never sent to the client.
+    pub detail: Option<String>,
+}
+
+impl OAuthError {
+    /// An error with a public description.
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        OAuthError { code, description: description.into(), detail: None }
+    }
+
+    /// Adds a log-only detail.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// `invalid_request`.
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    /// `invalid_client`, with the one description every authentication failure shares, so
+    /// that a caller cannot tell an unknown client from a wrong secret.
+    pub fn invalid_client() -> Self {
+        Self::new(ErrorCode::InvalidClient, "client authentication failed")
+    }
+
+    /// `server_error` for a storage failure; the cause goes to the log only.
+    pub fn server_error(detail: impl fmt::Display) -> Self {
+        Self::new(ErrorCode::ServerError, "the server could not complete the request")
+            .with_detail(detail.to_string())
+    }
+
+    /// The JSON body of RFC 6749 §5.2.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.code.as_str(), "error_description": self.description })
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        OAuthError::server_error(e)
+    }
+}

@@ -1,0 +1,35 @@
+//! Gatehouse protocol engine.
+//!
+//! Everything an OAuth 2.1 authorization server for MCP servers decides lives here: typed
+//! protocol values, client authentication, grants, signed access tokens, metadata documents,
+//! introspection, revocation and the storage traits. It knows no HTTP framework, database or
+//! filesystem: adapters hand it typed requests, a [`Clock`] and a [`Store`], and render what
+//! it returns.
+
+pub mod admin;
+pub mod cache;
+pub mod client_auth;
+pub mod clock;
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod contract;
+pub mod engine;
+pub mod error;
+pub mod grant;
+pub mod introspection;
+pub mod keys;
+pub mod metadata;
+pub mod model;
+pub mod params;
+pub mod random;
+pub mod revocation;
+pub mod secret;
+pub mod store;
+pub mod token;
+pub mod types;
+
+pub use clock::{Clock, SystemClock, UnixTime};
+pub use engine::{Engine, IssuerContext};
+pub use error::{ErrorCode, OAuthError};
+pub use model::{Client, ClientKind, Resource, ScopeDef};
+pub use store::{Store, StoreError};
+pub use types::{ClientId, Issuer, Kid, ResourceId, ResourceUri, Scope, ScopeSet};
