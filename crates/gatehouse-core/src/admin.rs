@@ -66,7 +66,10 @@ pub async fn register_resource(
 /// Looks up an MCP server by id.
 pub async fn resource(store: &dyn Store, id: &str) -> Result<Resource, AdminError> {
     let parsed = ResourceId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
-    store.resource(&parsed).await?.ok_or_else(|| AdminError::NotFound(format!("no MCP server {id}")))
+    store
+        .resource(&parsed)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no MCP server {id}")))
 }
 
 /// Removes an MCP server and its clients.
@@ -91,7 +94,9 @@ pub async fn create_agent_client(
     let resource = resource(store, resource_id).await?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(AdminError::Invalid("the name must have 1 to 100 characters".into()));
+        return Err(AdminError::Invalid(
+            "the name must have 1 to 100 characters".into(),
+        ));
     }
     let unknown = scopes.missing_from(&resource.scope_set());
     if !unknown.is_empty() {

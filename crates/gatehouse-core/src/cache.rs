@@ -40,15 +40,26 @@ impl Catalog {
         if let Some(list) = read(&self.resources).as_ref() {
             return Ok(list.clone());
         }
-        let list: Arc<Vec<Arc<Resource>>> =
-            Arc::new(self.store.resources().await?.into_iter().map(Arc::new).collect());
+        let list: Arc<Vec<Arc<Resource>>> = Arc::new(
+            self.store
+                .resources()
+                .await?
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
+        );
         *write(&self.resources) = Some(list.clone());
         Ok(list)
     }
 
     /// The MCP server with this id.
     pub async fn resource(&self, id: &ResourceId) -> Result<Option<Arc<Resource>>, StoreError> {
-        Ok(self.resources().await?.iter().find(|r| &r.id == id).cloned())
+        Ok(self
+            .resources()
+            .await?
+            .iter()
+            .find(|r| &r.id == id)
+            .cloned())
     }
 
     /// The MCP server named by `s`: its URL (compared canonically) or its `res_…` id.

@@ -74,7 +74,10 @@ impl ClientCredentials {
         };
         let id = ClientId::parse(id).map_err(|_| OAuthError::invalid_client())?;
         Ok(match body_secret {
-            Some(secret) => ClientCredentials::Post { id, secret: ClientSecret::new(secret) },
+            Some(secret) => ClientCredentials::Post {
+                id,
+                secret: ClientSecret::new(secret),
+            },
             None => ClientCredentials::IdOnly(id),
         })
     }
@@ -92,19 +95,18 @@ impl ClientCredentials {
     /// `invalid_client`, so callers cannot probe which client ids exist.
     pub async fn authenticate(&self, catalog: &Catalog) -> Result<Arc<Client>, OAuthError> {
         let id = self.client_id();
-        let client = catalog
-            .client(id)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_client().with_detail(format!("unknown client {id}")))?;
-        let secret = match self {
-            ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
-                secret
-            }
-            ClientCredentials::IdOnly(_) => {
-                return Err(OAuthError::invalid_client()
-                    .with_detail(format!("client {id} sent no secret")));
-            }
-        };
+        let client = catalog.client(id).await?.ok_or_else(|| {
+            OAuthError::invalid_client().with_detail(format!("unknown client {id}"))
+        })?;
+        let secret =
+            match self {
+                ClientCredentials::Basic { secret, .. }
+                | ClientCredentials::Post { secret, .. } => secret,
+                ClientCredentials::IdOnly(_) => {
+                    return Err(OAuthError::invalid_client()
+                        .with_detail(format!("client {id} sent no secret")));
+                }
+            };
         match &client.secret_hash {
             Some(hash) if hash.verify(secret) => Ok(client),
             _ => Err(OAuthError::invalid_client().with_detail(format!("wrong secret for {id}"))),
@@ -126,8 +128,9 @@ fn decode_basic(encoded: &str) -> Option<(ClientId, ClientSecret)> {
 }
 
 fn form_decode(s: &str) -> Option<String> {
-    let pairs: Vec<(String, String)> =
-        form_urlencoded::parse(format!("v={s}").as_bytes()).into_owned().collect();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(format!("v={s}").as_bytes())
+        .into_owned()
+        .collect();
     pairs.into_iter().next().map(|(_, v)| v)
 }
 
@@ -147,13 +150,20 @@ mod tests {
         match c {
             ClientCredentials::Basic { id, secret } => {
                 assert_eq!(id.as_str(), "m2m_a");
-                assert_eq!(secret.expose_secret(), "s:x", "Basic parts are form-decoded");
+                assert_eq!(
+                    secret.expose_secret(),
+                    "s:x",
+                    "Basic parts are form-decoded"
+                );
             }
             other => panic!("expected Basic, got {other:?}"),
         }
         let body = FormParams::parse(b"client_id=m2m_a&client_secret=s");
         let c = ClientCredentials::from_request(Some("Bearer abc.def.ghi"), &body).unwrap();
-        assert!(matches!(c, ClientCredentials::Post { .. }), "a Bearer header is ignored");
+        assert!(
+            matches!(c, ClientCredentials::Post { .. }),
+            "a Bearer header is ignored"
+        );
     }
 
     #[test]

@@ -60,19 +60,48 @@ async fn resources_round_trip(store: &impl Store) {
     let b = resource("https://b.example/mcp");
     store.insert_resource(&a).await.unwrap();
     store.insert_resource(&b).await.unwrap();
-    assert_eq!(store.resource(&a.id).await.unwrap(), Some(a.clone()), "every field round-trips");
+    assert_eq!(
+        store.resource(&a.id).await.unwrap(),
+        Some(a.clone()),
+        "every field round-trips"
+    );
     assert_eq!(store.resource(&ResourceId::generate()).await.unwrap(), None);
-    let ids: Vec<_> = store.resources().await.unwrap().into_iter().map(|r| r.id).collect();
+    let ids: Vec<_> = store
+        .resources()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(ids, vec![a.id.clone(), b.id.clone()], "oldest first");
-    let dup = Resource { url: ResourceUri::parse("https://c.example/mcp").unwrap(), ..a.clone() };
-    assert!(matches!(store.insert_resource(&dup).await, Err(StoreError::Conflict(_))), "same id");
+    let dup = Resource {
+        url: ResourceUri::parse("https://c.example/mcp").unwrap(),
+        ..a.clone()
+    };
+    assert!(
+        matches!(
+            store.insert_resource(&dup).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "same id"
+    );
 }
 
 async fn resource_urls_are_unique_canonically(store: &impl Store) {
-    store.insert_resource(&resource("https://a.example/mcp")).await.unwrap();
+    store
+        .insert_resource(&resource("https://a.example/mcp"))
+        .await
+        .unwrap();
     let same = resource("HTTPS://A.example:443/mcp/");
-    assert!(matches!(store.insert_resource(&same).await, Err(StoreError::Conflict(_))));
-    assert_eq!(store.resources().await.unwrap().len(), 1, "nothing half-written");
+    assert!(matches!(
+        store.insert_resource(&same).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.resources().await.unwrap().len(),
+        1,
+        "nothing half-written"
+    );
 }
 
 async fn clients_round_trip_and_need_their_resource(store: &impl Store) {
@@ -84,18 +113,38 @@ async fn clients_round_trip_and_need_their_resource(store: &impl Store) {
     let cb = client(&b.id);
     store.insert_client(&ca).await.unwrap();
     store.insert_client(&cb).await.unwrap();
-    assert_eq!(store.client(&ca.id).await.unwrap(), Some(ca.clone()), "every field round-trips");
+    assert_eq!(
+        store.client(&ca.id).await.unwrap(),
+        Some(ca.clone()),
+        "every field round-trips"
+    );
     assert_eq!(store.clients(Some(&a.id)).await.unwrap(), vec![ca.clone()]);
     assert_eq!(store.clients(None).await.unwrap().len(), 2);
-    assert!(matches!(store.insert_client(&ca).await, Err(StoreError::Conflict(_))), "same id");
+    assert!(
+        matches!(store.insert_client(&ca).await, Err(StoreError::Conflict(_))),
+        "same id"
+    );
     let orphan = client(&ResourceId::generate());
-    assert!(matches!(store.insert_client(&orphan).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.insert_client(&orphan).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert!(store.delete_client(&ca.id).await.unwrap());
-    assert!(!store.delete_client(&ca.id).await.unwrap(), "second delete finds nothing");
+    assert!(
+        !store.delete_client(&ca.id).await.unwrap(),
+        "second delete finds nothing"
+    );
     assert_eq!(store.client(&ca.id).await.unwrap(), None);
-    let public = Client { id: ClientId::generate_agent(), secret_hash: None, ..cb };
+    let public = Client {
+        id: ClientId::generate_agent(),
+        secret_hash: None,
+        ..cb
+    };
     store.insert_client(&public).await.unwrap();
-    assert_eq!(store.client(&public.id).await.unwrap().unwrap().secret_hash, None);
+    assert_eq!(
+        store.client(&public.id).await.unwrap().unwrap().secret_hash,
+        None
+    );
 }
 
 async fn deleting_a_resource_deletes_its_clients(store: &impl Store) {
@@ -113,8 +162,15 @@ async fn keys_are_append_only_and_unique(store: &impl Store) {
     let k2 = StoredKey::generate(SigningAlg::ES256, UnixTime(2)).unwrap();
     store.insert_key(&k1).await.unwrap();
     store.insert_key(&k2).await.unwrap();
-    assert_eq!(store.keys().await.unwrap(), vec![k1.clone(), k2], "round-trip, oldest first");
-    assert!(matches!(store.insert_key(&k1).await, Err(StoreError::Conflict(_))));
+    assert_eq!(
+        store.keys().await.unwrap(),
+        vec![k1.clone(), k2],
+        "round-trip, oldest first"
+    );
+    assert!(matches!(
+        store.insert_key(&k1).await,
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 async fn revocation_is_idempotent(store: &impl Store) {
@@ -127,7 +183,13 @@ async fn revocation_is_idempotent(store: &impl Store) {
     };
     assert!(!store.is_token_revoked("jti1").await.unwrap());
     store.revoke_token(&t).await.unwrap();
-    store.revoke_token(&RevokedToken { revoked_at: UnixTime(6), ..t }).await.unwrap();
+    store
+        .revoke_token(&RevokedToken {
+            revoked_at: UnixTime(6),
+            ..t
+        })
+        .await
+        .unwrap();
     assert!(store.is_token_revoked("jti1").await.unwrap());
     assert!(!store.is_token_revoked("jti2").await.unwrap());
 }
@@ -139,7 +201,11 @@ async fn change_version_moves_on_writes_only(store: &impl Store) {
     let v1 = store.change_version().await.unwrap();
     assert_ne!(v0, v1, "insert_resource");
     store.resources().await.unwrap();
-    assert_eq!(store.change_version().await.unwrap(), v1, "reads do not move it");
+    assert_eq!(
+        store.change_version().await.unwrap(),
+        v1,
+        "reads do not move it"
+    );
     let c = client(&a.id);
     store.insert_client(&c).await.unwrap();
     let v2 = store.change_version().await.unwrap();
@@ -147,7 +213,10 @@ async fn change_version_moves_on_writes_only(store: &impl Store) {
     store.delete_client(&c.id).await.unwrap();
     let v3 = store.change_version().await.unwrap();
     assert_ne!(v2, v3, "delete_client");
-    store.insert_key(&StoredKey::generate(SigningAlg::EdDSA, UnixTime(1)).unwrap()).await.unwrap();
+    store
+        .insert_key(&StoredKey::generate(SigningAlg::EdDSA, UnixTime(1)).unwrap())
+        .await
+        .unwrap();
     let v4 = store.change_version().await.unwrap();
     assert_ne!(v3, v4, "insert_key");
     store.delete_resource(&a.id).await.unwrap();

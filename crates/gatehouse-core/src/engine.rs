@@ -102,7 +102,10 @@ impl Engine {
         resource: Option<&str>,
     ) -> Result<Option<IssuerContext>, OAuthError> {
         let Some(id) = resource else {
-            return Ok(Some(IssuerContext { issuer: self.public.clone(), resource: None }));
+            return Ok(Some(IssuerContext {
+                issuer: self.public.clone(),
+                resource: None,
+            }));
         };
         let Ok(id) = ResourceId::parse(id) else {
             return Ok(None);
@@ -200,6 +203,10 @@ impl Engine {
                 all
             }
         };
-        Ok(AuthorizationServerMetadata::new(&ctx.issuer, &self.public, scopes))
+        Ok(AuthorizationServerMetadata::new(
+            &ctx.issuer,
+            &self.public,
+            scopes,
+        ))
     }
 }

@@ -80,7 +80,11 @@ pub struct OAuthError {
 impl OAuthError {
     /// An error with a public description.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        OAuthError { code, description: description.into(), detail: None }
+        OAuthError {
+            code,
+            description: description.into(),
+            detail: None,
+        }
     }
 
     /// Adds a log-only detail.
@@ -102,8 +106,11 @@ impl OAuthError {
 
     /// `server_error` for a storage failure; the cause goes to the log only.
     pub fn server_error(detail: impl fmt::Display) -> Self {
-        Self::new(ErrorCode::ServerError, "the server could not complete the request")
-            .with_detail(detail.to_string())
+        Self::new(
+            ErrorCode::ServerError,
+            "the server could not complete the request",
+        )
+        .with_detail(detail.to_string())
     }
 
     /// The JSON body of RFC 6749 §5.2.

@@ -66,7 +66,9 @@ pub async fn active_token(
         return Ok(None);
     };
     let catalog = engine.catalog();
-    if catalog.resource(&resource_id).await?.is_none() || catalog.client(&client_id).await?.is_none() {
+    if catalog.resource(&resource_id).await?.is_none()
+        || catalog.client(&client_id).await?.is_none()
+    {
         return Ok(None);
     }
     if engine.store().is_token_revoked(&claims.jti).await? {

@@ -48,7 +48,9 @@ impl SigningAlg {
 
     /// Parses a JOSE name; case-insensitive, as typed by operators.
     pub fn parse(s: &str) -> Option<Self> {
-        SigningAlg::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(s))
+        SigningAlg::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s))
     }
 
     fn jwt(self) -> Algorithm {
@@ -125,7 +127,12 @@ impl StoredKey {
                 .to_vec(),
         };
         let parsed = ParsedPair::parse(alg, &private_pkcs8)?;
-        Ok(StoredKey { kid: parsed.public_jwk().thumbprint(), alg, private_pkcs8, created_at: now })
+        Ok(StoredKey {
+            kid: parsed.public_jwk().thumbprint(),
+            alg,
+            private_pkcs8,
+            created_at: now,
+        })
     }
 }
 
@@ -167,9 +174,14 @@ impl ParsedPair {
             ParsedPair::Ec(k) => {
                 // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
                 let point = k.public_key().as_ref();
-                PublicJwk::Ec { x: B64.encode(&point[1..33]), y: B64.encode(&point[33..65]) }
+                PublicJwk::Ec {
+                    x: B64.encode(&point[1..33]),
+                    y: B64.encode(&point[33..65]),
+                }
             }
-            ParsedPair::Ed(k) => PublicJwk::Okp { x: B64.encode(k.public_key().as_ref()) },
+            ParsedPair::Ed(k) => PublicJwk::Okp {
+                x: B64.encode(k.public_key().as_ref()),
+            },
         }
     }
 
@@ -179,8 +191,13 @@ impl ParsedPair {
         match self {
             ParsedPair::Rsa(k) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];
-                k.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut sig)
-                    .expect("RSA signing with a parsed key");
+                k.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut sig,
+                )
+                .expect("RSA signing with a parsed key");
                 sig
             }
             ParsedPair::Ec(k) => k
@@ -253,7 +270,10 @@ impl SigningKey {
         let pair = ParsedPair::parse(stored.alg, &stored.private_pkcs8)?;
         let public = pair.public_jwk();
         if public.thumbprint() != stored.kid {
-            return Err(KeyError(format!("key {} does not match its kid", stored.kid)));
+            return Err(KeyError(format!(
+                "key {} does not match its kid",
+                stored.kid
+            )));
         }
         let header = serde_json::json!({ "alg": stored.alg.as_str(), "kid": stored.kid.as_str(), "typ": "at+jwt" });
         Ok(SigningKey {
@@ -309,7 +329,9 @@ impl KeyRing {
             let key = Arc::new(SigningKey::load(s)?);
             published.push(key.jwk.clone());
             by_kid.insert(key.kid.clone(), key.clone());
-            let newer = signers.get(&s.alg).is_none_or(|(at, _)| s.created_at >= *at);
+            let newer = signers
+                .get(&s.alg)
+                .is_none_or(|(at, _)| s.created_at >= *at);
             if newer {
                 signers.insert(s.alg, (s.created_at, key));
             }
@@ -344,7 +366,9 @@ impl KeyRing {
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        jsonwebtoken::decode::<T>(token, &key.decoding, &validation).ok().map(|d| d.claims)
+        jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
+            .ok()
+            .map(|d| d.claims)
     }
 }
 
@@ -357,7 +381,10 @@ mod tests {
         for alg in SigningAlg::ALL {
             let stored = StoredKey::generate(alg, UnixTime(1)).unwrap();
             let ring = KeyRing::load(std::slice::from_ref(&stored)).unwrap();
-            let token = ring.signer(alg).unwrap().sign_jwt(&serde_json::json!({ "sub": "x" }));
+            let token = ring
+                .signer(alg)
+                .unwrap()
+                .sign_jwt(&serde_json::json!({ "sub": "x" }));
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.kid.as_deref(), Some(stored.kid.as_str()));
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
@@ -374,7 +401,10 @@ mod tests {
     fn a_tampered_token_does_not_verify() {
         let stored = StoredKey::generate(SigningAlg::ES256, UnixTime(1)).unwrap();
         let ring = KeyRing::load(&[stored]).unwrap();
-        let token = ring.signer(SigningAlg::ES256).unwrap().sign_jwt(&serde_json::json!({ "a": 1 }));
+        let token = ring
+            .signer(SigningAlg::ES256)
+            .unwrap()
+            .sign_jwt(&serde_json::json!({ "a": 1 }));
         let mut parts: Vec<&str> = token.split('.').collect();
         let forged = B64.encode(r#"{"a":2}"#);
         parts[1] = &forged;
@@ -388,8 +418,14 @@ mod tests {
         let ring = KeyRing::load(&[new.clone(), old.clone()]).unwrap();
         assert_eq!(ring.signer(SigningAlg::EdDSA).unwrap().kid(), &new.kid);
         let old_ring = KeyRing::load(std::slice::from_ref(&old)).unwrap();
-        let t = old_ring.signer(SigningAlg::EdDSA).unwrap().sign_jwt(&serde_json::json!({}));
-        assert!(ring.verify::<serde_json::Value>(&t).is_some(), "old keys still verify");
+        let t = old_ring
+            .signer(SigningAlg::EdDSA)
+            .unwrap()
+            .sign_jwt(&serde_json::json!({}));
+        assert!(
+            ring.verify::<serde_json::Value>(&t).is_some(),
+            "old keys still verify"
+        );
     }
 
     #[test]

@@ -25,7 +25,10 @@ impl ScopeDef {
     /// Parses `NAME` or `NAME=DESCRIPTION`.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let (name, description) = s.split_once('=').unwrap_or((s, ""));
-        Ok(ScopeDef { name: Scope::parse(name.trim())?, description: description.trim().to_owned() })
+        Ok(ScopeDef {
+            name: Scope::parse(name.trim())?,
+            description: description.trim().to_owned(),
+        })
     }
 }
 

@@ -36,13 +36,18 @@ impl FormParams {
 
     /// The value of a parameter that must be present once.
     pub fn required(&self, name: &str) -> Result<&str, OAuthError> {
-        self.single(name)?
-            .ok_or_else(|| OAuthError::invalid_request(format!("the `{name}` parameter is missing")))
+        self.single(name)?.ok_or_else(|| {
+            OAuthError::invalid_request(format!("the `{name}` parameter is missing"))
+        })
     }
 
     /// Every non-empty value of a repeatable parameter.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 

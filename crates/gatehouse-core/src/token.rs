@@ -46,7 +46,10 @@ impl AccessTokenClaims {
         AccessTokenClaims {
             iss: issuer.as_str().to_owned(),
             sub: subject.to_owned(),
-            aud: vec![resource.url.as_str().to_owned(), resource.id.as_str().to_owned()],
+            aud: vec![
+                resource.url.as_str().to_owned(),
+                resource.id.as_str().to_owned(),
+            ],
             iat: now.0,
             nbf: now.0,
             exp: now.plus(i64::from(resource.token_ttl)).0,
@@ -59,7 +62,10 @@ impl AccessTokenClaims {
 
     /// The `res_…` entry of `aud`, if any.
     pub fn resource_id(&self) -> Option<&str> {
-        self.aud.iter().map(String::as_str).find(|a| a.starts_with("res_"))
+        self.aud
+            .iter()
+            .map(String::as_str)
+            .find(|a| a.starts_with("res_"))
     }
 }
 

@@ -67,7 +67,9 @@ impl ResourceId {
         if ok {
             Ok(ResourceId(s.to_owned()))
         } else {
-            Err(err(format!("`{s}` is not an MCP server id (they look like res_…)")))
+            Err(err(format!(
+                "`{s}` is not an MCP server id (they look like res_…)"
+            )))
         }
     }
 }
@@ -223,8 +225,7 @@ impl Scope {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let valid = !s.is_empty()
             && s.len() <= 200
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
         if valid {
             Ok(Scope(s.to_owned()))
@@ -277,7 +278,11 @@ impl ScopeSet {
 
     /// The scopes of `self` that are not in `other`.
     pub fn missing_from(&self, other: &ScopeSet) -> ScopeSet {
-        self.0.iter().filter(|s| !other.contains(s)).cloned().collect()
+        self.0
+            .iter()
+            .filter(|s| !other.contains(s))
+            .cloned()
+            .collect()
     }
 
     /// Whether the set is empty.

@@ -27,7 +27,14 @@ pub async fn grant(
     let resource = super::resolve_target(engine, client, params).await?;
     let scopes = granted_scopes(client, &resource, params.single("scope")?)?;
     let now = engine.now();
-    let claims = AccessTokenClaims::new(&ctx.issuer, client.id.as_str(), client, &resource, &scopes, now);
+    let claims = AccessTokenClaims::new(
+        &ctx.issuer,
+        client.id.as_str(),
+        client,
+        &resource,
+        &scopes,
+        now,
+    );
     let signer = engine.signer(resource.signing_alg).await?;
     Ok(TokenResponse {
         access_token: signer.sign_jwt(&claims),
@@ -46,7 +53,12 @@ fn granted_scopes(
     requested: Option<&str>,
 ) -> Result<ScopeSet, OAuthError> {
     let offered = resource.scope_set();
-    let allowed: ScopeSet = client.scopes.iter().filter(|s| offered.contains(s)).cloned().collect();
+    let allowed: ScopeSet = client
+        .scopes
+        .iter()
+        .filter(|s| offered.contains(s))
+        .cloned()
+        .collect();
     let Some(requested) = requested else {
         return Ok(allowed);
     };
@@ -74,7 +86,10 @@ mod tests {
             NewResource {
                 name: "Todo".into(),
                 url: ResourceUri::parse("https://todo.example/mcp").unwrap(),
-                scopes: vec![ScopeDef::parse("todo:read").unwrap(), ScopeDef::parse("todo:write").unwrap()],
+                scopes: vec![
+                    ScopeDef::parse("todo:read").unwrap(),
+                    ScopeDef::parse("todo:write").unwrap(),
+                ],
                 token_ttl: None,
                 signing_alg: None,
             },
@@ -96,13 +111,21 @@ mod tests {
     #[test]
     fn default_is_the_allowed_scopes_the_server_still_offers() {
         let (client, resource) = fixture();
-        assert_eq!(granted_scopes(&client, &resource, None).unwrap().to_param(), "todo:read");
+        assert_eq!(
+            granted_scopes(&client, &resource, None).unwrap().to_param(),
+            "todo:read"
+        );
     }
 
     #[test]
     fn requested_scopes_must_be_allowed() {
         let (client, resource) = fixture();
-        assert_eq!(granted_scopes(&client, &resource, Some("todo:read")).unwrap().to_param(), "todo:read");
+        assert_eq!(
+            granted_scopes(&client, &resource, Some("todo:read"))
+                .unwrap()
+                .to_param(),
+            "todo:read"
+        );
         for bad in ["todo:write", "gone", "todo:read todo:write", "bad\"scope"] {
             let e = granted_scopes(&client, &resource, Some(bad)).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidScope, "{bad}");

@@ -26,7 +26,10 @@ pub async fn token(
     if !GRANT_TYPES.contains(&grant_type) {
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
-            format!("grant_type `{grant_type}` is not supported; this server supports: {}", GRANT_TYPES.join(", ")),
+            format!(
+                "grant_type `{grant_type}` is not supported; this server supports: {}",
+                GRANT_TYPES.join(", ")
+            ),
         ));
     }
     let credentials = ClientCredentials::from_request(authorization, params)?;
@@ -62,9 +65,14 @@ pub async fn resolve_target(
     client: &Client,
     params: &FormParams,
 ) -> Result<Arc<Resource>, OAuthError> {
-    let own = engine.catalog().resource(&client.resource).await?.ok_or_else(|| {
-        OAuthError::invalid_client().with_detail(format!("client {} has no MCP server", client.id))
-    })?;
+    let own = engine
+        .catalog()
+        .resource(&client.resource)
+        .await?
+        .ok_or_else(|| {
+            OAuthError::invalid_client()
+                .with_detail(format!("client {} has no MCP server", client.id))
+        })?;
     let mut named = params.all("resource");
     named.extend(params.all("audience"));
     for value in named {

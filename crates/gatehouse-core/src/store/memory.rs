@@ -88,7 +88,10 @@ impl ClientStore for MemoryStore {
                 return Err(StoreError::Conflict(format!("{} exists", client.id)));
             }
             if !s.resources.iter().any(|r| r.id == client.resource) {
-                return Err(StoreError::Conflict(format!("no MCP server {}", client.resource)));
+                return Err(StoreError::Conflict(format!(
+                    "no MCP server {}",
+                    client.resource
+                )));
             }
             s.clients.push(client.clone());
             s.version += 1;
@@ -102,7 +105,11 @@ impl ClientStore for MemoryStore {
 
     async fn clients(&self, resource: Option<&ResourceId>) -> Result<Vec<Client>, StoreError> {
         Ok(self.with(|s| {
-            s.clients.iter().filter(|c| resource.is_none_or(|r| &c.resource == r)).cloned().collect()
+            s.clients
+                .iter()
+                .filter(|c| resource.is_none_or(|r| &c.resource == r))
+                .cloned()
+                .collect()
         }))
     }
 
