@@ -133,17 +133,22 @@ impl Issuer {
         format!("{}{}", self.0, path)
     }
 
-    /// The well-known URL built by RFC 8414 §3.1 path insertion for `suffix`
-    /// (`oauth-authorization-server`, `openid-configuration`, `oauth-protected-resource`).
+    /// The well-known URL built by RFC 8414 §3.1 path insertion for `suffix`.
     pub fn well_known(&self, suffix: &str) -> String {
-        match Url::parse(&self.0) {
-            Ok(url) => {
-                let origin = url.origin().ascii_serialization();
-                let path = url.path().trim_end_matches('/');
-                format!("{origin}/.well-known/{suffix}{path}")
-            }
-            Err(_) => format!("{}/.well-known/{suffix}", self.0),
+        well_known_url(&self.0, suffix)
+    }
+}
+
+/// The well-known URL for `base` built by path insertion (RFC 8414 §3.1, RFC 9728 §3.1):
+/// `{origin}/.well-known/{suffix}{path}`, the path without a trailing slash.
+pub fn well_known_url(base: &str, suffix: &str) -> String {
+    match Url::parse(base) {
+        Ok(url) => {
+            let origin = url.origin().ascii_serialization();
+            let path = url.path().trim_end_matches('/');
+            format!("{origin}/.well-known/{suffix}{path}")
         }
+        Err(_) => format!("{}/.well-known/{suffix}", base.trim_end_matches('/')),
     }
 }
 

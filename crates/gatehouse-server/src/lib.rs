@@ -1,1 +1,10 @@
+//! The Gatehouse authorization server: HTTP adapter over `gatehouse-core`, configuration, and
+//! the `gatehouse` command line.
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod serve;

@@ -1,1 +1,59 @@
-fn main() {}
+//! The `gatehouse` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gatehouse_server::cli::{Cli, Command, run_admin};
+use gatehouse_server::config::{Config, LogFormat};
+use gatehouse_server::serve::serve;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.config() {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    init_logging(&config, matches!(cli.command, Command::Serve { .. }));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { .. } => serve(&config).await.map(|()| None),
+            other => run_admin(other, &config).await.map(Some),
+        }
+    });
+    match result {
+        Ok(Some(out)) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+/// Logs go to stderr. Administrative commands log warnings only, so their stdout stays
+/// clean for scripts.
+fn init_logging(config: &Config, serving: bool) {
+    let level = if serving {
+        config.log_level.as_str()
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

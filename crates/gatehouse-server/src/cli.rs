@@ -1,0 +1,364 @@
+//! The `gatehouse` command line. Every command that changes data works on the data directory
+//! directly, so it can run while the server runs; the server notices within its refresh
+//! interval.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use gatehouse_core::admin;
+use gatehouse_core::keys::SigningAlg;
+use gatehouse_core::model::{Client, NewResource, Resource, ScopeDef};
+use gatehouse_core::{Clock, Issuer, ResourceId, ResourceUri, ScopeSet, SystemClock};
+use serde_json::json;
+
+use crate::config::{Config, FlagOverrides};
+use crate::serve::{BoxError, open_store};
+
+/// Gatehouse: an OAuth 2.1 authorization server for MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings shared by every command. Each can also be set in `gatehouse.toml` or as a
+/// `GATEHOUSE_*` environment variable (see docs/configuration.md); flags win.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file [default: ./gatehouse.toml, if it exists] [env: GATEHOUSE_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database and signing keys [default: ./gatehouse-data]
+    /// [env: GATEHOUSE_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Public URL of this server: the root issuer, prefix of every per-MCP-server issuer
+    /// [default: http://{listen}] [env: GATEHOUSE_PUBLIC_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the authorization server.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:9000] [env: GATEHOUSE_LISTEN]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Register and manage MCP servers (protected resources).
+    #[command(subcommand)]
+    Servers(ServersCommand),
+    /// Manage OAuth clients of MCP servers.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServersCommand {
+    /// Register an MCP server; prints its id, issuer and Protected Resource Metadata.
+    Add {
+        /// Name shown to people on consent.
+        #[arg(long)]
+        name: String,
+        /// The MCP server's URL (e.g. https://mcp.example.com/mcp): the token audience.
+        #[arg(long)]
+        url: String,
+        /// A scope it offers, as NAME or NAME=DESCRIPTION; repeat for more.
+        #[arg(long = "scope", value_name = "NAME[=DESCRIPTION]")]
+        scopes: Vec<String>,
+        /// Access-token lifetime in seconds (60 to 86400).
+        #[arg(long, value_name = "SECONDS", default_value_t = gatehouse_core::model::DEFAULT_TOKEN_TTL)]
+        token_ttl: u32,
+        /// Signing algorithm of its access tokens: RS256 (Scalekit SDK compatible), ES256 or EdDSA.
+        #[arg(long, default_value = "RS256", value_parser = parse_alg)]
+        alg: SigningAlg,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List MCP servers.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one MCP server.
+    Show {
+        /// The server id (res_…).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an MCP server and all its clients.
+    Remove {
+        /// The server id (res_…).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Create an agent client (client credentials); prints its secret once.
+    Add {
+        /// The MCP server it gets tokens for (res_…).
+        #[arg(long, value_name = "ID")]
+        server: String,
+        /// A name for it.
+        #[arg(long)]
+        name: String,
+        /// A scope it may request; repeat for more. Each must be offered by the server.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients.
+    List {
+        /// Only those of this MCP server (res_…).
+        #[arg(long, value_name = "ID")]
+        server: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client; its tokens stop introspecting as active.
+    Remove {
+        /// The client id.
+        id: String,
+    },
+}
+
+fn parse_alg(s: &str) -> Result<SigningAlg, String> {
+    SigningAlg::parse(s).ok_or_else(|| format!("`{s}` is not one of RS256, ES256, EdDSA"))
+}
+
+impl Cli {
+    /// The configuration these arguments select, with the process environment.
+    pub fn config(&self) -> Result<Config, BoxError> {
+        let listen = match &self.command {
+            Command::Serve { listen } => *listen,
+            _ => None,
+        };
+        let flags = FlagOverrides {
+            listen,
+            public_url: self.global.public_url.clone(),
+            data_dir: self.global.data_dir.clone(),
+        };
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let file = self
+            .global
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("GATEHOUSE_CONFIG").map(PathBuf::from));
+        Ok(Config::load(file.as_deref(), &env, &flags)?)
+    }
+}
+
+/// Runs an administrative command and returns what to print.
+pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxError> {
+    let public = config.public_issuer()?;
+    let store = open_store(&config.data_dir).await?;
+    let now = SystemClock.now();
+    let out = match command {
+        Command::Serve { .. } => unreachable!("serve is not an administrative command"),
+        Command::Servers(ServersCommand::Add {
+            name,
+            url,
+            scopes,
+            token_ttl,
+            alg,
+            json,
+        }) => {
+            let scopes = scopes
+                .iter()
+                .map(|s| ScopeDef::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.0)?;
+            let url = ResourceUri::parse(&url).map_err(|e| format!("--url: {}", e.0))?;
+            let new = NewResource {
+                name,
+                url,
+                scopes,
+                token_ttl: Some(token_ttl),
+                signing_alg: Some(alg),
+            };
+            let r = admin::register_resource(&store, new, now).await?;
+            if json {
+                pretty(&resource_json(&r, &public))
+            } else {
+                resource_text(&r, &public, true)
+            }
+        }
+        Command::Servers(ServersCommand::List { json }) => {
+            let list = gatehouse_core::store::ResourceStore::resources(&store).await?;
+            if json {
+                pretty(&json!(
+                    list.iter()
+                        .map(|r| resource_json(r, &public))
+                        .collect::<Vec<_>>()
+                ))
+            } else if list.is_empty() {
+                "No MCP servers yet. Register one with `gatehouse servers add`.".to_owned()
+            } else {
+                let mut out = format!("{:<26} {:<24} {}\n", "ID", "NAME", "URL");
+                for r in &list {
+                    out.push_str(&format!("{:<26} {:<24} {}\n", r.id, r.name, r.url));
+                }
+                out.trim_end().to_owned()
+            }
+        }
+        Command::Servers(ServersCommand::Show { id, json }) => {
+            let r = admin::resource(&store, &id).await?;
+            if json {
+                pretty(&resource_json(&r, &public))
+            } else {
+                resource_text(&r, &public, false)
+            }
+        }
+        Command::Servers(ServersCommand::Remove { id }) => {
+            admin::remove_resource(&store, &id).await?;
+            format!("Removed MCP server {id} and its clients.")
+        }
+        Command::Clients(ClientsCommand::Add {
+            server,
+            name,
+            scopes,
+            json,
+        }) => {
+            let scopes: ScopeSet = ScopeSet::parse(&scopes.join(" ")).map_err(|e| e.0)?;
+            let (client, secret) =
+                admin::create_agent_client(&store, &server, &name, scopes, now).await?;
+            let resource = admin::resource(&store, &server).await?;
+            let token_endpoint = resource
+                .issuer(&public)
+                .join(gatehouse_core::metadata::paths::TOKEN);
+            if json {
+                let mut v = client_json(&client);
+                v["client_secret"] = secret.expose_secret().into();
+                v["token_endpoint"] = token_endpoint.into();
+                v["issuer"] = resource.issuer(&public).as_str().into();
+                pretty(&v)
+            } else {
+                format!(
+                    "Created agent client \"{}\" for {} ({}).\n\n  client_id:     {}\n  client_secret: {}\n  scopes:        {}\n\nThe secret is shown once: store it now.\n\nGet a token:\n  curl -s -u '{}:{}' -d grant_type=client_credentials {}",
+                    client.name,
+                    resource.name,
+                    resource.id,
+                    client.id,
+                    secret.expose_secret(),
+                    none_if_empty(&client.scopes.to_param()),
+                    client.id,
+                    secret.expose_secret(),
+                    token_endpoint
+                )
+            }
+        }
+        Command::Clients(ClientsCommand::List { server, json }) => {
+            let filter = server
+                .as_deref()
+                .map(ResourceId::parse)
+                .transpose()
+                .map_err(|e| format!("--server: {}", e.0))?;
+            let list = gatehouse_core::store::ClientStore::clients(&store, filter.as_ref()).await?;
+            if json {
+                pretty(&json!(list.iter().map(client_json).collect::<Vec<_>>()))
+            } else if list.is_empty() {
+                "No clients yet. Create one with `gatehouse clients add`.".to_owned()
+            } else {
+                let mut out = format!(
+                    "{:<26} {:<8} {:<26} {:<20} {}\n",
+                    "CLIENT ID", "KIND", "SERVER", "NAME", "SCOPES"
+                );
+                for c in &list {
+                    out.push_str(&format!(
+                        "{:<26} {:<8} {:<26} {:<20} {}\n",
+                        c.id,
+                        c.kind.as_str(),
+                        c.resource,
+                        c.name,
+                        c.scopes
+                    ));
+                }
+                out.trim_end().to_owned()
+            }
+        }
+        Command::Clients(ClientsCommand::Remove { id }) => {
+            admin::remove_client(&store, &id).await?;
+            format!("Removed client {id}.")
+        }
+    };
+    store.close().await;
+    Ok(out)
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+fn none_if_empty(s: &str) -> &str {
+    if s.is_empty() { "(none)" } else { s }
+}
+
+/// The JSON form of an MCP server, as printed by `servers add --json`.
+pub fn resource_json(r: &Resource, public: &Issuer) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "url": r.url,
+        "issuer": r.issuer(public),
+        "scopes": r.scopes,
+        "token_ttl": r.token_ttl,
+        "signing_alg": r.signing_alg,
+        "created_at": r.created_at,
+        "protected_resource_metadata": r.protected_resource_metadata(public),
+        "protected_resource_metadata_url": gatehouse_core::types::well_known_url(r.url.as_str(), "oauth-protected-resource"),
+    })
+}
+
+fn client_json(c: &Client) -> serde_json::Value {
+    json!({
+        "client_id": c.id,
+        "name": c.name,
+        "kind": c.kind,
+        "server": c.resource,
+        "scopes": c.scopes.to_vec(),
+        "created_at": c.created_at,
+    })
+}
+
+fn resource_text(r: &Resource, public: &Issuer, added: bool) -> String {
+    let scopes: Vec<String> = r
+        .scopes
+        .iter()
+        .map(|s| {
+            if s.description.is_empty() {
+                s.name.to_string()
+            } else {
+                format!("{} ({})", s.name, s.description)
+            }
+        })
+        .collect();
+    let prm_url = gatehouse_core::types::well_known_url(r.url.as_str(), "oauth-protected-resource");
+    format!(
+        "{}MCP server \"{}\"\n\n  id:             {}\n  url:            {}\n  issuer:         {}\n  scopes:         {}\n  token lifetime: {} s, signed with {}\n\nProtected Resource Metadata: serve this JSON at {prm_url}\n{}",
+        if added { "Registered " } else { "" },
+        r.name,
+        r.id,
+        r.url,
+        r.issuer(public),
+        if scopes.is_empty() {
+            "(none)".to_owned()
+        } else {
+            scopes.join(", ")
+        },
+        r.token_ttl,
+        r.signing_alg,
+        pretty(&r.protected_resource_metadata(public)),
+    )
+}
