@@ -55,6 +55,16 @@ pub enum Command {
     /// Manage OAuth clients of MCP servers.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Try it: run Gatehouse and a protected to-do MCP server with an agent client, and print
+    /// what to do next. Uses a temporary data directory unless --data-dir is given.
+    Demo {
+        /// Address of the authorization server [default: 127.0.0.1:9000]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Address of the to-do MCP server.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9001")]
+        mcp_listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,7 +152,7 @@ impl Cli {
     /// The configuration these arguments select, with the process environment.
     pub fn config(&self) -> Result<Config, BoxError> {
         let listen = match &self.command {
-            Command::Serve { listen } => *listen,
+            Command::Serve { listen } | Command::Demo { listen, .. } => *listen,
             _ => None,
         };
         let flags = FlagOverrides {
@@ -166,7 +176,9 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
     let store = open_store(&config.data_dir).await?;
     let now = SystemClock.now();
     let out = match command {
-        Command::Serve { .. } => unreachable!("serve is not an administrative command"),
+        Command::Serve { .. } | Command::Demo { .. } => {
+            return Err("serve and demo are not administrative commands".into());
+        }
         Command::Servers(ServersCommand::Add {
             name,
             url,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use gatehouse_server::cli::{Cli, Command, run_admin};
 use gatehouse_server::config::{Config, LogFormat};
+use gatehouse_server::demo;
 use gatehouse_server::serve::serve;
 
 fn main() -> ExitCode {
@@ -21,6 +22,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { .. } => serve(&config).await.map(|()| None),
+            Command::Demo { mcp_listen, .. } => {
+                demo::run(&config, cli.global.data_dir.clone(), mcp_listen)
+                    .await
+                    .map(|()| None)
+            }
             other => run_admin(other, &config).await.map(Some),
         }
     });

@@ -1,0 +1,150 @@
+//! `gatehouse demo`: Gatehouse, the to-do MCP server behind the guard, and an agent client,
+//! in one process, with instructions to try them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_core::model::{NewResource, ScopeDef};
+use gatehouse_core::store::ResourceStore;
+use gatehouse_core::{Clock, ResourceUri, ScopeSet, SystemClock, admin};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::serve::{BoxError, RunningServer, open_store, shutdown_signal, start_engine};
+
+/// Runs the demo until Ctrl-C. `data_dir` is kept if given; otherwise a temporary directory
+/// is used and removed at the end.
+pub async fn run(
+    config: &Config,
+    data_dir: Option<PathBuf>,
+    mcp_listen: SocketAddr,
+) -> Result<(), BoxError> {
+    let temp = match &data_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("gatehouse-demo-")
+                .tempdir()?,
+        ),
+    };
+    let dir = data_dir.unwrap_or_else(|| {
+        temp.as_ref()
+            .map(|t| t.path().to_path_buf())
+            .unwrap_or_default()
+    });
+    let public = config.public_issuer()?;
+    let store = Arc::new(open_store(&dir).await?);
+
+    // The to-do server: reuse it if this data directory has it already.
+    let mcp_url = format!("http://{mcp_listen}/mcp");
+    let now = SystemClock.now();
+    let existing = store
+        .resources()
+        .await?
+        .into_iter()
+        .find(|r| r.url.matches(&mcp_url));
+    let resource = match existing {
+        Some(r) => r,
+        None => {
+            let new = NewResource {
+                name: "To-do list (demo)".into(),
+                url: ResourceUri::parse(&mcp_url).map_err(|e| e.0)?,
+                scopes: vec![
+                    ScopeDef::parse("todo:read=Read your to-dos")?,
+                    ScopeDef::parse("todo:write=Create, change and delete your to-dos")?,
+                ],
+                token_ttl: None,
+                signing_alg: None,
+            };
+            admin::register_resource(store.as_ref(), new, now).await?
+        }
+    };
+    let (client, secret) = admin::create_agent_client(
+        store.as_ref(),
+        resource.id.as_str(),
+        "demo agent",
+        ScopeSet::parse("todo:read todo:write")?,
+        now,
+    )
+    .await?;
+
+    let engine = start_engine(public.clone(), store.clone()).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let server = RunningServer::start(
+        engine,
+        listener,
+        Duration::from_millis(config.refresh_interval_ms.max(50)),
+    )?;
+
+    let issuer = resource.issuer(&public);
+    let guard = todo_mcp::guard(&mcp_url, issuer.as_str())?;
+    let mcp_listener = TcpListener::bind(mcp_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {mcp_listen}: {e}"))?;
+    let hosts = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    let mcp = tokio::spawn(async move {
+        axum::serve(mcp_listener, todo_mcp::app(Some(guard), hosts))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+
+    let token_endpoint = issuer.join(gatehouse_core::metadata::paths::TOKEN);
+    println!(
+        r#"Gatehouse demo is running. Press Ctrl-C to stop.
+
+  Authorization server  {public}
+  Issuer                {issuer}
+  MCP server            {mcp_url}   (todo-mcp, protected by the guard)
+  Agent client          {cid}
+  Client secret         {secret}
+  Data directory        {dir}{temp_note}
+
+Try it:
+
+  # 1. Without a token the MCP server answers 401 and points at its metadata:
+  curl -i -X POST {mcp_url}
+
+  # 2. Where that leads: the MCP server's metadata, then Gatehouse's:
+  curl -s {prm}
+  curl -s {as_meta}
+
+  # 3. An agent gets a token with client credentials:
+  TOKEN=$(curl -s -u '{cid}:{secret}' -d grant_type=client_credentials {token_endpoint} | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
+  # 4. And lists the MCP server's tools with it:
+  curl -s -X POST {mcp_url} -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/list' \
+    -d '{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}'
+
+  # A token with only todo:read may list but not create: add -d scope=todo:read in step 3,
+  # then call create_todo and see 403 insufficient_scope.
+"#,
+        cid = client.id,
+        secret = secret.expose_secret(),
+        dir = dir.display(),
+        temp_note = if temp.is_some() {
+            " (temporary, removed on exit)"
+        } else {
+            ""
+        },
+        prm = gatehouse_core::types::well_known_url(&mcp_url, "oauth-protected-resource"),
+        as_meta = issuer.well_known("oauth-authorization-server"),
+    );
+
+    shutdown_signal().await;
+    println!("Stopping…");
+    server.stop().await?;
+    let _ = mcp.await;
+    store.close().await;
+    drop(temp);
+    Ok(())
+}
