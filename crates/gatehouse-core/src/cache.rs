@@ -99,7 +99,8 @@ impl Catalog {
     pub async fn sync(&self) -> Result<bool, StoreError> {
         let now = self.store.change_version().await?;
         let mut seen = self.version.lock().unwrap_or_else(|p| p.into_inner());
-        let changed = seen.is_some_and(|v| v != now);
+        // The first call has nothing to compare with: anything cached before it may be stale.
+        let changed = *seen != Some(now);
         if changed {
             self.invalidate();
         }

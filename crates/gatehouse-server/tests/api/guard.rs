@@ -1,0 +1,456 @@
+//! The guard protecting the to-do MCP server, against a real Gatehouse: challenges, every kind
+//! of bad token, per-tool scopes, PRM.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use gatehouse_core::keys::{SigningAlg, StoredKey};
+use gatehouse_core::model::Resource;
+use gatehouse_core::store::KeyStore;
+use gatehouse_guard::{Guard, Principal};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::helpers::{AgentClient, TestApp, claims, now};
+
+struct Protected {
+    app: TestApp,
+    resource: Resource,
+    client: AgentClient,
+    mcp: String,
+}
+
+/// Gatehouse, an MCP server registered with `alg`, and the to-do server behind the guard.
+async fn setup(alg: SigningAlg, guard_min_refetch: Duration) -> Protected {
+    let app = TestApp::spawn().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mcp = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let resource = app.add_server(&mcp, alg).await;
+    let client = app.add_client(&resource, "todo:read todo:write").await;
+    let mut builder = Guard::builder(&mcp, app.issuer_of(&resource))
+        .scopes_supported(["todo:read", "todo:write"])
+        .jwks_timing(Duration::from_secs(3600), guard_min_refetch);
+    for (tool, scope) in todo_mcp::TOOL_SCOPES {
+        builder = builder.tool_scopes(tool, [scope]);
+    }
+    let guard = builder.build().unwrap();
+    let router = todo_mcp::app(Some(guard), vec!["127.0.0.1".into()]);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Protected {
+        app,
+        resource,
+        client,
+        mcp,
+    }
+}
+
+fn mcp_body(method: &str, params: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params })
+}
+
+async fn mcp(p: &Protected, token: Option<&str>, body: &Value) -> reqwest::Response {
+    let method = body
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("batch");
+    let mut req = p
+        .app
+        .http
+        .post(&p.mcp)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method)
+        .json(body);
+    if let Some(name) = body.pointer("/params/name").and_then(Value::as_str) {
+        req = req.header("mcp-name", name);
+    }
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+fn challenge(resp: &reqwest::Response) -> String {
+    resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn without_a_token_the_challenge_points_at_the_metadata() {
+    let p = setup(SigningAlg::RS256, Duration::from_secs(30)).await;
+    let resp = mcp(&p, None, &mcp_body("tools/list", json!({}))).await;
+    assert_eq!(resp.status(), 401);
+    let prm = p
+        .mcp
+        .replace("/mcp", "/.well-known/oauth-protected-resource/mcp");
+    assert_eq!(
+        challenge(&resp),
+        format!(r#"Bearer realm="OAuth", resource_metadata="{prm}", scope="todo:read todo:write""#),
+        "no error code without a token (RFC 6750 §3.1)"
+    );
+    assert_eq!(
+        resp.headers()["access-control-expose-headers"],
+        "WWW-Authenticate"
+    );
+    // A token in the query string is refused even if valid.
+    let t = p.app.token("", &p.client, &[]).await;
+    let resp = p
+        .app
+        .http
+        .post(format!("{}?access_token={t}", p.mcp))
+        .json(&mcp_body("tools/list", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(challenge(&resp).contains(r#"error="invalid_request""#));
+}
+
+#[tokio::test]
+async fn protected_resource_metadata_is_served_at_both_well_known_urls() {
+    let p = setup(SigningAlg::RS256, Duration::from_secs(30)).await;
+    let origin = p.mcp.trim_end_matches("/mcp");
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let resp = p
+            .app
+            .http
+            .get(format!("{origin}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let doc: Value = resp.json().await.unwrap();
+        assert_eq!(doc["resource"], p.mcp.as_str());
+        assert_eq!(
+            doc["authorization_servers"],
+            json!([p.app.issuer_of(&p.resource)])
+        );
+        let golden = crate::helpers::redact(
+            &crate::helpers::redact(&doc, &p.app.base, "{public}"),
+            origin,
+            "{mcp_origin}",
+        );
+        let golden = crate::helpers::redact(&golden, p.resource.id.as_str(), "{res_id}");
+        crate::helpers::assert_golden("protected_resource_metadata", &golden);
+    }
+}
+
+#[tokio::test]
+async fn tokens_with_the_right_scopes_pass_and_missing_scopes_get_one_full_challenge() {
+    let p = setup(SigningAlg::RS256, Duration::from_secs(30)).await;
+    let full = p
+        .app
+        .token(&format!("/resources/{}", p.resource.id), &p.client, &[])
+        .await;
+    let resp = mcp(
+        &p,
+        Some(&full),
+        &mcp_body(
+            "tools/call",
+            json!({ "name": "create_todo", "arguments": { "title": "milk" } }),
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let read = p.app.token("", &p.client, &[("scope", "todo:read")]).await;
+    assert_eq!(
+        mcp(&p, Some(&read), &mcp_body("tools/list", json!({})))
+            .await
+            .status(),
+        200,
+        "root issuer accepted"
+    );
+    assert_eq!(
+        mcp(
+            &p,
+            Some(&read),
+            &mcp_body(
+                "tools/call",
+                json!({ "name": "list_todos", "arguments": {} })
+            )
+        )
+        .await
+        .status(),
+        200
+    );
+    let resp = mcp(
+        &p,
+        Some(&read),
+        &mcp_body(
+            "tools/call",
+            json!({ "name": "delete_todo", "arguments": { "id": 1 } }),
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    let c = challenge(&resp);
+    assert!(
+        c.contains(r#"error="insufficient_scope""#) && c.contains(r#"scope="todo:write""#),
+        "{c}"
+    );
+    assert!(c.contains("resource_metadata="), "{c}");
+    // A batch needing both scopes names both in one challenge.
+    let batch = json!([
+        mcp_body(
+            "tools/call",
+            json!({ "name": "list_todos", "arguments": {} })
+        ),
+        mcp_body(
+            "tools/call",
+            json!({ "name": "create_todo", "arguments": { "title": "x" } })
+        ),
+    ]);
+    let none = p.app.token("", &p.client, &[("scope", "todo:read")]).await;
+    let resp = mcp(&p, Some(&none), &batch).await;
+    assert_eq!(resp.status(), 403);
+    assert!(
+        challenge(&resp).contains(r#"scope="todo:read todo:write""#),
+        "{}",
+        challenge(&resp)
+    );
+}
+
+/// Signs `claims` under `header` with the server's stored ES256 key (full control of the header).
+async fn sign_es256(app: &TestApp, header: &jsonwebtoken::Header, claims: &Value) -> String {
+    let keys = app.store.keys().await.unwrap();
+    let stored: &StoredKey = keys.iter().find(|k| k.alg == SigningAlg::ES256).unwrap();
+    jsonwebtoken::encode(
+        header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_ec_der(&stored.private_pkcs8),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_kind_of_bad_token_is_invalid_token() {
+    let p = setup(SigningAlg::ES256, Duration::from_secs(30)).await;
+    let good = p.app.token("", &p.client, &[]).await;
+    let base = claims(&good);
+    let kid = crate::helpers::header(&good)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    h.kid = Some(kid.clone());
+    h.typ = Some("at+jwt".into());
+    assert_eq!(
+        mcp(
+            &p,
+            Some(&sign_es256(&p.app, &h, &base).await),
+            &mcp_body("tools/list", json!({}))
+        )
+        .await
+        .status(),
+        200,
+        "control: a well-formed token passes"
+    );
+
+    let with = |f: &str, v: Value| {
+        let mut c = base.clone();
+        c[f] = v;
+        c
+    };
+    let mut cases: Vec<(&str, String)> = vec![
+        (
+            "expired",
+            sign_es256(&p.app, &h, &with("exp", json!(now() - 120))).await,
+        ),
+        (
+            "not yet valid",
+            sign_es256(&p.app, &h, &with("nbf", json!(now() + 600))).await,
+        ),
+        (
+            "issued in the future",
+            sign_es256(&p.app, &h, &with("iat", json!(now() + 600))).await,
+        ),
+        (
+            "wrong audience",
+            sign_es256(
+                &p.app,
+                &h,
+                &with("aud", json!(["https://elsewhere.example/mcp", "res_x"])),
+            )
+            .await,
+        ),
+        (
+            "wrong issuer",
+            sign_es256(&p.app, &h, &with("iss", json!("https://evil.example"))).await,
+        ),
+        (
+            "unknown kid",
+            crate::helpers::foreign_key(SigningAlg::ES256).sign_jwt(&base),
+        ),
+        ("garbage", "not.a.jwt".to_owned()),
+    ];
+    let mut typ_jwt = h.clone();
+    typ_jwt.typ = Some("JWT".into());
+    cases.push(("typ JWT", sign_es256(&p.app, &typ_jwt, &base).await));
+    let mut tampered: Vec<String> = good.split('.').map(str::to_owned).collect();
+    tampered[1] = B64.encode(with("scope", json!("todo:read todo:write admin")).to_string());
+    cases.push(("tampered claims", tampered.join(".")));
+    let none_header = B64.encode(json!({ "alg": "none", "typ": "at+jwt", "kid": kid }).to_string());
+    cases.push((
+        "alg none",
+        format!("{none_header}.{}.", B64.encode(base.to_string())),
+    ));
+    // The classic confusion: HMAC keyed with the public key the JWKS publishes.
+    let jwks: Value = p
+        .app
+        .http
+        .get(format!("{}/keys", p.app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs.kid = Some(kid.clone());
+    hs.typ = Some("at+jwt".into());
+    let public = jwks.to_string();
+    cases.push((
+        "HS256 keyed with the public key",
+        jsonwebtoken::encode(
+            &hs,
+            &base,
+            &jsonwebtoken::EncodingKey::from_secret(public.as_bytes()),
+        )
+        .unwrap(),
+    ));
+
+    for (what, token) in cases {
+        let resp = mcp(&p, Some(&token), &mcp_body("tools/list", json!({}))).await;
+        assert_eq!(resp.status(), 401, "{what}");
+        let c = challenge(&resp);
+        assert!(c.contains(r#"error="invalid_token""#), "{what}: {c}");
+        assert!(c.contains("resource_metadata="), "{what}: {c}");
+    }
+}
+
+#[tokio::test]
+async fn broader_scopes_satisfy_narrower_ones() {
+    let p = setup(SigningAlg::ES256, Duration::from_secs(30)).await;
+    let good = p.app.token("", &p.client, &[("scope", "todo:read")]).await;
+    let kid = crate::helpers::header(&good)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    h.kid = Some(kid);
+    h.typ = Some("at+jwt".into());
+    let mut wide = claims(&good);
+    wide["scope"] = json!("todo:*");
+    let token = sign_es256(&p.app, &h, &wide).await;
+    let resp = mcp(
+        &p,
+        Some(&token),
+        &mcp_body(
+            "tools/call",
+            json!({ "name": "create_todo", "arguments": { "title": "x" } }),
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "todo:* covers todo:write");
+}
+
+#[tokio::test]
+async fn a_new_signing_key_is_picked_up_when_a_token_names_it() {
+    let p = setup(SigningAlg::ES256, Duration::from_millis(100)).await;
+    let before = p.app.token("", &p.client, &[]).await;
+    assert_eq!(
+        mcp(&p, Some(&before), &mcp_body("tools/list", json!({})))
+            .await
+            .status(),
+        200
+    );
+    let newer =
+        StoredKey::generate(SigningAlg::ES256, gatehouse_core::UnixTime(now() + 1)).unwrap();
+    p.app.store.insert_key(&newer).await.unwrap();
+    p.app.engine.reload_keys().await.unwrap();
+    let after = p.app.token("", &p.client, &[]).await;
+    assert_eq!(crate::helpers::header(&after)["kid"], newer.kid.as_str());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        mcp(&p, Some(&after), &mcp_body("tools/list", json!({})))
+            .await
+            .status(),
+        200,
+        "refetched on the unknown kid"
+    );
+    assert_eq!(
+        mcp(&p, Some(&before), &mcp_body("tools/list", json!({})))
+            .await
+            .status(),
+        200,
+        "old key still valid"
+    );
+}
+
+#[tokio::test]
+async fn handlers_see_the_principal_but_not_the_token() {
+    let app = TestApp::spawn().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/echo", listener.local_addr().unwrap());
+    let r = app.add_server(&url, SigningAlg::RS256).await;
+    let c = app.add_client(&r, "todo:read").await;
+    let guard = Guard::builder(&url, app.issuer_of(&r))
+        .required_scopes(["todo:read"])
+        .build()
+        .unwrap();
+    let echo = Router::new()
+        .route(
+            "/echo",
+            get(|req: axum::extract::Request| async move {
+                let p = req.extensions().get::<Principal>().cloned().unwrap();
+                axum::Json(json!({
+                    "authorization": req.headers().get("authorization").is_some(),
+                    "sub": p.subject, "client_id": p.client_id, "scopes": p.scopes,
+                }))
+            }),
+        )
+        .layer(guard.layer());
+    tokio::spawn(async move { axum::serve(listener, echo).await });
+    let t = app.token("", &c, &[]).await;
+    let body: Value = app
+        .http
+        .get(&url)
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        json!({ "authorization": false, "sub": c.id, "client_id": c.id, "scopes": ["todo:read"] })
+    );
+    // A token for this server without the required scope.
+    let c2 = app.add_client(&r, "todo:write").await;
+    let t2 = app.token("", &c2, &[]).await;
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth(&t2)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+}

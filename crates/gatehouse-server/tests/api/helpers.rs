@@ -1,0 +1,192 @@
+//! `TestApp`: a Gatehouse server on 127.0.0.1:0 with its own data directory.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse_core::keys::{SigningAlg, SigningKey, StoredKey};
+use gatehouse_core::model::{NewResource, Resource, ScopeDef};
+use gatehouse_core::store::KeyStore;
+use gatehouse_core::{Clock, Engine, Issuer, ResourceUri, ScopeSet, SystemClock, admin};
+use gatehouse_server::serve::{RunningServer, open_store, start_engine};
+use gatehouse_store::SqliteStore;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub struct TestApp {
+    pub base: String,
+    pub engine: Arc<Engine>,
+    pub store: Arc<SqliteStore>,
+    pub http: reqwest::Client,
+    _server: RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+pub struct AgentClient {
+    pub id: String,
+    pub secret: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open_store(dir.path()).await.unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let engine = start_engine(Issuer::parse(&base).unwrap(), store.clone())
+            .await
+            .unwrap();
+        let server =
+            RunningServer::start(engine.clone(), listener, Duration::from_millis(50)).unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestApp {
+            base,
+            engine,
+            store,
+            http,
+            _server: server,
+            _dir: dir,
+        }
+    }
+
+    /// Registers an MCP server at `url` with scopes `todo:read` and `todo:write`.
+    pub async fn add_server(&self, url: &str, alg: SigningAlg) -> Resource {
+        let new = NewResource {
+            name: "To-do list".into(),
+            url: ResourceUri::parse(url).unwrap(),
+            scopes: vec![
+                ScopeDef::parse("todo:read=Read your to-dos").unwrap(),
+                ScopeDef::parse("todo:write=Change your to-dos").unwrap(),
+            ],
+            token_ttl: Some(600),
+            signing_alg: Some(alg),
+        };
+        let r = admin::register_resource(self.store.as_ref(), new, SystemClock.now())
+            .await
+            .unwrap();
+        self.engine.refresh().await.unwrap();
+        r
+    }
+
+    pub async fn add_client(&self, resource: &Resource, scopes: &str) -> AgentClient {
+        let (c, s) = admin::create_agent_client(
+            self.store.as_ref(),
+            resource.id.as_str(),
+            "test agent",
+            ScopeSet::parse(scopes).unwrap(),
+            SystemClock.now(),
+        )
+        .await
+        .unwrap();
+        self.engine.refresh().await.unwrap();
+        AgentClient {
+            id: c.id.to_string(),
+            secret: s.expose_secret().to_owned(),
+        }
+    }
+
+    pub fn issuer_of(&self, r: &Resource) -> String {
+        format!("{}/resources/{}", self.base, r.id)
+    }
+
+    /// POSTs a form to `path` (relative to the base URL).
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        basic: Option<&AgentClient>,
+    ) -> reqwest::Response {
+        let mut req = self.http.post(format!("{}{path}", self.base)).form(form);
+        if let Some(c) = basic {
+            req = req.basic_auth(&c.id, Some(&c.secret));
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A client-credentials token from `issuer_path`'s token endpoint ("" for the root).
+    pub async fn token(
+        &self,
+        issuer_path: &str,
+        client: &AgentClient,
+        extra: &[(&str, &str)],
+    ) -> String {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend_from_slice(extra);
+        let resp = self
+            .post_form(&format!("{issuer_path}/oauth/token"), &form, Some(client))
+            .await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The stored key that signs with `alg`, parsed.
+    pub async fn signing_key(&self, alg: SigningAlg) -> SigningKey {
+        let keys = self.store.keys().await.unwrap();
+        let stored = keys.iter().rev().find(|k| k.alg == alg).unwrap();
+        SigningKey::load(stored).unwrap()
+    }
+}
+
+/// A fresh key that Gatehouse does not know.
+pub fn foreign_key(alg: SigningAlg) -> SigningKey {
+    SigningKey::load(&StoredKey::generate(alg, SystemClock.now()).unwrap()).unwrap()
+}
+
+/// The claims of a JWT, without verifying it.
+pub fn claims(token: &str) -> Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// The header of a JWT.
+pub fn header(token: &str) -> Value {
+    let part = token.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+pub fn now() -> i64 {
+    SystemClock.now().0
+}
+
+/// Compares `actual` with the golden file `golden/{name}.json`; `UPDATE_GOLDEN=1` rewrites it.
+pub fn assert_golden(name: &str, actual: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/api/golden")
+        .join(format!("{name}.json"));
+    let pretty = serde_json::to_string_pretty(actual).unwrap() + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &pretty).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {}; run with UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert_eq!(
+        pretty, expected,
+        "golden {name} differs (UPDATE_GOLDEN=1 rewrites it)"
+    );
+}
+
+/// Replaces every occurrence of `from` in string values with `to`.
+pub fn redact(v: &Value, from: &str, to: &str) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace(from, to)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| redact(x, from, to)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), redact(x, from, to)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,8 @@
+//! HTTP tests: the real server on a loopback port, a fresh SQLite database per test.
+
+mod bad_input;
+mod guard;
+mod helpers;
+mod introspection;
+mod metadata;
+mod token;
