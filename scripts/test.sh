@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, Rust tests (unit, store contract,
+# HTTP, guard), then the real clients (MCP Python SDK, Scalekit Python and Node SDKs,
+# FastMCP) against the real binaries on loopback. Installs what it needs itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "build the binaries the interop tests run"
+cargo build --workspace --bins --locked
+
+step "install the real clients (Python venv, npm)"
+tests/interop/setup.sh
+
+step "interop tests"
+.venv-interop/bin/python -m pytest tests/interop -q -c tests/interop/pytest.ini

@@ -1,0 +1,139 @@
+"""Fixtures: a real `gatehouse serve` and real MCP servers on loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
+GATEHOUSE = TARGET / "gatehouse"
+TODO_MCP = TARGET / "todo-mcp"
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            httpx2.get(url, timeout=1.0)
+            return
+        except httpx2.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class Gatehouse:
+    url: str
+    data_dir: str
+
+    def cli(self, *args: str) -> dict | list:
+        """Runs a `gatehouse` subcommand with --json against this server's data directory."""
+        out = subprocess.run(
+            [str(GATEHOUSE), "--data-dir", self.data_dir, "--public-url", self.url, *args, "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return json.loads(out.stdout)
+
+    def add_server(self, url: str, *scopes: str) -> dict:
+        args = ["servers", "add", "--name", "To-do list", "--url", url]
+        for s in scopes:
+            args += ["--scope", s]
+        return self.cli(*args)
+
+    def add_client(self, server_id: str, *scopes: str) -> dict:
+        args = ["clients", "add", "--server", server_id, "--name", "interop agent"]
+        for s in scopes:
+            args += ["--scope", s]
+        return self.cli(*args)
+
+    def token(self, client: dict, issuer: str | None = None, **params: str) -> str:
+        """A client-credentials token from `issuer`'s token endpoint (root by default)."""
+        endpoint = f"{issuer or self.url}/oauth/token"
+        resp = httpx2.post(
+            endpoint,
+            data={"grant_type": "client_credentials", **params},
+            auth=(client["client_id"], client["client_secret"]),
+        )
+        assert resp.status_code == 200, resp.text
+        return resp.json()["access_token"]
+
+
+@pytest.fixture
+def gatehouse():
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="gatehouse-interop-") as data_dir:
+        env = {**os.environ, "GATEHOUSE_REFRESH_INTERVAL_MS": "100"}
+        proc = subprocess.Popen(
+            [str(GATEHOUSE), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_http(f"{url}/health", proc=proc)
+            yield Gatehouse(url=url, data_dir=data_dir)
+        finally:
+            stop(proc)
+
+
+@dataclass
+class TodoServer:
+    mcp_url: str
+    server: dict
+    issuer: str
+
+
+@pytest.fixture
+def todo_server(gatehouse: Gatehouse):
+    """The Rust to-do example behind the guard, registered with Gatehouse."""
+    port = free_port()
+    mcp_url = f"http://127.0.0.1:{port}/mcp"
+    server = gatehouse.add_server(mcp_url, "todo:read=Read your to-dos", "todo:write=Change your to-dos")
+    proc = subprocess.Popen(
+        [str(TODO_MCP), "--listen", f"127.0.0.1:{port}", "--authorization-server", server["issuer"]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp", proc=proc)
+        # Let the server notice the new registration (its refresh interval is 100 ms here).
+        time.sleep(0.3)
+        yield TodoServer(mcp_url=mcp_url, server=server, issuer=server["issuer"])
+    finally:
+        stop(proc)
+
+
+def python() -> str:
+    return sys.executable
