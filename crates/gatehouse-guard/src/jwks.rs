@@ -71,10 +71,9 @@ impl KeyCache {
     pub async fn key(&self, kid: &str) -> Result<Arc<Key>, VerifyError> {
         if let Some(s) = self.current()
             && s.fetched_at.elapsed() < self.max_age
+            && let Some(k) = s.keys.get(kid)
         {
-            if let Some(k) = s.keys.get(kid) {
-                return Ok(k.clone());
-            }
+            return Ok(k.clone());
         }
         self.refetch(false).await?;
         self.current()

@@ -90,11 +90,11 @@ pub async fn run(
         "127.0.0.1".to_owned(),
         "::1".to_owned(),
     ];
-    let mcp = tokio::spawn(async move {
-        axum::serve(mcp_listener, todo_mcp::app(Some(guard), hosts))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-    });
+    let mcp = tokio::spawn(todo_mcp::serve(
+        mcp_listener,
+        todo_mcp::app(Some(guard), hosts),
+        shutdown_signal(),
+    ));
 
     let token_endpoint = issuer.join(gatehouse_core::metadata::paths::TOKEN);
     println!(

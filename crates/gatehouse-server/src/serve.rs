@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use gatehouse_core::{Engine, Issuer, SystemClock};
 use gatehouse_store::SqliteStore;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -68,6 +69,11 @@ impl RunningServer {
         });
         let refresher = tokio::spawn(refresh_loop(engine.clone(), refresh));
         let task = tokio::spawn(async move {
+            // Responses go out in several writes; without TCP_NODELAY, Nagle's algorithm and
+            // delayed ACKs hold the last one back ~40 ms on keep-alive connections.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let result = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = rx.await;

@@ -232,6 +232,20 @@ pub fn guard(resource: &str, issuer: &str) -> Result<Guard, gatehouse_guard::Con
     builder.build()
 }
 
+/// Serves `app` on `listener` with `TCP_NODELAY` (SSE responses go out in several writes,
+/// which Nagle's algorithm would otherwise delay) until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
 /// The HTTP app: the MCP server at `/mcp` behind `guard` (if any), and the Protected Resource
 /// Metadata. `allowed_hosts` are the `Host` values rmcp accepts (DNS-rebinding protection).
 pub fn app(guard: Option<Guard>, allowed_hosts: Vec<String>) -> Router {

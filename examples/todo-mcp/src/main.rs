@@ -60,10 +60,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(listen = %args.listen, resource = %resource, issuer = %args.authorization_server, "todo MCP server ready");
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-    {
+    if let Err(e) = todo_mcp::serve(listener, app, shutdown()).await {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
