@@ -57,23 +57,43 @@ async fn main() -> Result<(), BoxError> {
     for alg in SigningAlg::ALL {
         let url = match alg {
             SigningAlg::RS256 => format!("http://{mcp_addr}/mcp"),
-            other => format!("https://{}.bench.example/mcp", other.as_str().to_lowercase()),
+            other => format!(
+                "https://{}.bench.example/mcp",
+                other.as_str().to_lowercase()
+            ),
         };
         let new = NewResource {
             name: format!("bench {alg}"),
             url: ResourceUri::parse(&url)?,
-            scopes: vec![ScopeDef::parse("todo:read")?, ScopeDef::parse("todo:write")?],
+            scopes: vec![
+                ScopeDef::parse("todo:read")?,
+                ScopeDef::parse("todo:write")?,
+            ],
             token_ttl: None,
             signing_alg: Some(alg),
         };
         let r = admin::register_resource(store.as_ref(), new, SystemClock.now()).await?;
-        let (c, s) = admin::create_agent_client(store.as_ref(), r.id.as_str(), "bench", ScopeSet::parse("todo:read todo:write")?, SystemClock.now()).await?;
+        let (c, s) = admin::create_agent_client(
+            store.as_ref(),
+            r.id.as_str(),
+            "bench",
+            ScopeSet::parse("todo:read todo:write")?,
+            SystemClock.now(),
+        )
+        .await?;
         clients.push((alg, r, c.id.to_string(), s.expose_secret().to_owned()));
     }
     let engine = start_engine(public.clone(), store.clone()).await?;
     let _server = RunningServer::start(engine, listener, Duration::from_secs(1))?;
 
-    println!("Gatehouse benchmark: {} s per measurement, {} connections, {} cores", args.seconds, args.connections, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "Gatehouse benchmark: {} s per measurement, {} connections, {} cores",
+        args.seconds,
+        args.connections,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     println!();
     println!("Client-credentials token issuance (POST /oauth/token, client_secret_basic):");
     for (alg, _, id, secret) in &clients {
@@ -83,12 +103,28 @@ async fn main() -> Result<(), BoxError> {
             path: "/oauth/token".into(),
             headers: vec![
                 (header::AUTHORIZATION.as_str(), format!("Basic {basic}")),
-                (header::CONTENT_TYPE.as_str(), "application/x-www-form-urlencoded".into()),
+                (
+                    header::CONTENT_TYPE.as_str(),
+                    "application/x-www-form-urlencoded".into(),
+                ),
             ],
             body: Bytes::from_static(b"grant_type=client_credentials"),
         });
-        let r = throughput(as_addr, req, args.connections, Duration::from_secs(args.seconds)).await?;
-        println!("  {:<6} {:>9.0} tokens/s   (p50 {:>6.0} µs, p99 {:>6.0} µs, {} errors)", alg.as_str(), r.per_second, r.p50_us, r.p99_us, r.errors);
+        let r = throughput(
+            as_addr,
+            req,
+            args.connections,
+            Duration::from_secs(args.seconds),
+        )
+        .await?;
+        println!(
+            "  {:<6} {:>9.0} tokens/s   (p50 {:>6.0} µs, p99 {:>6.0} µs, {} errors)",
+            alg.as_str(),
+            r.per_second,
+            r.p50_us,
+            r.p99_us,
+            r.errors
+        );
     }
 
     // The guarded and the unguarded to-do server, same app.
@@ -96,16 +132,27 @@ async fn main() -> Result<(), BoxError> {
     debug_assert_eq!(*alg, SigningAlg::RS256);
     let hosts = vec!["127.0.0.1".to_owned()];
     let guard = todo_mcp::guard(resource.url.as_str(), resource.issuer(&public).as_str())?;
-    tokio::spawn(todo_mcp::serve(mcp_listener, todo_mcp::app(Some(guard), hosts), std::future::pending()));
+    tokio::spawn(todo_mcp::serve(
+        mcp_listener,
+        todo_mcp::app(Some(guard), hosts),
+        std::future::pending(),
+    ));
     let open_listener = TcpListener::bind("127.0.0.1:0").await?;
     let open_addr = open_listener.local_addr()?;
-    tokio::spawn(todo_mcp::serve(open_listener, todo_mcp::app(None, vec!["127.0.0.1".into()]), std::future::pending()));
+    tokio::spawn(todo_mcp::serve(
+        open_listener,
+        todo_mcp::app(None, vec!["127.0.0.1".into()]),
+        std::future::pending(),
+    ));
 
     let token = fetch_token(as_addr, id, secret).await?;
     let list = |auth: Option<&str>| {
         let mut headers = vec![
             (header::CONTENT_TYPE.as_str(), "application/json".to_owned()),
-            (header::ACCEPT.as_str(), "application/json, text/event-stream".to_owned()),
+            (
+                header::ACCEPT.as_str(),
+                "application/json, text/event-stream".to_owned(),
+            ),
             ("mcp-protocol-version", "2026-07-28".to_owned()),
             ("mcp-method", "tools/list".to_owned()),
         ];
@@ -122,18 +169,52 @@ async fn main() -> Result<(), BoxError> {
     let open_req = list(None);
     let guarded_req = list(Some(&token));
     println!();
-    println!("MCP tools/list, sequential on one connection ({} requests each, after warm-up):", args.requests);
+    println!(
+        "MCP tools/list, sequential on one connection ({} requests each, after warm-up):",
+        args.requests
+    );
     let open = latency(open_addr, open_req.clone(), args.requests).await?;
     let guarded = latency(mcp_addr, guarded_req.clone(), args.requests).await?;
-    println!("  unprotected      mean {:>6.0} µs   p50 {:>6.0} µs   p99 {:>6.0} µs", open.mean_us, open.p50_us, open.p99_us);
-    println!("  guard-protected  mean {:>6.0} µs   p50 {:>6.0} µs   p99 {:>6.0} µs", guarded.mean_us, guarded.p50_us, guarded.p99_us);
-    println!("  guard cost       mean {:>+6.0} µs   p50 {:>+6.0} µs", guarded.mean_us - open.mean_us, guarded.p50_us - open.p50_us);
+    println!(
+        "  unprotected      mean {:>6.0} µs   p50 {:>6.0} µs   p99 {:>6.0} µs",
+        open.mean_us, open.p50_us, open.p99_us
+    );
+    println!(
+        "  guard-protected  mean {:>6.0} µs   p50 {:>6.0} µs   p99 {:>6.0} µs",
+        guarded.mean_us, guarded.p50_us, guarded.p99_us
+    );
+    println!(
+        "  guard cost       mean {:>+6.0} µs   p50 {:>+6.0} µs",
+        guarded.mean_us - open.mean_us,
+        guarded.p50_us - open.p50_us
+    );
     println!();
-    println!("MCP tools/list throughput ({} connections):", args.connections);
-    let open = throughput(open_addr, open_req, args.connections, Duration::from_secs(args.seconds)).await?;
-    let guarded = throughput(mcp_addr, guarded_req, args.connections, Duration::from_secs(args.seconds)).await?;
-    println!("  unprotected      {:>9.0} req/s ({} errors)", open.per_second, open.errors);
-    println!("  guard-protected  {:>9.0} req/s ({} errors)", guarded.per_second, guarded.errors);
+    println!(
+        "MCP tools/list throughput ({} connections):",
+        args.connections
+    );
+    let open = throughput(
+        open_addr,
+        open_req,
+        args.connections,
+        Duration::from_secs(args.seconds),
+    )
+    .await?;
+    let guarded = throughput(
+        mcp_addr,
+        guarded_req,
+        args.connections,
+        Duration::from_secs(args.seconds),
+    )
+    .await?;
+    println!(
+        "  unprotected      {:>9.0} req/s ({} errors)",
+        open.per_second, open.errors
+    );
+    println!(
+        "  guard-protected  {:>9.0} req/s ({} errors)",
+        guarded.per_second, guarded.errors
+    );
     Ok(())
 }
 
@@ -146,7 +227,10 @@ struct RequestSpec {
 
 impl RequestSpec {
     fn build(&self, addr: SocketAddr) -> Request<Full<Bytes>> {
-        let mut b = Request::builder().method(self.method.clone()).uri(&self.path).header(header::HOST, addr.to_string());
+        let mut b = Request::builder()
+            .method(self.method.clone())
+            .uri(&self.path)
+            .header(header::HOST, addr.to_string());
         for (k, v) in &self.headers {
             b = b.header(*k, v);
         }
@@ -181,11 +265,22 @@ async fn fetch_token(addr: SocketAddr, id: &str, secret: &str) -> Result<String,
         .header(header::HOST, addr.to_string())
         .header(header::AUTHORIZATION, format!("Basic {basic}"))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from_static(b"grant_type=client_credentials")))?;
+        .body(Full::new(Bytes::from_static(
+            b"grant_type=client_credentials",
+        )))?;
     s.ready().await?;
-    let body = s.send_request(req).await?.into_body().collect().await?.to_bytes();
+    let body = s
+        .send_request(req)
+        .await?
+        .into_body()
+        .collect()
+        .await?
+        .to_bytes();
     let v: serde_json::Value = serde_json::from_slice(&body)?;
-    Ok(v["access_token"].as_str().ok_or("no access_token")?.to_owned())
+    Ok(v["access_token"]
+        .as_str()
+        .ok_or("no access_token")?
+        .to_owned())
 }
 
 struct Throughput {
@@ -196,7 +291,12 @@ struct Throughput {
 }
 
 /// Keeps `connections` connections busy for `duration` (after a one-second warm-up).
-async fn throughput(addr: SocketAddr, spec: Arc<RequestSpec>, connections: usize, duration: Duration) -> Result<Throughput, BoxError> {
+async fn throughput(
+    addr: SocketAddr,
+    spec: Arc<RequestSpec>,
+    connections: usize,
+    duration: Duration,
+) -> Result<Throughput, BoxError> {
     let warm = Instant::now() + Duration::from_secs(1);
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
@@ -228,7 +328,12 @@ async fn throughput(addr: SocketAddr, spec: Arc<RequestSpec>, connections: usize
         all.extend(t.await??);
     }
     let (p50, p99) = percentiles(&mut all);
-    Ok(Throughput { per_second: all.len() as f64 / duration.as_secs_f64(), p50_us: p50, p99_us: p99, errors: errors.load(Ordering::Relaxed) })
+    Ok(Throughput {
+        per_second: all.len() as f64 / duration.as_secs_f64(),
+        p50_us: p50,
+        p99_us: p99,
+        errors: errors.load(Ordering::Relaxed),
+    })
 }
 
 struct Latency {
@@ -255,7 +360,11 @@ async fn latency(addr: SocketAddr, spec: Arc<RequestSpec>, n: usize) -> Result<L
     }
     let mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() / n as f64 * 1e6;
     let (p50, p99) = percentiles(&mut samples);
-    Ok(Latency { mean_us: mean, p50_us: p50, p99_us: p99 })
+    Ok(Latency {
+        mean_us: mean,
+        p50_us: p50,
+        p99_us: p99,
+    })
 }
 
 fn percentiles(samples: &mut [Duration]) -> (f64, f64) {

@@ -58,6 +58,17 @@ pub async fn register_resource(
     now: UnixTime,
 ) -> Result<Resource, AdminError> {
     let resource = Resource::create(new, now).map_err(|e| AdminError::Invalid(e.0))?;
+    if let Some(same) = store
+        .resources()
+        .await?
+        .into_iter()
+        .find(|r| r.url.matches(resource.url.as_str()))
+    {
+        return Err(AdminError::Conflict(format!(
+            "{} is already registered as {} (\"{}\")",
+            resource.url, same.id, same.name
+        )));
+    }
     ensure_signing_key(store, resource.signing_alg, now).await?;
     store.insert_resource(&resource).await?;
     Ok(resource)

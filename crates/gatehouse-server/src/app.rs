@@ -26,16 +26,13 @@ pub fn router(state: AppState) -> Router {
         .allow_headers(Any)
         .max_age(Duration::from_secs(3600));
     let mut public = Router::new()
-        .route(paths::TOKEN, post(oauth::token_root))
-        .route(
-            &format!("{RESOURCE}{}", paths::TOKEN),
-            post(oauth::token_resource),
-        );
+        .route(paths::TOKEN, post(oauth::token))
+        .route(&format!("{RESOURCE}{}", paths::TOKEN), post(oauth::token));
     for p in metadata::ROOT_PATHS {
-        public = public.route(p, get(metadata::root));
+        public = public.route(p, get(metadata::document));
     }
     for p in metadata::RESOURCE_PATHS {
-        public = public.route(p, get(metadata::resource));
+        public = public.route(p, get(metadata::document));
     }
     for p in metadata::JWKS_PATHS {
         public = public.route(p, get(metadata::jwks));
@@ -43,16 +40,13 @@ pub fn router(state: AppState) -> Router {
     let public = public.layer(cors);
 
     let private = Router::new()
-        .route(paths::INTROSPECT, post(oauth::introspect_root))
+        .route(paths::INTROSPECT, post(oauth::introspect))
         .route(
             &format!("{RESOURCE}{}", paths::INTROSPECT),
-            post(oauth::introspect_resource),
+            post(oauth::introspect),
         )
-        .route(paths::REVOKE, post(oauth::revoke_root))
-        .route(
-            &format!("{RESOURCE}{}", paths::REVOKE),
-            post(oauth::revoke_resource),
-        )
+        .route(paths::REVOKE, post(oauth::revoke))
+        .route(&format!("{RESOURCE}{}", paths::REVOKE), post(oauth::revoke))
         .route("/health", get(health::health));
 
     public

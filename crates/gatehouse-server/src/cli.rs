@@ -14,9 +14,20 @@ use serde_json::json;
 use crate::config::{Config, FlagOverrides};
 use crate::serve::{BoxError, open_store};
 
+const CONFIG_HELP: &str = "\
+Configuration is layered: defaults, then gatehouse.toml (or --config), then GATEHOUSE_* \
+environment variables, then flags. Unknown keys are rejected. Keys:
+  listen               GATEHOUSE_LISTEN               address to listen on [127.0.0.1:9000]
+  public_url           GATEHOUSE_PUBLIC_URL           root issuer URL [http://{listen}]
+  data_dir             GATEHOUSE_DATA_DIR             database and keys [./gatehouse-data]
+  log_format           GATEHOUSE_LOG_FORMAT           text | json [text]
+  log_level            GATEHOUSE_LOG_LEVEL            tracing filter [info]
+  refresh_interval_ms  GATEHOUSE_REFRESH_INTERVAL_MS  how often to pick up changes made by the CLI [1000]
+See docs/configuration.md.";
+
 /// Gatehouse: an OAuth 2.1 authorization server for MCP servers.
 #[derive(Debug, Parser)]
-#[command(name = "gatehouse", version, about, long_about = None)]
+#[command(name = "gatehouse", version, about, long_about = None, after_help = CONFIG_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use gatehouse_core::{Engine, Issuer, SystemClock};
 use gatehouse_store::SqliteStore;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -138,6 +138,12 @@ pub async fn start_engine(
 /// `gatehouse serve`: runs until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn serve(config: &Config) -> Result<(), BoxError> {
     let public = config.public_issuer()?;
+    if config.public_url.is_none() && config.listen.ip().is_unspecified() {
+        tracing::warn!(
+            listen = %config.listen,
+            "public_url is not set, so issuers are {public}: set public_url to the URL clients use"
+        );
+    }
     let store = Arc::new(open_store(&config.data_dir).await?);
     let engine = start_engine(public.clone(), store.clone()).await?;
     let listener = TcpListener::bind(config.listen)

@@ -27,18 +27,9 @@ pub const RESOURCE_PATHS: [&str; 4] = [
 /// Paths of the JWKS.
 pub const JWKS_PATHS: [&str; 3] = ["/keys", "/.well-known/jwks.json", "/.well-known/jwks"];
 
-/// The root issuer's document.
-pub async fn root(State(s): State<AppState>) -> Response {
-    document(&s, None).await
-}
-
-/// A per-MCP-server issuer's document.
-pub async fn resource(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    document(&s, Some(&id)).await
-}
-
-async fn document(s: &AppState, resource: Option<&str>) -> Response {
-    let ctx = match issuer(s, resource).await {
+/// The document of the root issuer (no path id) or of an MCP server's issuer.
+pub async fn document(State(s): State<AppState>, id: Option<Path<String>>) -> Response {
+    let ctx = match issuer(&s, id.as_deref().map(String::as_str)).await {
         Ok(ctx) => ctx,
         Err(r) => return r,
     };

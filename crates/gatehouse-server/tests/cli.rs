@@ -1,0 +1,398 @@
+//! The `gatehouse` binary: administrative commands on a data directory, configuration errors,
+//! and `serve` shutting down gracefully.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn gatehouse(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--public-url",
+            "https://auth.example.com",
+        ])
+        .args(args)
+        .env_remove("GATEHOUSE_CONFIG")
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn servers_add_list_show_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let added = json(&gatehouse(
+        dir.path(),
+        &[
+            "servers",
+            "add",
+            "--name",
+            "To-do",
+            "--url",
+            "https://mcp.example.com/mcp",
+            "--scope",
+            "todo:read=Read your to-dos",
+            "--scope",
+            "todo:write",
+            "--token-ttl",
+            "900",
+            "--alg",
+            "es256",
+            "--json",
+        ],
+    ));
+    let id = added["id"].as_str().unwrap();
+    assert!(id.starts_with("res_"));
+    assert_eq!(
+        added["issuer"],
+        format!("https://auth.example.com/resources/{id}")
+    );
+    assert_eq!(added["url"], "https://mcp.example.com/mcp");
+    assert_eq!(
+        added["scopes"][0],
+        serde_json::json!({ "name": "todo:read", "description": "Read your to-dos" })
+    );
+    assert_eq!(added["token_ttl"], 900);
+    assert_eq!(added["signing_alg"], "ES256");
+    let prm = &added["protected_resource_metadata"];
+    assert_eq!(prm["resource"], "https://mcp.example.com/mcp");
+    assert_eq!(
+        prm["authorization_servers"],
+        serde_json::json!([added["issuer"]])
+    );
+    assert_eq!(
+        prm["scopes_supported"],
+        serde_json::json!(["todo:read", "todo:write"])
+    );
+    assert_eq!(
+        added["protected_resource_metadata_url"],
+        "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+    );
+
+    let text = gatehouse(
+        dir.path(),
+        &[
+            "servers",
+            "add",
+            "--name",
+            "Notes",
+            "--url",
+            "https://notes.example.com/mcp",
+        ],
+    );
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("res_") && text.contains("https://auth.example.com/resources/res_"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"authorization_servers\""),
+        "the human output shows the PRM JSON: {text}"
+    );
+
+    let list = json(&gatehouse(dir.path(), &["servers", "list", "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let shown = json(&gatehouse(dir.path(), &["servers", "show", id, "--json"]));
+    assert_eq!(shown, added);
+
+    let dup = gatehouse(
+        dir.path(),
+        &[
+            "servers",
+            "add",
+            "--name",
+            "Again",
+            "--url",
+            "https://MCP.example.com/mcp/",
+        ],
+    );
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(
+        stderr(&dup).contains("already registered"),
+        "{}",
+        stderr(&dup)
+    );
+
+    assert!(
+        gatehouse(dir.path(), &["servers", "remove", id])
+            .status
+            .success()
+    );
+    let missing = gatehouse(dir.path(), &["servers", "show", id]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("no MCP server"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn bad_server_input_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["servers", "add", "--name", "x", "--url", "not a url"],
+            "--url",
+        ),
+        (
+            &[
+                "servers",
+                "add",
+                "--name",
+                "x",
+                "--url",
+                "https://x.example/mcp#frag",
+            ],
+            "fragment",
+        ),
+        (
+            &[
+                "servers",
+                "add",
+                "--name",
+                "x",
+                "--url",
+                "https://x.example/mcp",
+                "--scope",
+                "bad\"scope",
+            ],
+            "scope",
+        ),
+        (
+            &[
+                "servers",
+                "add",
+                "--name",
+                "x",
+                "--url",
+                "https://x.example/mcp",
+                "--token-ttl",
+                "5",
+            ],
+            "lifetime",
+        ),
+        (&["servers", "show", "conn_123"], "res_"),
+    ];
+    for (args, needle) in cases {
+        let out = gatehouse(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+    let out = gatehouse(
+        dir.path(),
+        &[
+            "servers",
+            "add",
+            "--name",
+            "x",
+            "--url",
+            "https://x.example/mcp",
+            "--alg",
+            "HS256",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "clap rejects the value");
+}
+
+#[test]
+fn clients_add_list_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = json(&gatehouse(
+        dir.path(),
+        &[
+            "servers",
+            "add",
+            "--name",
+            "To-do",
+            "--url",
+            "https://mcp.example.com/mcp",
+            "--scope",
+            "todo:read",
+            "--scope",
+            "todo:write",
+            "--json",
+        ],
+    ));
+    let sid = server["id"].as_str().unwrap();
+    let client = json(&gatehouse(
+        dir.path(),
+        &[
+            "clients",
+            "add",
+            "--server",
+            sid,
+            "--name",
+            "agent",
+            "--scope",
+            "todo:read",
+            "--json",
+        ],
+    ));
+    let cid = client["client_id"].as_str().unwrap();
+    assert!(cid.starts_with("m2m_"));
+    assert!(
+        client["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("ghs_")
+    );
+    assert_eq!(client["scopes"], serde_json::json!(["todo:read"]));
+    assert_eq!(
+        client["token_endpoint"],
+        format!("https://auth.example.com/resources/{sid}/oauth/token")
+    );
+
+    let list = json(&gatehouse(
+        dir.path(),
+        &["clients", "list", "--server", sid, "--json"],
+    ));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(
+        list[0].get("client_secret").is_none(),
+        "the secret is shown once only"
+    );
+    let raw = std::fs::read(dir.path().join("gatehouse.db")).unwrap();
+    let secret = client["client_secret"].as_str().unwrap().as_bytes();
+    assert!(
+        !raw.windows(secret.len()).any(|w| w == secret),
+        "the secret is not stored"
+    );
+
+    let bad = gatehouse(
+        dir.path(),
+        &[
+            "clients", "add", "--server", sid, "--name", "agent", "--scope", "admin",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("does not offer: admin"),
+        "{}",
+        stderr(&bad)
+    );
+
+    assert!(
+        gatehouse(dir.path(), &["clients", "remove", cid])
+            .status
+            .success()
+    );
+    assert_eq!(
+        json(&gatehouse(dir.path(), &["clients", "list", "--json"])),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        gatehouse(dir.path(), &["clients", "remove", cid])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["servers", "list"])
+        .env("GATEHOUSE_LISTEN_ADDR", "x")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("listen_addr"), "{}", stderr(&out));
+    std::fs::write(
+        dir.path().join("gatehouse.toml"),
+        "data_dir = \"d\"\ncolour = true\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["servers", "list"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("colour"), "{}", stderr(&out));
+    let help = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for key in [
+        "GATEHOUSE_PUBLIC_URL",
+        "GATEHOUSE_DATA_DIR",
+        "GATEHOUSE_LOG_FORMAT",
+        "refresh_interval_ms",
+    ] {
+        assert!(help.contains(key), "--help documents {key}");
+    }
+}
+
+#[test]
+fn serve_answers_health_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            break out;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains(r#""database":"ok""#), "{body}");
+    assert!(
+        dir.path().join("gatehouse.db").exists(),
+        "first start creates the database"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+}
