@@ -2,11 +2,11 @@
 //! client may build (DESIGN.md, "Compatibility contract"), and the JWKS.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, issuer};
+use super::{AppState, AtIssuer};
 use crate::error::ApiError;
 
 /// Paths of the root issuer's metadata document.
@@ -28,11 +28,7 @@ pub const RESOURCE_PATHS: [&str; 4] = [
 pub const JWKS_PATHS: [&str; 3] = ["/keys", "/.well-known/jwks.json", "/.well-known/jwks"];
 
 /// The document of the root issuer (no path id) or of an MCP server's issuer.
-pub async fn document(State(s): State<AppState>, id: Option<Path<String>>) -> Response {
-    let ctx = match issuer(&s, id.as_deref().map(String::as_str)).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
+pub async fn document(State(s): State<AppState>, AtIssuer(ctx): AtIssuer) -> Response {
     match s.engine.metadata(&ctx).await {
         Ok(doc) => cacheable(Json(doc).into_response()),
         Err(e) => ApiError(e).into_response(),

@@ -6,7 +6,9 @@ pub mod oauth;
 
 use std::sync::Arc;
 
-use axum::response::Response;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use gatehouse_core::{Engine, IssuerContext};
 
 use crate::error::{ApiError, not_found};
@@ -18,16 +20,27 @@ pub struct AppState {
     pub engine: Arc<Engine>,
 }
 
-/// The issuer a request is addressed to: the root (`None`) or an MCP server's; an unknown
-/// MCP server id answers `404`.
-pub async fn issuer(state: &AppState, resource: Option<&str>) -> Result<IssuerContext, Response> {
-    use axum::response::IntoResponse;
-    match state.engine.issuer_context(resource).await {
-        Ok(Some(ctx)) => Ok(ctx),
-        Ok(None) => Err(not_found(format!(
-            "no MCP server `{}` is registered here",
-            resource.unwrap_or_default()
-        ))),
-        Err(e) => Err(ApiError(e).into_response()),
+/// Extractor for the issuer a request is addressed to: the root issuer (a route without an
+/// `{id}`), or the MCP server's issuer under `/resources/{id}`. An unknown MCP server id
+/// answers `404` before the handler runs.
+pub struct AtIssuer(pub IssuerContext);
+
+impl FromRequestParts<AppState> for AtIssuer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let id =
+            <Path<String> as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| not_found("malformed MCP server id"))?;
+        let id = id.as_deref().map(String::as_str);
+        match state.engine.issuer_context(id).await {
+            Ok(Some(ctx)) => Ok(AtIssuer(ctx)),
+            Ok(None) => Err(not_found(format!(
+                "no MCP server `{}` is registered here",
+                id.unwrap_or_default()
+            ))),
+            Err(e) => Err(ApiError(e).into_response()),
+        }
     }
 }

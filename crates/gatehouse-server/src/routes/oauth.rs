@@ -2,25 +2,21 @@
 //! handler serves the root issuer (no path id) and `/resources/{id}/…`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::OAuthError;
 
-use super::{AppState, issuer};
+use super::{AppState, AtIssuer};
 use crate::error::ApiError;
 use crate::extract::OAuthForm;
 
 /// `POST /oauth/token`, `POST /resources/{id}/oauth/token`
 pub async fn token(
     State(s): State<AppState>,
-    id: Option<Path<String>>,
+    AtIssuer(ctx): AtIssuer,
     form: OAuthForm,
 ) -> Response {
-    let ctx = match issuer(&s, id.as_deref().map(String::as_str)).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
     let result = s
         .engine
         .token(&ctx, form.authorization.as_deref(), &form.params)
@@ -32,13 +28,9 @@ pub async fn token(
 /// `POST /oauth/introspect`, `POST /resources/{id}/oauth/introspect`
 pub async fn introspect(
     State(s): State<AppState>,
-    id: Option<Path<String>>,
+    AtIssuer(ctx): AtIssuer,
     form: OAuthForm,
 ) -> Response {
-    let ctx = match issuer(&s, id.as_deref().map(String::as_str)).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
     let result = s
         .engine
         .introspect(&ctx, form.authorization.as_deref(), &form.params)
@@ -49,13 +41,9 @@ pub async fn introspect(
 /// `POST /oauth/revoke`, `POST /resources/{id}/oauth/revoke`
 pub async fn revoke(
     State(s): State<AppState>,
-    id: Option<Path<String>>,
+    AtIssuer(ctx): AtIssuer,
     form: OAuthForm,
 ) -> Response {
-    let ctx = match issuer(&s, id.as_deref().map(String::as_str)).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
     let result = s
         .engine
         .revoke(&ctx, form.authorization.as_deref(), &form.params)
@@ -63,7 +51,6 @@ pub async fn revoke(
     // RFC 7009 §2.2: 200 with an empty body.
     no_store(result.map(|()| ().into_response()))
 }
-
 fn no_store(result: Result<Response, OAuthError>) -> Response {
     let mut r = match result {
         Ok(r) => r,
