@@ -106,13 +106,6 @@ impl RunningServer {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
-
-    /// Signals the server to stop without waiting.
-    pub fn signal_stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
 }
 
 async fn refresh_loop(engine: Arc<Engine>, every: Duration) {
