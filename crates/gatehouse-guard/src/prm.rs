@@ -50,3 +50,24 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(guard: Guard) -> Router<S
     }
     router.layer(cors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_access_is_never_published() {
+        // MCP: offline_access is a request to the AS, not a scope of the resource (RS-4).
+        let guard = Guard::builder(
+            "https://mcp.example.com/mcp",
+            "https://as.example/resources/res_1",
+        )
+        .scopes_supported(["todo:read", "offline_access"])
+        .build()
+        .unwrap();
+        let doc = document(guard.config());
+        assert_eq!(doc["scopes_supported"], json!(["todo:read"]));
+        assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
+        assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+    }
+}
