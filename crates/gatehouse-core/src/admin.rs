@@ -1,13 +1,16 @@
-//! Operator actions on MCP servers, clients and keys, shared by the CLI and (later) the admin
+//! Operator actions on MCP servers, clients, people and keys, shared by the CLI and (later) the admin
 //! API. They take the store directly: the CLI runs them against the data directory while the
 //! server runs, and the server sees the change through the store's change version.
 
 use crate::clock::UnixTime;
 use crate::keys::{KeyError, SigningAlg, StoredKey};
-use crate::model::{Client, ClientKind, NewResource, Resource};
+use crate::model::{
+    Client, ClientKind, NewResource, Resource, TokenAuthMethod, User, normalize_email,
+};
+use crate::password::Password;
 use crate::secret::ClientSecret;
 use crate::store::{Store, StoreError};
-use crate::types::{ClientId, ResourceId, ScopeSet};
+use crate::types::{ClientId, ResourceId, ScopeSet, UserId};
 
 /// Why an operator action failed. Messages are written for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -120,23 +123,74 @@ pub async fn create_agent_client(
     let secret = ClientSecret::generate();
     let client = Client {
         id: ClientId::generate_agent(),
-        resource: resource.id,
+        resource: Some(resource.id),
         name: name.to_owned(),
         kind: ClientKind::Agent,
         secret_hash: Some(secret.hash()),
         scopes,
+        redirect_uris: Vec::new(),
+        auth_method: TokenAuthMethod::ClientSecretBasic,
+        metadata: serde_json::json!({}),
+        registration_token_hash: None,
         created_at: now,
+        last_used_at: None,
     };
     store.insert_client(&client).await?;
     Ok((client, secret))
 }
 
-/// Removes a client.
-pub async fn remove_client(store: &dyn Store, id: &str) -> Result<(), AdminError> {
+/// Removes a client; its grants go with it and their access tokens are revoked.
+pub async fn remove_client(store: &dyn Store, id: &str, now: UnixTime) -> Result<(), AdminError> {
     let parsed = ClientId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
-    if store.delete_client(&parsed).await? {
+    if store.delete_client(&parsed, now).await? {
         Ok(())
     } else {
         Err(AdminError::NotFound(format!("no client {id}")))
     }
+}
+
+/// Creates a person who signs in with `email` and `password`. Hashing the password costs
+/// ~24 ms.
+pub async fn create_user(
+    store: &dyn Store,
+    email: &str,
+    password: &Password,
+    now: UnixTime,
+) -> Result<User, AdminError> {
+    let email = normalize_email(email).map_err(|e| AdminError::Invalid(e.0))?;
+    if store.user_by_email(&email).await?.is_some() {
+        return Err(AdminError::Conflict(format!("{email} already has an account")));
+    }
+    let user = User {
+        id: UserId::generate(),
+        email,
+        password_hash: password.hash(),
+        created_at: now,
+    };
+    store.insert_user(&user).await?;
+    Ok(user)
+}
+
+/// The person with this id (`usr_…`) or email.
+pub async fn user(store: &dyn Store, id_or_email: &str) -> Result<User, AdminError> {
+    let found = match UserId::parse(id_or_email) {
+        Ok(id) => store.user(&id).await?,
+        Err(_) => match normalize_email(id_or_email) {
+            Ok(email) => store.user_by_email(&email).await?,
+            Err(_) => None,
+        },
+    };
+    found.ok_or_else(|| AdminError::NotFound(format!("no user {id_or_email}")))
+}
+
+/// Removes a person: their sessions and consents go, and every token issued to clients on
+/// their behalf is revoked.
+pub async fn remove_user(
+    store: &dyn Store,
+    id_or_email: &str,
+    now: UnixTime,
+) -> Result<User, AdminError> {
+    let u = user(store, id_or_email).await?;
+    store.delete_user(&u.id, now).await?;
+    Ok(u)
 }

@@ -89,6 +89,11 @@ impl Catalog {
         Ok(Some(client))
     }
 
+    /// Drops one cached client, so the next lookup reads it again.
+    pub fn forget_client(&self, id: &ClientId) {
+        write(&self.clients).remove(id);
+    }
+
     /// Drops everything cached.
     pub fn invalidate(&self) {
         *write(&self.resources) = None;

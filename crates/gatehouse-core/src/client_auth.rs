@@ -1,5 +1,6 @@
 //! Client authentication at the token, introspection and revocation endpoints
-//! (RFC 6749 §2.3.1, OAuth 2.1 §2.4.1): `client_secret_basic` and `client_secret_post`.
+//! (RFC 6749 §2.3.1, OAuth 2.1 §2.4.1): `client_secret_basic`, `client_secret_post`, and
+//! `none` for public clients, which present only their `client_id`.
 
 use std::sync::Arc;
 
@@ -13,8 +14,11 @@ use crate::params::FormParams;
 use crate::secret::ClientSecret;
 use crate::types::ClientId;
 
-/// Authentication methods this server supports, as advertised in metadata.
-pub const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+/// Authentication methods of the token and revocation endpoints, as advertised in metadata.
+pub const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
+/// Authentication methods of the introspection endpoint: only clients with a secret may ask
+/// about tokens (RFC 7662 §2.1).
+pub const SECRET_AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
 
 /// The credentials a request presents.
 #[derive(Debug)]
@@ -91,25 +95,47 @@ impl ClientCredentials {
         }
     }
 
-    /// Checks the credentials and returns the client. Every failure is the same
+    /// Checks the credentials and returns the client: a confidential client must present
+    /// its secret, a public client must not present one. Every failure is the same
     /// `invalid_client`, so callers cannot probe which client ids exist.
+    ///
+    /// A URL client id (a Client ID Metadata Document) is a public client: Gatehouse accepts
+    /// only documents with `token_endpoint_auth_method: none` (CIMD-6), and the code or
+    /// refresh token it presents is bound to that id.
     pub async fn authenticate(&self, catalog: &Catalog) -> Result<Arc<Client>, OAuthError> {
         let id = self.client_id();
+        if id.is_url() {
+            return match self {
+                ClientCredentials::IdOnly(_) => Ok(Arc::new(Client::metadata_document(
+                    id.clone(),
+                    String::new(),
+                    Vec::new(),
+                    serde_json::Value::Null,
+                ))),
+                _ => Err(OAuthError::invalid_client()
+                    .with_detail(format!("metadata-document client {id} sent a secret"))),
+            };
+        }
         let client = catalog.client(id).await?.ok_or_else(|| {
             OAuthError::invalid_client().with_detail(format!("unknown client {id}"))
         })?;
-        let secret =
-            match self {
-                ClientCredentials::Basic { secret, .. }
-                | ClientCredentials::Post { secret, .. } => secret,
-                ClientCredentials::IdOnly(_) => {
-                    return Err(OAuthError::invalid_client()
-                        .with_detail(format!("client {id} sent no secret")));
-                }
-            };
-        match &client.secret_hash {
-            Some(hash) if hash.verify(secret) => Ok(client),
-            _ => Err(OAuthError::invalid_client().with_detail(format!("wrong secret for {id}"))),
+        let secret = match self {
+            ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
+                Some(secret)
+            }
+            ClientCredentials::IdOnly(_) => None,
+        };
+        match (&client.secret_hash, secret) {
+            (None, None) => Ok(client),
+            (Some(hash), Some(secret)) if hash.verify(secret) => Ok(client),
+            (Some(_), None) => {
+                Err(OAuthError::invalid_client().with_detail(format!("client {id} sent no secret")))
+            }
+            (None, Some(_)) => Err(OAuthError::invalid_client()
+                .with_detail(format!("public client {id} sent a secret"))),
+            (Some(_), Some(_)) => {
+                Err(OAuthError::invalid_client().with_detail(format!("wrong secret for {id}")))
+            }
         }
     }
 }

@@ -5,11 +5,12 @@ use std::sync::{Arc, RwLock};
 
 use crate::admin;
 use crate::cache::Catalog;
+use crate::cimd::{DocumentFetcher, MetadataDocuments};
 use crate::clock::{Clock, UnixTime};
 use crate::error::OAuthError;
 use crate::keys::{KeyError, KeyRing, SigningAlg, SigningKey};
 use crate::metadata::AuthorizationServerMetadata;
-use crate::model::Resource;
+use crate::model::{Client, ClientKind, Resource};
 use crate::params::FormParams;
 use crate::store::{Store, StoreError};
 use crate::token::TokenResponse;
@@ -22,6 +23,38 @@ pub struct IssuerContext {
     pub issuer: Issuer,
     /// The MCP server of a per-resource issuer.
     pub resource: Option<Arc<Resource>>,
+}
+
+/// Lifetimes and windows of the interactive flow, in seconds. The defaults are what the
+/// configuration reference documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Authorization code lifetime (at most 60 s).
+    pub code_ttl: i64,
+    /// Refresh token lifetime; each rotation starts a new one.
+    pub refresh_token_ttl: i64,
+    /// How long after a refresh token is rotated an identical retry gets the same answer
+    /// instead of revoking the grant.
+    pub refresh_grace: i64,
+    /// A session unused for this long ends.
+    pub session_idle: i64,
+    /// A session ends this long after sign-in, however active.
+    pub session_max: i64,
+    /// A self-registered client that obtains no token for this long is deleted.
+    pub registration_ttl: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            code_ttl: 60,
+            refresh_token_ttl: 30 * 86_400,
+            refresh_grace: 10,
+            session_idle: 12 * 3_600,
+            session_max: 7 * 86_400,
+            registration_ttl: 30 * 86_400,
+        }
+    }
 }
 
 /// Why the engine could not start.
@@ -45,6 +78,8 @@ pub struct Engine {
     catalog: Catalog,
     keys: RwLock<Arc<KeyRing>>,
     clock: Arc<dyn Clock>,
+    settings: Settings,
+    documents: Option<MetadataDocuments>,
 }
 
 impl Engine {
@@ -67,7 +102,68 @@ impl Engine {
             store,
             keys: RwLock::new(Arc::new(ring)),
             clock,
+            settings: Settings::default(),
+            documents: None,
         })
+    }
+
+    /// Uses `settings` instead of the defaults.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Accepts Client ID Metadata Documents, fetched by `fetcher`. Without one, URL client
+    /// ids are refused.
+    pub fn with_document_fetcher(mut self, fetcher: Arc<dyn DocumentFetcher>) -> Self {
+        self.documents = Some(MetadataDocuments::new(fetcher));
+        self
+    }
+
+    /// The lifetimes in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The metadata-document resolver, if documents are accepted.
+    pub fn documents(&self) -> Option<&MetadataDocuments> {
+        self.documents.as_ref()
+    }
+
+    /// Notes that `client` obtained a token, for the expiry of unused registrations. Writes
+    /// at most once a day per client.
+    pub async fn note_client_use(&self, client: &Client) {
+        if client.kind != ClientKind::Registered {
+            return;
+        }
+        let now = self.now();
+        let last = client.last_used_at.unwrap_or(client.created_at);
+        if now.0 - last.0 < 86_400 {
+            return;
+        }
+        if let Err(e) = self.store.touch_client(&client.id, now).await {
+            tracing::warn!(client = %client.id, error = %e, "could not record client use");
+            return;
+        }
+        self.catalog.forget_client(&client.id);
+    }
+
+    /// Deletes expired records and unused registrations.
+    pub async fn prune(&self) -> Result<u64, StoreError> {
+        let now = self.now();
+        let n = self
+            .store
+            .prune(&crate::records::Prune {
+                now,
+                sessions_idle_before: now.plus(-self.settings.session_idle),
+                sessions_created_before: now.plus(-self.settings.session_max),
+                registrations_unused_before: now.plus(-self.settings.registration_ttl),
+            })
+            .await?;
+        if n > 0 {
+            self.catalog.invalidate();
+        }
+        Ok(n)
     }
 
     /// The root issuer (the public URL).
@@ -183,30 +279,37 @@ impl Engine {
         crate::revocation::revoke(self, ctx, authorization, params).await
     }
 
-    /// The metadata document of `ctx`'s issuer. The root issuer lists the scopes of every
-    /// MCP server.
+    /// The metadata document of `ctx`'s issuer. The root issuer speaks for every MCP
+    /// server: it lists all their scopes, and offers registration and metadata documents if
+    /// any of them accepts them.
     pub async fn metadata(
         &self,
         ctx: &IssuerContext,
     ) -> Result<AuthorizationServerMetadata, OAuthError> {
-        let scopes = match &ctx.resource {
-            Some(r) => r.scope_set().to_vec(),
-            None => {
-                let mut all: Vec<String> = Vec::new();
-                for r in self.catalog.resources().await?.iter() {
-                    for s in r.scope_set().to_vec() {
-                        if !all.contains(&s) {
-                            all.push(s);
-                        }
-                    }
-                }
-                all
-            }
+        let all = self.catalog.resources().await?;
+        let servers: Vec<&Resource> = match &ctx.resource {
+            Some(r) => vec![r.as_ref()],
+            None => all.iter().map(|r| r.as_ref()).collect(),
         };
+        let mut scopes: Vec<String> = Vec::new();
+        for s in servers.iter().flat_map(|r| r.advertised_scopes()) {
+            if !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+        // offline_access last, after the servers' own scopes.
+        if let Some(i) = scopes.iter().position(|s| s == crate::model::OFFLINE_ACCESS) {
+            let s = scopes.remove(i);
+            scopes.push(s);
+        }
+        let registration = servers.iter().any(|r| r.dynamic_registration);
+        let documents = self.documents.is_some() && servers.iter().any(|r| r.metadata_documents);
         Ok(AuthorizationServerMetadata::new(
             &ctx.issuer,
             &self.public,
             scopes,
+            registration,
+            documents,
         ))
     }
 }

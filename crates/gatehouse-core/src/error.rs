@@ -24,6 +24,20 @@ pub enum ErrorCode {
     InvalidTarget,
     /// RFC 7009 §2.2.1: revocation of this token type is not supported.
     UnsupportedTokenType,
+    /// RFC 6749 §4.1.2.1: the server does not issue codes with this `response_type`.
+    UnsupportedResponseType,
+    /// RFC 6749 §4.1.2.1: the person (or the server's policy) refused the request.
+    AccessDenied,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none`, but nobody is signed in.
+    LoginRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none`, but consent is needed.
+    ConsentRequired,
+    /// RFC 7591 §3.2.2: a redirect URI offered at registration is not acceptable.
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: some other client metadata is not acceptable.
+    InvalidClientMetadata,
+    /// RFC 6750 §3.1: the bearer token (an RFC 7592 registration access token) is not valid.
+    InvalidToken,
     /// RFC 6749 §4.1.2.1: an unexpected condition on the server.
     ServerError,
     /// RFC 6749 §4.1.2.1: the server is temporarily unable to handle the request.
@@ -42,16 +56,26 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 
-    /// The HTTP status for this error at the token, introspection and revocation endpoints.
+    /// The HTTP status for this error when it is a response body (token, introspection,
+    /// revocation and registration endpoints, error pages); authorization errors that go
+    /// back to the client travel in a redirect instead.
     pub fn http_status(self) -> u16 {
         match self {
             // RFC 6749 §5.2: 401 for failed client authentication.
-            ErrorCode::InvalidClient => 401,
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::AccessDenied => 403,
             ErrorCode::ServerError => 500,
             ErrorCode::TemporarilyUnavailable => 503,
             ErrorCode::InvalidRequest
@@ -60,7 +84,12 @@ impl ErrorCode {
             | ErrorCode::UnsupportedGrantType
             | ErrorCode::InvalidScope
             | ErrorCode::InvalidTarget
-            | ErrorCode::UnsupportedTokenType => 400,
+            | ErrorCode::UnsupportedTokenType
+            | ErrorCode::UnsupportedResponseType
+            | ErrorCode::LoginRequired
+            | ErrorCode::ConsentRequired
+            | ErrorCode::InvalidRedirectUri
+            | ErrorCode::InvalidClientMetadata => 400,
         }
     }
 }
@@ -91,6 +120,11 @@ impl OAuthError {
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
+    }
+
+    /// `invalid_grant`.
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
     }
 
     /// `invalid_request`.

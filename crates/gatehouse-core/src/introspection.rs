@@ -2,7 +2,8 @@
 //!
 //! Pipeline: `token` → authenticate the caller at this issuer → verify the token (signature,
 //! time, not revoked, its MCP server and client still exist) → the caller may see it only if
-//! it is a client of the same MCP server. Anything else is `{"active": false}` (§2.2).
+//! the token was issued to it or it is a client of the same MCP server. Anything else is
+//! `{"active": false}` (§2.2).
 
 use serde_json::json;
 
@@ -28,7 +29,11 @@ pub async fn introspect(
     let Some(claims) = active_token(engine, token).await? else {
         return Ok(json!({ "active": false }));
     };
-    if claims.resource_id() != Some(caller.resource.as_str()) {
+    let same_server = caller
+        .resource
+        .as_ref()
+        .is_some_and(|r| claims.resource_id() == Some(r.as_str()));
+    if claims.client_id != caller.id.as_str() && !same_server {
         return Ok(json!({ "active": false }));
     }
     Ok(json!({
@@ -66,8 +71,9 @@ pub async fn active_token(
         return Ok(None);
     };
     let catalog = engine.catalog();
+    // A metadata-document client is not stored; its id is its URL.
     if catalog.resource(&resource_id).await?.is_none()
-        || catalog.client(&client_id).await?.is_none()
+        || (!client_id.is_url() && catalog.client(&client_id).await?.is_none())
     {
         return Ok(None);
     }

@@ -7,7 +7,9 @@
 //! it returns.
 
 pub mod admin;
+pub mod authorize;
 pub mod cache;
+pub mod cimd;
 pub mod client_auth;
 pub mod clock;
 #[cfg(any(test, feature = "contract-tests"))]
@@ -20,16 +22,23 @@ pub mod keys;
 pub mod metadata;
 pub mod model;
 pub mod params;
+pub mod password;
+pub mod pkce;
 pub mod random;
+pub mod records;
+pub mod redirect;
+pub mod registration;
 pub mod revocation;
+pub mod seal;
 pub mod secret;
+pub mod session;
 pub mod store;
 pub mod token;
 pub mod types;
 
 pub use clock::{Clock, SystemClock, UnixTime};
-pub use engine::{Engine, IssuerContext};
+pub use engine::{Engine, IssuerContext, Settings};
 pub use error::{ErrorCode, OAuthError};
-pub use model::{Client, ClientKind, Resource, ScopeDef};
+pub use model::{Client, ClientKind, Resource, ScopeDef, User};
 pub use store::{Store, StoreError};
-pub use types::{ClientId, Issuer, Kid, ResourceId, ResourceUri, Scope, ScopeSet};
+pub use types::{ClientId, GrantId, Issuer, Kid, ResourceId, ResourceUri, Scope, ScopeSet, UserId};

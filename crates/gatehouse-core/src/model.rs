@@ -1,11 +1,18 @@
-//! What Gatehouse stores: MCP servers (resources) and their clients.
+//! What Gatehouse stores: MCP servers (resources), their clients and the people who sign in.
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
 use crate::keys::SigningAlg;
+use crate::redirect::RedirectUri;
 use crate::secret::SecretHash;
-use crate::types::{ClientId, Issuer, ParseError, ResourceId, ResourceUri, Scope, ScopeSet};
+use crate::types::{
+    ClientId, Issuer, ParseError, ResourceId, ResourceUri, Scope, ScopeSet, UserId,
+};
+
+/// The scope that asks for a refresh token (OpenID Connect Core §11; MCP clients add it when
+/// metadata lists it).
+pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// Shortest and longest access-token lifetime an MCP server may set, in seconds.
 pub const TOKEN_TTL_RANGE: std::ops::RangeInclusive<u32> = 60..=86_400;
@@ -51,8 +58,43 @@ pub struct Resource {
     pub dynamic_registration: bool,
     /// Whether URL client ids (Client ID Metadata Documents) are accepted.
     pub metadata_documents: bool,
+    /// When people's clients get refresh tokens.
+    pub refresh_tokens: RefreshPolicy,
     /// When it was registered.
     pub created_at: UnixTime,
+}
+
+/// When the authorization code grant issues a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshPolicy {
+    /// With every authorization code exchange.
+    Always,
+    /// When the person granted `offline_access` (the default: clients ask for it).
+    OfflineAccess,
+    /// Never: clients sign the person in again when the access token expires.
+    Never,
+}
+
+impl RefreshPolicy {
+    /// The stored and typed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshPolicy::Always => "always",
+            RefreshPolicy::OfflineAccess => "offline_access",
+            RefreshPolicy::Never => "never",
+        }
+    }
+
+    /// Parses the stored or typed name (`offline-access` is accepted for the command line).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "always" => Some(RefreshPolicy::Always),
+            "offline_access" | "offline-access" => Some(RefreshPolicy::OfflineAccess),
+            "never" => Some(RefreshPolicy::Never),
+            _ => None,
+        }
+    }
 }
 
 /// What an operator gives to register an MCP server.
@@ -68,6 +110,28 @@ pub struct NewResource {
     pub token_ttl: Option<u32>,
     /// Signing algorithm; RS256 when `None`.
     pub signing_alg: Option<SigningAlg>,
+    /// Whether clients may register themselves; on when `None`.
+    pub dynamic_registration: Option<bool>,
+    /// Whether Client ID Metadata Documents are accepted; on when `None`.
+    pub metadata_documents: Option<bool>,
+    /// Refresh-token policy; [`RefreshPolicy::OfflineAccess`] when `None`.
+    pub refresh_tokens: Option<RefreshPolicy>,
+}
+
+impl NewResource {
+    /// A server with every option at its default.
+    pub fn new(name: impl Into<String>, url: ResourceUri, scopes: Vec<ScopeDef>) -> Self {
+        NewResource {
+            name: name.into(),
+            url,
+            scopes,
+            token_ttl: None,
+            signing_alg: None,
+            dynamic_registration: None,
+            metadata_documents: None,
+            refresh_tokens: None,
+        }
+    }
 }
 
 impl Resource {
@@ -90,6 +154,11 @@ impl Resource {
             if seen.contains(&&s.name) {
                 return Err(ParseError(format!("scope `{}` is given twice", s.name)));
             }
+            if s.name.as_str() == OFFLINE_ACCESS {
+                return Err(ParseError(
+                    "offline_access is not an MCP server scope: it asks for refresh tokens, which the refresh-token policy controls".into(),
+                ));
+            }
             seen.push(&s.name);
         }
         Ok(Resource {
@@ -99,8 +168,9 @@ impl Resource {
             scopes: new.scopes,
             token_ttl,
             signing_alg: new.signing_alg.unwrap_or(SigningAlg::RS256),
-            dynamic_registration: true,
-            metadata_documents: true,
+            dynamic_registration: new.dynamic_registration.unwrap_or(true),
+            metadata_documents: new.metadata_documents.unwrap_or(true),
+            refresh_tokens: new.refresh_tokens.unwrap_or(RefreshPolicy::OfflineAccess),
             created_at: now,
         })
     }
@@ -108,6 +178,24 @@ impl Resource {
     /// The scopes it offers, as a set.
     pub fn scope_set(&self) -> ScopeSet {
         self.scopes.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// The scopes its issuer advertises: its own, plus `offline_access` when refresh tokens
+    /// can be issued (MCP: clients add it only if metadata lists it).
+    pub fn advertised_scopes(&self) -> Vec<String> {
+        let mut v = self.scope_set().to_vec();
+        if self.refresh_tokens != RefreshPolicy::Never {
+            v.push(OFFLINE_ACCESS.to_owned());
+        }
+        v
+    }
+
+    /// The description of one of its scopes.
+    pub fn scope_description(&self, scope: &Scope) -> Option<&str> {
+        self.scopes
+            .iter()
+            .find(|s| &s.name == scope)
+            .map(|s| s.description.as_str())
     }
 
     /// Its issuer, under the server's public URL.
@@ -133,6 +221,11 @@ impl Resource {
 pub enum ClientKind {
     /// Created by an operator for machine-to-machine use (client credentials).
     Agent,
+    /// Registered itself through Dynamic Client Registration (RFC 7591).
+    Registered,
+    /// Identified by the URL of its Client ID Metadata Document; never stored, rebuilt from
+    /// the (cached) document.
+    MetadataDocument,
 }
 
 impl ClientKind {
@@ -140,6 +233,8 @@ impl ClientKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ClientKind::Agent => "agent",
+            ClientKind::Registered => "registered",
+            ClientKind::MetadataDocument => "metadata_document",
         }
     }
 
@@ -147,26 +242,144 @@ impl ClientKind {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "agent" => Some(ClientKind::Agent),
+            "registered" => Some(ClientKind::Registered),
+            "metadata_document" => Some(ClientKind::MetadataDocument),
             _ => None,
         }
     }
 }
 
-/// An OAuth client, bound to one MCP server.
+/// How a client authenticates at the token endpoint (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// A public client: no secret, PKCE protects the code.
+    None,
+    /// Secret in an HTTP Basic header.
+    ClientSecretBasic,
+    /// Secret in the form body.
+    ClientSecretPost,
+}
+
+impl TokenAuthMethod {
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAuthMethod::None => "none",
+            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenAuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    /// Parses a registered name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(TokenAuthMethod::None),
+            "client_secret_basic" => Some(TokenAuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(TokenAuthMethod::ClientSecretPost),
+            _ => None,
+        }
+    }
+}
+
+/// An OAuth client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     /// The client id.
     pub id: ClientId,
-    /// The MCP server it may get tokens for.
-    pub resource: ResourceId,
-    /// Display name.
+    /// The MCP server it is bound to. `None` for a client that registered at the root issuer:
+    /// it may get tokens for any MCP server that accepts registered clients.
+    pub resource: Option<ResourceId>,
+    /// Display name, shown on consent.
     pub name: String,
     /// How it was registered.
     pub kind: ClientKind,
     /// Hash of its secret; `None` for a public client.
     pub secret_hash: Option<SecretHash>,
-    /// The scopes it may be granted.
+    /// For an agent, the scopes it may be granted. For a client acting for people, the
+    /// `scope` it registered, kept for reference: the person's consent decides what it gets.
     pub scopes: ScopeSet,
+    /// Registered redirect URIs (empty for agents).
+    pub redirect_uris: Vec<RedirectUri>,
+    /// How it authenticates at the token endpoint.
+    pub auth_method: TokenAuthMethod,
+    /// The client metadata as registered (RFC 7591 §2), unknown fields included; echoed by
+    /// the registration endpoints. An empty object for agents.
+    pub metadata: serde_json::Value,
+    /// Hash of the RFC 7592 registration access token, for self-registered clients.
+    pub registration_token_hash: Option<SecretHash>,
     /// When it was registered.
     pub created_at: UnixTime,
+    /// When it last obtained a token, to at most a day's precision (registrations unused for
+    /// too long expire).
+    pub last_used_at: Option<UnixTime>,
+}
+
+impl Client {
+    /// A client identified by the URL of its metadata document (never stored).
+    pub fn metadata_document(
+        id: ClientId,
+        name: String,
+        redirect_uris: Vec<RedirectUri>,
+        metadata: serde_json::Value,
+    ) -> Client {
+        Client {
+            id,
+            resource: None,
+            name,
+            kind: ClientKind::MetadataDocument,
+            secret_hash: None,
+            scopes: ScopeSet::default(),
+            redirect_uris,
+            auth_method: TokenAuthMethod::None,
+            metadata,
+            registration_token_hash: None,
+            created_at: UnixTime(0),
+            last_used_at: None,
+        }
+    }
+
+    /// Whether it has a secret to authenticate with.
+    pub fn is_confidential(&self) -> bool {
+        self.secret_hash.is_some()
+    }
+
+    /// The host of a URL client id, shown on consent (CIMD-13).
+    pub fn url_host(&self) -> Option<String> {
+        if !self.id.is_url() {
+            return None;
+        }
+        url::Url::parse(self.id.as_str())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+    }
+}
+
+/// A person who can sign in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// `usr_…`: the `sub` of their tokens.
+    pub id: UserId,
+    /// Their email address, lower-cased: what they sign in with.
+    pub email: String,
+    /// Their password as an argon2id PHC string.
+    pub password_hash: String,
+    /// When the account was created.
+    pub created_at: UnixTime,
+}
+
+/// Normalises an email address for storage and lookup: trimmed and lower-cased; it must look
+/// like `local@domain`.
+pub fn normalize_email(s: &str) -> Result<String, ParseError> {
+    let e = s.trim().to_lowercase();
+    let valid = e.len() <= 254
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(e)
+    } else {
+        Err(ParseError(format!("`{}` is not an email address", s.trim())))
+    }
 }

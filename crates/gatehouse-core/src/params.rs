@@ -41,6 +41,11 @@ impl FormParams {
         })
     }
 
+    /// Every parameter, in the order sent.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Every non-empty value of a repeatable parameter.
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.0

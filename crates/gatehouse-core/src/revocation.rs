@@ -1,8 +1,9 @@
 //! Token revocation (RFC 7009).
 //!
-//! Pipeline: `token` → authenticate the caller at this issuer → if the token is one of ours
-//! and in force, it must have been issued to the caller (§2.1) → record its `jti`.
-//! An invalid, expired or unknown token is answered with success (§2.2).
+//! Pipeline: `token` → authenticate the caller at this issuer (public clients by id) → a
+//! refresh token revokes its whole grant, access tokens included (§2.1); an access token in
+//! force has its `jti` recorded. Either must have been issued to the caller. An invalid,
+//! expired or unknown token is answered with success (§2.2).
 
 use crate::client_auth::ClientCredentials;
 use crate::engine::{Engine, IssuerContext};
@@ -10,6 +11,7 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::grant::authenticate_at;
 use crate::introspection::active_token;
 use crate::params::FormParams;
+use crate::secret::SecretHash;
 use crate::store::RevokedToken;
 use crate::types::ResourceId;
 
@@ -25,14 +27,28 @@ pub async fn revoke(
     params.single("token_type_hint")?;
     let credentials = ClientCredentials::from_request(authorization, params)?;
     let caller = authenticate_at(engine, ctx, &credentials).await?;
+    let not_yours = || {
+        OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the token was not issued to this client",
+        )
+    };
+    let store = engine.store();
+    if let Some(refresh) = store.refresh_token(&SecretHash::of(token)).await? {
+        let Some(grant) = store.grant(&refresh.grant).await? else {
+            return Ok(());
+        };
+        if grant.client != caller.id {
+            return Err(not_yours());
+        }
+        store.revoke_grant(&grant.id, engine.now()).await?;
+        return Ok(());
+    }
     let Some(claims) = active_token(engine, token).await? else {
         return Ok(());
     };
     if claims.client_id != caller.id.as_str() {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "the token was not issued to this client",
-        ));
+        return Err(not_yours());
     }
     let Some(resource) = claims.resource_id().and_then(|r| ResourceId::parse(r).ok()) else {
         return Ok(());

@@ -70,15 +70,18 @@ impl AccessTokenClaims {
 }
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     /// The JWT.
     pub access_token: String,
     /// Always `Bearer`.
-    pub token_type: &'static str,
+    pub token_type: String,
     /// Lifetime in seconds.
     pub expires_in: u32,
     /// What was granted (RFC 6749 §5.1 requires it when it differs from the request; it is
     /// always sent so that clients never have to guess).
     pub scope: String,
+    /// A refresh token, when the grant and the MCP server's policy allow one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }

@@ -47,6 +47,15 @@ string_newtype!(
     ClientId
 );
 string_newtype!(
+    /// A person's id: `usr_` and 20 base-32 characters. It is the `sub` of their tokens.
+    UserId
+);
+string_newtype!(
+    /// One authorization grant: what a person allowed one client for one MCP server, and
+    /// every code, access token and refresh token issued from that decision.
+    GrantId
+);
+string_newtype!(
     /// A signing key id (`kid`): the RFC 7638 thumbprint of the public key, so a `kid` is
     /// never reused for another key.
     Kid
@@ -74,10 +83,53 @@ impl ResourceId {
     }
 }
 
+impl UserId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        UserId(crate::random::id("usr_"))
+    }
+
+    /// Wraps an id read from storage or typed by an operator.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let ok = s.len() <= 64
+            && s.len() > 4
+            && s.starts_with("usr_")
+            && s[4..].bytes().all(|b| b.is_ascii_alphanumeric());
+        if ok {
+            Ok(UserId(s.to_owned()))
+        } else {
+            Err(err(format!("`{s}` is not a user id (they look like usr_…)")))
+        }
+    }
+}
+
+impl GrantId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        GrantId(crate::random::id("gr_"))
+    }
+
+    /// Wraps an id read from storage.
+    pub fn from_stored(s: impl Into<String>) -> Self {
+        GrantId(s.into())
+    }
+}
+
 impl ClientId {
     /// A fresh random id for an agent (client-credentials) client.
     pub fn generate_agent() -> Self {
         ClientId(crate::random::id("m2m_"))
+    }
+
+    /// A fresh random id for a client that registered itself (RFC 7591).
+    pub fn generate_registered() -> Self {
+        ClientId(crate::random::id("dcr_"))
+    }
+
+    /// Whether this id is a URL: a Client ID Metadata Document (CIMD-01 §3). Gatehouse
+    /// never generates such ids.
+    pub fn is_url(&self) -> bool {
+        self.0.starts_with("https://") || self.0.starts_with("http://")
     }
 
     /// Parses a client id sent by a client: 1–255 visible ASCII characters (RFC 6749 §A.1).

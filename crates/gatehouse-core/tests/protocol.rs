@@ -23,13 +23,12 @@ struct World {
 async fn world(ttl: u32) -> World {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(FixedClock::new(T0));
-    let new = NewResource {
-        name: "To-do".into(),
-        url: ResourceUri::parse("https://todo.example/mcp").unwrap(),
-        scopes: vec![ScopeDef::parse("todo:read").unwrap()],
-        token_ttl: Some(ttl),
-        signing_alg: None,
-    };
+    let mut new = NewResource::new(
+        "To-do",
+        ResourceUri::parse("https://todo.example/mcp").unwrap(),
+        vec![ScopeDef::parse("todo:read").unwrap()],
+    );
+    new.token_ttl = Some(ttl);
     let resource = admin::register_resource(store.as_ref(), new, UnixTime(T0))
         .await
         .unwrap();

@@ -5,7 +5,7 @@
 
 use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
-use crate::model::{Client, Resource};
+use crate::model::{Client, ClientKind, Resource};
 use crate::params::FormParams;
 use crate::token::{AccessTokenClaims, TokenResponse};
 use crate::types::ScopeSet;
@@ -17,14 +17,21 @@ pub async fn grant(
     client: &Client,
     params: &FormParams,
 ) -> Result<TokenResponse, OAuthError> {
-    // OAuth 2.1 §4.2: only confidential clients may use this grant.
-    if client.secret_hash.is_none() {
+    // OAuth 2.1 §4.2: only confidential clients may use this grant; here, only the agent
+    // clients an operator created (a self-registered client acts for people).
+    if client.secret_hash.is_none() || client.kind != ClientKind::Agent {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
-            "client_credentials is for confidential clients only",
+            "client_credentials is for agent clients created by the operator",
         ));
     }
-    let resource = super::resolve_target(engine, client, params).await?;
+    let resource = super::resolve_resource(
+        engine,
+        ctx,
+        client.resource.as_ref(),
+        &super::requested_resources(params),
+    )
+    .await?;
     let scopes = granted_scopes(client, &resource, params.single("scope")?)?;
     let now = engine.now();
     let claims = AccessTokenClaims::new(
@@ -38,9 +45,10 @@ pub async fn grant(
     let signer = engine.signer(resource.signing_alg).await?;
     Ok(TokenResponse {
         access_token: signer.sign_jwt(&claims),
-        token_type: "Bearer",
+        token_type: "Bearer".into(),
         expires_in: resource.token_ttl,
         scope: scopes.to_param(),
+        refresh_token: None,
     })
 }
 
@@ -78,32 +86,35 @@ fn granted_scopes(
 mod tests {
     use super::*;
     use crate::clock::UnixTime;
-    use crate::model::{ClientKind, NewResource, ScopeDef};
+    use crate::model::{NewResource, ScopeDef, TokenAuthMethod};
     use crate::types::{ClientId, ResourceUri};
 
     fn fixture() -> (Client, Resource) {
         let resource = Resource::create(
-            NewResource {
-                name: "Todo".into(),
-                url: ResourceUri::parse("https://todo.example/mcp").unwrap(),
-                scopes: vec![
+            NewResource::new(
+                "Todo",
+                ResourceUri::parse("https://todo.example/mcp").unwrap(),
+                vec![
                     ScopeDef::parse("todo:read").unwrap(),
                     ScopeDef::parse("todo:write").unwrap(),
                 ],
-                token_ttl: None,
-                signing_alg: None,
-            },
+            ),
             UnixTime(0),
         )
         .unwrap();
         let client = Client {
             id: ClientId::generate_agent(),
-            resource: resource.id.clone(),
+            resource: Some(resource.id.clone()),
             name: "agent".into(),
             kind: ClientKind::Agent,
             secret_hash: None,
             scopes: ScopeSet::parse("todo:read gone").unwrap(),
+            redirect_uris: vec![],
+            auth_method: TokenAuthMethod::ClientSecretBasic,
+            metadata: serde_json::json!({}),
+            registration_token_hash: None,
             created_at: UnixTime(0),
+            last_used_at: None,
         };
         (client, resource)
     }

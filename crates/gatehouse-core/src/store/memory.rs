@@ -5,11 +5,21 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    ClientStore, KeyStore, ResourceStore, RevocationStore, RevokedToken, Store, StoreError,
+    ClientStore, GrantStore, KeyStore, ResourceStore, RevocationStore, RevokedToken, SessionStore,
+    Store, StoreError, UserStore,
 };
+use crate::clock::UnixTime;
 use crate::keys::StoredKey;
-use crate::model::{Client, Resource};
-use crate::types::{ClientId, ResourceId};
+use crate::model::{Client, ClientKind, Resource, User};
+use crate::records::{
+    CodeRecord, Consent, Grant, IssuedAccess, Issuance, Prune, RefreshRecord, Session,
+};
+use crate::secret::SecretHash;
+use crate::types::{ClientId, GrantId, ResourceId, UserId};
+
+/// Grants older than this with no live refresh token are pruned: by then every code and
+/// access token issued from them has expired.
+pub(crate) const GRANT_RETENTION_SECS: i64 = 86_400 + 60;
 
 #[derive(Default)]
 struct State {
@@ -17,7 +27,55 @@ struct State {
     clients: Vec<Client>,
     keys: Vec<StoredKey>,
     revoked: Vec<RevokedToken>,
+    users: Vec<User>,
+    sessions: Vec<Session>,
+    consents: Vec<Consent>,
+    grants: Vec<Grant>,
+    codes: Vec<CodeRecord>,
+    refresh: Vec<RefreshRecord>,
+    access: Vec<(GrantId, IssuedAccess)>,
     version: u64,
+}
+
+impl State {
+    /// Revokes the grants matching `pick`, recording their live access tokens as revoked.
+    fn revoke_grants(&mut self, now: UnixTime, pick: impl Fn(&Grant) -> bool) -> usize {
+        let mut n = 0;
+        for g in self.grants.iter_mut().filter(|g| pick(g)) {
+            n += 1;
+            if g.revoked_at.is_some() {
+                continue;
+            }
+            g.revoked_at = Some(now);
+            for (_, a) in self.access.iter().filter(|(id, a)| id == &g.id && a.expires_at > now) {
+                if !self.revoked.iter().any(|t| t.jti == a.jti) {
+                    self.revoked.push(RevokedToken {
+                        jti: a.jti.clone(),
+                        resource: g.resource.clone(),
+                        client: g.client.clone(),
+                        expires_at: a.expires_at,
+                        revoked_at: now,
+                    });
+                }
+            }
+        }
+        n
+    }
+
+    /// Deletes grants matching `pick` and everything hanging off them.
+    fn delete_grants(&mut self, pick: impl Fn(&Grant) -> bool) -> u64 {
+        let gone: Vec<GrantId> = self
+            .grants
+            .iter()
+            .filter(|g| pick(g))
+            .map(|g| g.id.clone())
+            .collect();
+        self.grants.retain(|g| !gone.contains(&g.id));
+        self.codes.retain(|c| !gone.contains(&c.grant));
+        self.refresh.retain(|r| !gone.contains(&r.grant));
+        self.access.retain(|(g, _)| !gone.contains(g));
+        gone.len() as u64
+    }
 }
 
 /// A [`Store`] held in memory. Every method takes one lock, so each is atomic.
@@ -72,7 +130,9 @@ impl ResourceStore for MemoryStore {
             s.resources.retain(|r| &r.id != id);
             let removed = s.resources.len() != before;
             if removed {
-                s.clients.retain(|c| &c.resource != id);
+                s.clients.retain(|c| c.resource.as_ref() != Some(id));
+                s.consents.retain(|c| &c.resource != id);
+                s.delete_grants(|g| &g.resource == id);
                 s.version += 1;
             }
             removed
@@ -87,11 +147,10 @@ impl ClientStore for MemoryStore {
             if s.clients.iter().any(|c| c.id == client.id) {
                 return Err(StoreError::Conflict(format!("{} exists", client.id)));
             }
-            if !s.resources.iter().any(|r| r.id == client.resource) {
-                return Err(StoreError::Conflict(format!(
-                    "no MCP server {}",
-                    client.resource
-                )));
+            if let Some(r) = &client.resource
+                && !s.resources.iter().any(|x| &x.id == r)
+            {
+                return Err(StoreError::Conflict(format!("no MCP server {r}")));
             }
             s.clients.push(client.clone());
             s.version += 1;
@@ -107,22 +166,215 @@ impl ClientStore for MemoryStore {
         Ok(self.with(|s| {
             s.clients
                 .iter()
-                .filter(|c| resource.is_none_or(|r| &c.resource == r))
+                .filter(|c| resource.is_none_or(|r| c.resource.as_ref() == Some(r)))
                 .cloned()
                 .collect()
         }))
     }
 
-    async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+    async fn delete_client(&self, id: &ClientId, now: UnixTime) -> Result<bool, StoreError> {
         Ok(self.with(|s| {
             let before = s.clients.len();
             s.clients.retain(|c| &c.id != id);
             let removed = s.clients.len() != before;
             if removed {
+                s.consents.retain(|c| &c.client != id);
+                // The grants go; their live access tokens stay listed as revoked.
+                s.revoke_grants(now, |g| &g.client == id);
+                s.delete_grants(|g| &g.client == id);
                 s.version += 1;
             }
             removed
         }))
+    }
+
+    async fn touch_client(&self, id: &ClientId, now: UnixTime) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(c) = s.clients.iter_mut().find(|c| &c.id == id) {
+                c.last_used_at = Some(now);
+            }
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s
+                .users
+                .iter()
+                .any(|u| u.id == user.id || u.email == user.email)
+            {
+                return Err(StoreError::Conflict(format!(
+                    "a user with email {} exists",
+                    user.email
+                )));
+            }
+            s.users.push(user.clone());
+            Ok(())
+        })
+    }
+
+    async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|s| s.users.iter().find(|u| &u.id == id).cloned()))
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|s| s.users.iter().find(|u| u.email == email).cloned()))
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        Ok(self.with(|s| s.users.clone()))
+    }
+
+    async fn delete_user(&self, id: &UserId, now: UnixTime) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let before = s.users.len();
+            s.users.retain(|u| &u.id != id);
+            let removed = s.users.len() != before;
+            if removed {
+                s.sessions.retain(|x| &x.user != id);
+                s.consents.retain(|c| &c.user != id);
+                s.revoke_grants(now, |g| &g.user == id);
+                s.delete_grants(|g| &g.user == id);
+            }
+            removed
+        }))
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.sessions.iter().any(|x| x.hash == session.hash) {
+                return Err(StoreError::Conflict("session exists".into()));
+            }
+            if !s.users.iter().any(|u| u.id == session.user) {
+                return Err(StoreError::Conflict(format!("no user {}", session.user)));
+            }
+            s.sessions.push(session.clone());
+            Ok(())
+        })
+    }
+
+    async fn session(&self, hash: &SecretHash) -> Result<Option<Session>, StoreError> {
+        Ok(self.with(|s| s.sessions.iter().find(|x| &x.hash == hash).cloned()))
+    }
+
+    async fn touch_session(&self, hash: &SecretHash, now: UnixTime) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(x) = s.sessions.iter_mut().find(|x| &x.hash == hash) {
+                x.last_seen_at = now;
+            }
+        });
+        Ok(())
+    }
+
+    async fn delete_session(&self, hash: &SecretHash) -> Result<(), StoreError> {
+        self.with(|s| s.sessions.retain(|x| &x.hash != hash));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl GrantStore for MemoryStore {
+    async fn consent(
+        &self,
+        user: &UserId,
+        client: &ClientId,
+        resource: &ResourceId,
+    ) -> Result<Option<Consent>, StoreError> {
+        Ok(self.with(|s| {
+            s.consents
+                .iter()
+                .find(|c| &c.user == user && &c.client == client && &c.resource == resource)
+                .cloned()
+        }))
+    }
+
+    async fn save_consent(&self, consent: &Consent) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.consents.retain(|c| {
+                !(c.user == consent.user
+                    && c.client == consent.client
+                    && c.resource == consent.resource)
+            });
+            s.consents.push(consent.clone());
+        });
+        Ok(())
+    }
+
+    async fn insert_code(&self, grant: &Grant, code: &CodeRecord) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.grants.iter().any(|g| g.id == grant.id) || s.codes.iter().any(|c| c.hash == code.hash)
+            {
+                return Err(StoreError::Conflict("grant or code exists".into()));
+            }
+            s.grants.push(grant.clone());
+            s.codes.push(code.clone());
+            Ok(())
+        })
+    }
+
+    async fn take_code(
+        &self,
+        hash: &SecretHash,
+        now: UnixTime,
+    ) -> Result<Option<CodeRecord>, StoreError> {
+        Ok(self.with(|s| {
+            let c = s.codes.iter_mut().find(|c| &c.hash == hash)?;
+            let before = c.clone();
+            if c.used_at.is_none() {
+                c.used_at = Some(now);
+            }
+            Some(before)
+        }))
+    }
+
+    async fn grant(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {
+        Ok(self.with(|s| s.grants.iter().find(|g| &g.id == id).cloned()))
+    }
+
+    async fn record_issue(&self, issue: &Issuance) -> Result<(), StoreError> {
+        self.with(|s| {
+            let active = s
+                .grants
+                .iter()
+                .any(|g| g.id == issue.grant && g.revoked_at.is_none());
+            if !active {
+                return Err(StoreError::Conflict(format!(
+                    "grant {} is missing or revoked",
+                    issue.grant
+                )));
+            }
+            if let Some(rot) = &issue.rotates {
+                let Some(old) = s
+                    .refresh
+                    .iter_mut()
+                    .find(|r| r.hash == rot.old && r.rotated_at.is_none())
+                else {
+                    return Err(StoreError::Conflict("refresh token already rotated".into()));
+                };
+                old.rotated_at = Some(rot.at);
+                old.retry = rot.retry.clone();
+            }
+            s.access.push((issue.grant.clone(), issue.access.clone()));
+            if let Some(r) = &issue.refresh {
+                s.refresh.push(r.clone());
+            }
+            Ok(())
+        })
+    }
+
+    async fn refresh_token(&self, hash: &SecretHash) -> Result<Option<RefreshRecord>, StoreError> {
+        Ok(self.with(|s| s.refresh.iter().find(|r| &r.hash == hash).cloned()))
+    }
+
+    async fn revoke_grant(&self, id: &GrantId, now: UnixTime) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.revoke_grants(now, |g| &g.id == id) > 0))
     }
 }
 
@@ -168,6 +420,49 @@ impl Store for MemoryStore {
 
     async fn change_version(&self) -> Result<u64, StoreError> {
         Ok(self.with(|s| s.version))
+    }
+
+    async fn prune(&self, p: &Prune) -> Result<u64, StoreError> {
+        Ok(self.with(|s| {
+            let mut n = 0;
+            let mut drop = |len_before: usize, len_after: usize| n += (len_before - len_after) as u64;
+            let b = s.codes.len();
+            s.codes.retain(|c| c.expires_at > p.now);
+            drop(b, s.codes.len());
+            let b = s.refresh.len();
+            s.refresh.retain(|r| r.expires_at > p.now);
+            drop(b, s.refresh.len());
+            let b = s.revoked.len();
+            s.revoked.retain(|t| t.expires_at > p.now);
+            drop(b, s.revoked.len());
+            let b = s.sessions.len();
+            s.sessions.retain(|x| {
+                x.last_seen_at >= p.sessions_idle_before && x.created_at >= p.sessions_created_before
+            });
+            drop(b, s.sessions.len());
+            let stale: Vec<ClientId> = s
+                .clients
+                .iter()
+                .filter(|c| {
+                    c.kind == ClientKind::Registered
+                        && c.last_used_at.unwrap_or(c.created_at) < p.registrations_unused_before
+                })
+                .map(|c| c.id.clone())
+                .collect();
+            if !stale.is_empty() {
+                s.clients.retain(|c| !stale.contains(&c.id));
+                s.consents.retain(|c| !stale.contains(&c.client));
+                s.revoke_grants(p.now, |g| stale.contains(&g.client));
+                n += s.delete_grants(|g| stale.contains(&g.client));
+                n += stale.len() as u64;
+                s.version += 1;
+            }
+            let old = p.now.plus(-GRANT_RETENTION_SECS);
+            let live: Vec<GrantId> = s.refresh.iter().map(|r| r.grant.clone()).collect();
+            n += s.delete_grants(|g| g.created_at < old && !live.contains(&g.id));
+            s.access.retain(|(_, a)| a.expires_at > p.now);
+            n
+        }))
     }
 }
 

@@ -13,8 +13,10 @@ pub use memory::MemoryStore;
 
 use crate::clock::UnixTime;
 use crate::keys::StoredKey;
-use crate::model::{Client, Resource};
-use crate::types::{ClientId, ResourceId};
+use crate::model::{Client, Resource, User};
+use crate::records::{CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, Session};
+use crate::secret::SecretHash;
+use crate::types::{ClientId, GrantId, ResourceId, UserId};
 
 /// A storage failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,8 +54,79 @@ pub trait ClientStore: Send + Sync {
     async fn client(&self, id: &ClientId) -> Result<Option<Client>, StoreError>;
     /// Every client, or those of one MCP server, oldest first.
     async fn clients(&self, resource: Option<&ResourceId>) -> Result<Vec<Client>, StoreError>;
-    /// Deletes the client. `false` if there was no such client.
-    async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError>;
+    /// Deletes the client and, in the same change, its grants (their access tokens become
+    /// revoked) and consents. `false` if there was no such client.
+    async fn delete_client(&self, id: &ClientId, now: UnixTime) -> Result<bool, StoreError>;
+    /// Records that the client obtained a token at `now`. Does not move the change version:
+    /// it changes nothing a cache relies on except this timestamp.
+    async fn touch_client(&self, id: &ClientId, now: UnixTime) -> Result<(), StoreError>;
+}
+
+/// People who sign in.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Stores a new person. `Conflict` if the id or the (normalised) email is taken.
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
+    /// The person with this id.
+    async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
+    /// The person with this normalised email.
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    /// Everyone, oldest first.
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Deletes the person and, in the same change, their sessions, consents and grants (their
+    /// unexpired access tokens become revoked). `false` if there was no such person.
+    async fn delete_user(&self, id: &UserId, now: UnixTime) -> Result<bool, StoreError>;
+}
+
+/// Browser sessions.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session. `Conflict` if its hash exists or its user does not.
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    /// The session with this hash.
+    async fn session(&self, hash: &SecretHash) -> Result<Option<Session>, StoreError>;
+    /// Sets its `last_seen_at`.
+    async fn touch_session(&self, hash: &SecretHash, now: UnixTime) -> Result<(), StoreError>;
+    /// Deletes it (sign-out). Deleting a missing session is not an error.
+    async fn delete_session(&self, hash: &SecretHash) -> Result<(), StoreError>;
+}
+
+/// Consents, grants, authorization codes and refresh tokens.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// What `user` allowed `client` at `resource`, if anything.
+    async fn consent(
+        &self,
+        user: &UserId,
+        client: &ClientId,
+        resource: &ResourceId,
+    ) -> Result<Option<Consent>, StoreError>;
+    /// Stores a consent, replacing the one for the same person, client and MCP server.
+    async fn save_consent(&self, consent: &Consent) -> Result<(), StoreError>;
+    /// Stores a new grant and its authorization code, in one change. `Conflict` if either
+    /// exists.
+    async fn insert_code(&self, grant: &Grant, code: &CodeRecord) -> Result<(), StoreError>;
+    /// Redeems a code: marks it used at `now` and returns it as it was before, so a caller
+    /// sees `used_at: Some(_)` on every use after the first (OAuth 2.1 §4.1.3: single use).
+    /// Concurrent calls for one code see exactly one first use. `None` if unknown.
+    async fn take_code(
+        &self,
+        hash: &SecretHash,
+        now: UnixTime,
+    ) -> Result<Option<CodeRecord>, StoreError>;
+    /// The grant with this id.
+    async fn grant(&self, id: &GrantId) -> Result<Option<Grant>, StoreError>;
+    /// Records tokens issued from a grant, in one change: the access token's `jti`, the new
+    /// refresh token, and the rotation of the old one. `Conflict` (and nothing recorded) if
+    /// the grant is missing or revoked, or if the old refresh token was already rotated —
+    /// so of two concurrent rotations only one succeeds.
+    async fn record_issue(&self, issue: &Issuance) -> Result<(), StoreError>;
+    /// The refresh token with this hash, rotated or not.
+    async fn refresh_token(&self, hash: &SecretHash) -> Result<Option<RefreshRecord>, StoreError>;
+    /// Revokes a grant: marks it revoked and records every unexpired access token issued
+    /// from it as revoked, in one change. Its refresh tokens stop working because their grant
+    /// is revoked. Revoking twice keeps the first time. `false` if there is no such grant.
+    async fn revoke_grant(&self, id: &GrantId, now: UnixTime) -> Result<bool, StoreError>;
 }
 
 /// Signing keys. Keys are only ever added: a `kid` names one key forever.
@@ -91,10 +164,17 @@ pub trait RevocationStore: Send + Sync {
 
 /// Everything Gatehouse stores.
 #[async_trait]
-pub trait Store: ResourceStore + ClientStore + KeyStore + RevocationStore {
+pub trait Store:
+    ResourceStore + ClientStore + KeyStore + RevocationStore + UserStore + SessionStore + GrantStore
+{
     /// Succeeds if the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// A number that changes whenever a resource, client or key is added or removed, by any
     /// process using the same storage. Caches compare it to know when to reload.
     async fn change_version(&self) -> Result<u64, StoreError>;
+    /// Deletes what has expired (see [`Prune`]): codes and refresh tokens past their expiry,
+    /// revocation records of expired tokens, idle or old sessions, grants older than a day
+    /// with no live refresh token, and self-registered clients unused since the cut-off
+    /// (with their grants and consents). Returns how many records went.
+    async fn prune(&self, prune: &Prune) -> Result<u64, StoreError>;
 }

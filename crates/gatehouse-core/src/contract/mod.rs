@@ -1,9 +1,12 @@
 //! The store contract suite. Every [`Store`] implementation runs [`run_all`] in its tests;
 //! each check below is a sentence of a trait's documented contract.
 
+mod grants;
+
 use crate::clock::UnixTime;
 use crate::keys::{SigningAlg, StoredKey};
-use crate::model::{Client, ClientKind, NewResource, Resource, ScopeDef};
+use crate::model::{Client, ClientKind, NewResource, Resource, ScopeDef, TokenAuthMethod};
+use crate::redirect::RedirectUri;
 use crate::secret::ClientSecret;
 use crate::store::{RevokedToken, Store, StoreError};
 use crate::types::{ClientId, ResourceId, ResourceUri, ScopeSet};
@@ -22,37 +25,93 @@ where
     revocation_is_idempotent(&make().await).await;
     change_version_moves_on_writes_only(&make().await).await;
     ping_answers(&make().await).await;
+    registered_clients_round_trip(&make().await).await;
+    grants::run_all(&make).await;
 }
 
-fn resource(url: &str) -> Resource {
-    let mut r = Resource::create(
-        NewResource {
-            name: "Todo server".into(),
-            url: ResourceUri::parse(url).unwrap(),
-            scopes: vec![
-                ScopeDef::parse("todo:read=Read your todos").unwrap(),
-                ScopeDef::parse("todo:write").unwrap(),
-            ],
-            token_ttl: Some(900),
-            signing_alg: Some(SigningAlg::ES256),
-        },
-        UnixTime(1_700_000_000),
-    )
-    .unwrap();
+pub(crate) fn resource(url: &str) -> Resource {
+    let mut new = NewResource::new(
+        "Todo server",
+        ResourceUri::parse(url).unwrap(),
+        vec![
+            ScopeDef::parse("todo:read=Read your todos").unwrap(),
+            ScopeDef::parse("todo:write").unwrap(),
+        ],
+    );
+    new.token_ttl = Some(900);
+    new.signing_alg = Some(SigningAlg::ES256);
+    new.refresh_tokens = Some(crate::model::RefreshPolicy::Always);
+    let mut r = Resource::create(new, UnixTime(1_700_000_000)).unwrap();
     r.metadata_documents = false;
     r
 }
 
-fn client(resource: &ResourceId) -> Client {
+pub(crate) fn client(resource: &ResourceId) -> Client {
     Client {
         id: ClientId::generate_agent(),
-        resource: resource.clone(),
+        resource: Some(resource.clone()),
         name: "Nightly agent".into(),
         kind: ClientKind::Agent,
         secret_hash: Some(ClientSecret::generate().hash()),
         scopes: ScopeSet::parse("todo:read").unwrap(),
+        redirect_uris: vec![],
+        auth_method: TokenAuthMethod::ClientSecretBasic,
+        metadata: serde_json::json!({}),
+        registration_token_hash: None,
         created_at: UnixTime(1_700_000_100),
+        last_used_at: None,
     }
+}
+
+/// A self-registered public client, bound to `resource` or to none.
+pub(crate) fn registered(resource: Option<&ResourceId>) -> Client {
+    Client {
+        id: ClientId::generate_registered(),
+        resource: resource.cloned(),
+        name: "MCP Inspector".into(),
+        kind: ClientKind::Registered,
+        secret_hash: None,
+        scopes: ScopeSet::parse("todo:read offline_access").unwrap(),
+        redirect_uris: vec![
+            RedirectUri::parse("http://127.0.0.1:6276/oauth/callback").unwrap(),
+            RedirectUri::parse("https://app.example/cb").unwrap(),
+        ],
+        auth_method: TokenAuthMethod::None,
+        metadata: serde_json::json!({"client_name": "MCP Inspector", "software_id": "x", "extra": [1, {"a": null}]}),
+        registration_token_hash: Some(ClientSecret::generate().hash()),
+        created_at: UnixTime(1_700_000_200),
+        last_used_at: None,
+    }
+}
+
+async fn registered_clients_round_trip(store: &impl Store) {
+    let a = resource("https://a.example/mcp");
+    store.insert_resource(&a).await.unwrap();
+    let bound = registered(Some(&a.id));
+    let unbound = registered(None);
+    store.insert_client(&bound).await.unwrap();
+    store.insert_client(&unbound).await.unwrap();
+    assert_eq!(store.client(&bound.id).await.unwrap(), Some(bound.clone()));
+    assert_eq!(
+        store.client(&unbound.id).await.unwrap(),
+        Some(unbound.clone()),
+        "a client bound to no MCP server round-trips"
+    );
+    assert_eq!(store.clients(Some(&a.id)).await.unwrap(), vec![bound.clone()]);
+    let v = store.change_version().await.unwrap();
+    store
+        .touch_client(&bound.id, UnixTime(1_700_100_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.client(&bound.id).await.unwrap().unwrap().last_used_at,
+        Some(UnixTime(1_700_100_000))
+    );
+    assert_eq!(
+        store.change_version().await.unwrap(),
+        v,
+        "touch_client does not move the change version"
+    );
 }
 
 async fn resources_round_trip(store: &impl Store) {
@@ -129,9 +188,9 @@ async fn clients_round_trip_and_need_their_resource(store: &impl Store) {
         store.insert_client(&orphan).await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(store.delete_client(&ca.id).await.unwrap());
+    assert!(store.delete_client(&ca.id, UnixTime(1)).await.unwrap());
     assert!(
-        !store.delete_client(&ca.id).await.unwrap(),
+        !store.delete_client(&ca.id, UnixTime(1)).await.unwrap(),
         "second delete finds nothing"
     );
     assert_eq!(store.client(&ca.id).await.unwrap(), None);
@@ -210,7 +269,7 @@ async fn change_version_moves_on_writes_only(store: &impl Store) {
     store.insert_client(&c).await.unwrap();
     let v2 = store.change_version().await.unwrap();
     assert_ne!(v1, v2, "insert_client");
-    store.delete_client(&c.id).await.unwrap();
+    store.delete_client(&c.id, UnixTime(1)).await.unwrap();
     let v3 = store.change_version().await.unwrap();
     assert_ne!(v2, v3, "delete_client");
     store

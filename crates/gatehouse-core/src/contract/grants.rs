@@ -1,0 +1,394 @@
+//! Contract checks for people, sessions, consents, grants, codes and refresh tokens.
+
+use super::{registered, resource};
+use crate::clock::UnixTime;
+use crate::model::User;
+use crate::records::{
+    CodeRecord, Consent, Grant, IssuedAccess, Issuance, Prune, RefreshRecord, RetryAnswer,
+    Rotation, Session,
+};
+use crate::secret::SecretHash;
+use crate::store::{Store, StoreError};
+use crate::types::{GrantId, ResourceId, ScopeSet, UserId};
+
+const T0: i64 = 1_700_000_000;
+
+pub(super) async fn run_all<S: Store, F, Fut>(make: &F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
+    users_round_trip_with_unique_emails(&make().await).await;
+    sessions_round_trip(&make().await).await;
+    consent_is_replaced(&make().await).await;
+    codes_are_single_use(&make().await).await;
+    issuance_and_rotation_are_atomic(&make().await).await;
+    revoking_a_grant_revokes_its_access_tokens(&make().await).await;
+    deleting_a_user_or_client_revokes_their_grants(&make().await).await;
+    prune_removes_what_expired(&make().await).await;
+}
+
+fn user(email: &str) -> User {
+    User {
+        id: UserId::generate(),
+        email: email.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: UnixTime(T0),
+    }
+}
+
+/// A resource, a client, a user and a grant with its code, all stored.
+struct Fixture {
+    resource: ResourceId,
+    user: User,
+    grant: Grant,
+    code: CodeRecord,
+}
+
+async fn fixture(store: &impl Store) -> Fixture {
+    let r = resource("https://a.example/mcp");
+    store.insert_resource(&r).await.unwrap();
+    let c = registered(Some(&r.id));
+    store.insert_client(&c).await.unwrap();
+    let u = user("ada@example.com");
+    store.insert_user(&u).await.unwrap();
+    let grant = Grant {
+        id: GrantId::generate(),
+        client: c.id.clone(),
+        user: u.id.clone(),
+        resource: r.id.clone(),
+        issuer: "http://127.0.0.1:9000".into(),
+        scopes: ScopeSet::parse("todo:read offline_access").unwrap(),
+        created_at: UnixTime(T0),
+        revoked_at: None,
+    };
+    let code = CodeRecord {
+        hash: SecretHash::of("ghc_code"),
+        grant: grant.id.clone(),
+        redirect_uri: "http://127.0.0.1:5000/cb".into(),
+        redirect_uri_sent: true,
+        challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        expires_at: UnixTime(T0 + 60),
+        used_at: None,
+    };
+    store.insert_code(&grant, &code).await.unwrap();
+    Fixture {
+        resource: r.id,
+        user: u,
+        grant,
+        code,
+    }
+}
+
+fn refresh(grant: &GrantId, token: &str, at: i64) -> RefreshRecord {
+    RefreshRecord {
+        hash: SecretHash::of(token),
+        grant: grant.clone(),
+        created_at: UnixTime(at),
+        expires_at: UnixTime(at + 1000),
+        rotated_at: None,
+        retry: None,
+    }
+}
+
+fn issue(grant: &GrantId, jti: &str, new: Option<&str>, old: Option<&str>, at: i64) -> Issuance {
+    Issuance {
+        grant: grant.clone(),
+        access: IssuedAccess {
+            jti: jti.into(),
+            expires_at: UnixTime(at + 300),
+        },
+        refresh: new.map(|t| refresh(grant, t, at)),
+        rotates: old.map(|t| Rotation {
+            old: SecretHash::of(t),
+            at: UnixTime(at),
+            retry: Some(RetryAnswer {
+                request_hash: SecretHash::of("request"),
+                sealed: vec![1, 2, 3],
+            }),
+        }),
+    }
+}
+
+async fn users_round_trip_with_unique_emails(store: &impl Store) {
+    let a = user("ada@example.com");
+    store.insert_user(&a).await.unwrap();
+    assert_eq!(store.user(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store.user_by_email("ada@example.com").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(store.user_by_email("bob@example.com").await.unwrap(), None);
+    let again = user("ada@example.com");
+    assert!(matches!(
+        store.insert_user(&again).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.insert_user(&user("bob@example.com")).await.unwrap();
+    let emails: Vec<_> = store
+        .users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.email)
+        .collect();
+    assert_eq!(emails, ["ada@example.com", "bob@example.com"], "oldest first");
+}
+
+async fn sessions_round_trip(store: &impl Store) {
+    let u = user("ada@example.com");
+    store.insert_user(&u).await.unwrap();
+    let s = Session {
+        hash: SecretHash::of("cookie"),
+        user: u.id.clone(),
+        created_at: UnixTime(T0),
+        last_seen_at: UnixTime(T0),
+    };
+    store.insert_session(&s).await.unwrap();
+    assert_eq!(store.session(&s.hash).await.unwrap(), Some(s.clone()));
+    store.touch_session(&s.hash, UnixTime(T0 + 90)).await.unwrap();
+    assert_eq!(
+        store.session(&s.hash).await.unwrap().unwrap().last_seen_at,
+        UnixTime(T0 + 90)
+    );
+    let orphan = Session {
+        hash: SecretHash::of("other"),
+        user: UserId::generate(),
+        ..s.clone()
+    };
+    assert!(matches!(
+        store.insert_session(&orphan).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.delete_session(&s.hash).await.unwrap();
+    store.delete_session(&s.hash).await.unwrap();
+    assert_eq!(store.session(&s.hash).await.unwrap(), None);
+}
+
+async fn consent_is_replaced(store: &impl Store) {
+    let f = fixture(store).await;
+    let c = Consent {
+        user: f.user.id.clone(),
+        client: f.grant.client.clone(),
+        resource: f.resource.clone(),
+        scopes: ScopeSet::parse("todo:read").unwrap(),
+        granted_at: UnixTime(T0),
+    };
+    store.save_consent(&c).await.unwrap();
+    let wider = Consent {
+        scopes: ScopeSet::parse("todo:read todo:write").unwrap(),
+        granted_at: UnixTime(T0 + 5),
+        ..c.clone()
+    };
+    store.save_consent(&wider).await.unwrap();
+    assert_eq!(
+        store
+            .consent(&c.user, &c.client, &c.resource)
+            .await
+            .unwrap(),
+        Some(wider)
+    );
+    assert_eq!(
+        store
+            .consent(&UserId::generate(), &c.client, &c.resource)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn codes_are_single_use(store: &impl Store) {
+    let f = fixture(store).await;
+    assert_eq!(store.grant(&f.grant.id).await.unwrap(), Some(f.grant.clone()));
+    let first = store
+        .take_code(&f.code.hash, UnixTime(T0 + 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, f.code, "the first use sees the code unused");
+    let second = store
+        .take_code(&f.code.hash, UnixTime(T0 + 2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.used_at, Some(UnixTime(T0 + 1)), "later uses see the first");
+    assert_eq!(
+        store
+            .take_code(&SecretHash::of("nope"), UnixTime(T0))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.insert_code(&f.grant, &f.code).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn issuance_and_rotation_are_atomic(store: &impl Store) {
+    let f = fixture(store).await;
+    let g = &f.grant.id;
+    store
+        .record_issue(&issue(g, "j1", Some("rt1"), None, T0))
+        .await
+        .unwrap();
+    let rt1 = store
+        .refresh_token(&SecretHash::of("rt1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rt1, refresh(g, "rt1", T0), "round-trips");
+    store
+        .record_issue(&issue(g, "j2", Some("rt2"), Some("rt1"), T0 + 10))
+        .await
+        .unwrap();
+    let rt1 = store
+        .refresh_token(&SecretHash::of("rt1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rt1.rotated_at, Some(UnixTime(T0 + 10)));
+    assert_eq!(rt1.retry.as_ref().unwrap().sealed, vec![1, 2, 3]);
+    // A second rotation of rt1 fails and records nothing.
+    assert!(matches!(
+        store
+            .record_issue(&issue(g, "j3", Some("rt3"), Some("rt1"), T0 + 11))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.refresh_token(&SecretHash::of("rt3")).await.unwrap(),
+        None,
+        "nothing half-written"
+    );
+    store.revoke_grant(g, UnixTime(T0 + 12)).await.unwrap();
+    assert!(
+        !store.is_token_revoked("j3").await.unwrap(),
+        "j3 was never recorded"
+    );
+    assert!(matches!(
+        store
+            .record_issue(&issue(g, "j4", Some("rt4"), Some("rt2"), T0 + 13))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .refresh_token(&SecretHash::of("rt2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .rotated_at
+            .is_none(),
+        "a refused issuance rotates nothing"
+    );
+}
+
+async fn revoking_a_grant_revokes_its_access_tokens(store: &impl Store) {
+    let f = fixture(store).await;
+    let g = &f.grant.id;
+    store
+        .record_issue(&issue(g, "live", None, None, T0))
+        .await
+        .unwrap();
+    store
+        .record_issue(&issue(g, "old", None, None, T0 - 1000))
+        .await
+        .unwrap();
+    assert!(store.revoke_grant(g, UnixTime(T0 + 1)).await.unwrap());
+    assert!(store.revoke_grant(g, UnixTime(T0 + 2)).await.unwrap());
+    assert_eq!(
+        store.grant(g).await.unwrap().unwrap().revoked_at,
+        Some(UnixTime(T0 + 1)),
+        "the first revocation is kept"
+    );
+    assert!(store.is_token_revoked("live").await.unwrap());
+    assert!(
+        !store.is_token_revoked("old").await.unwrap(),
+        "expired tokens need no record"
+    );
+    assert!(
+        !store
+            .revoke_grant(&GrantId::generate(), UnixTime(T0))
+            .await
+            .unwrap()
+    );
+}
+
+async fn deleting_a_user_or_client_revokes_their_grants(store: &impl Store) {
+    let f = fixture(store).await;
+    store
+        .record_issue(&issue(&f.grant.id, "u1", Some("rtu"), None, T0))
+        .await
+        .unwrap();
+    let s = Session {
+        hash: SecretHash::of("cookie"),
+        user: f.user.id.clone(),
+        created_at: UnixTime(T0),
+        last_seen_at: UnixTime(T0),
+    };
+    store.insert_session(&s).await.unwrap();
+    assert!(store.delete_user(&f.user.id, UnixTime(T0 + 1)).await.unwrap());
+    assert!(store.is_token_revoked("u1").await.unwrap());
+    assert_eq!(store.session(&s.hash).await.unwrap(), None);
+    assert_eq!(store.grant(&f.grant.id).await.unwrap(), None);
+    assert_eq!(store.refresh_token(&SecretHash::of("rtu")).await.unwrap(), None);
+    assert!(!store.delete_user(&f.user.id, UnixTime(T0 + 1)).await.unwrap());
+
+    // The same through the client.
+    let u = user("bob@example.com");
+    store.insert_user(&u).await.unwrap();
+    let grant = Grant {
+        id: GrantId::generate(),
+        user: u.id.clone(),
+        ..f.grant.clone()
+    };
+    let code = CodeRecord {
+        hash: SecretHash::of("ghc_two"),
+        grant: grant.id.clone(),
+        ..f.code.clone()
+    };
+    store.insert_code(&grant, &code).await.unwrap();
+    store
+        .record_issue(&issue(&grant.id, "c1", None, None, T0))
+        .await
+        .unwrap();
+    assert!(store.delete_client(&grant.client, UnixTime(T0 + 1)).await.unwrap());
+    assert!(store.is_token_revoked("c1").await.unwrap());
+    assert_eq!(store.grant(&grant.id).await.unwrap(), None);
+}
+
+async fn prune_removes_what_expired(store: &impl Store) {
+    let f = fixture(store).await;
+    store
+        .record_issue(&issue(&f.grant.id, "p1", Some("rtp"), None, T0))
+        .await
+        .unwrap();
+    let stale = registered(None);
+    store.insert_client(&stale).await.unwrap();
+    let s = Session {
+        hash: SecretHash::of("cookie"),
+        user: f.user.id.clone(),
+        created_at: UnixTime(T0),
+        last_seen_at: UnixTime(T0),
+    };
+    store.insert_session(&s).await.unwrap();
+    let v = store.change_version().await.unwrap();
+    let p = Prune {
+        now: UnixTime(T0 + 100),
+        sessions_idle_before: UnixTime(T0 + 1),
+        sessions_created_before: UnixTime(T0 - 10),
+        registrations_unused_before: UnixTime(stale.created_at.0 + 1),
+    };
+    let n = store.prune(&p).await.unwrap();
+    assert!(n >= 3, "code, session and stale clients went ({n})");
+    assert_eq!(store.take_code(&f.code.hash, p.now).await.unwrap(), None);
+    assert_eq!(store.session(&s.hash).await.unwrap(), None);
+    assert_eq!(store.client(&stale.id).await.unwrap(), None);
+    assert_eq!(
+        store.client(&f.grant.client).await.unwrap(),
+        None,
+        "the fixture's client was never used either"
+    );
+    assert_ne!(store.change_version().await.unwrap(), v, "clients went");
+}
