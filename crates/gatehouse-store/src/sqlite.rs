@@ -6,12 +6,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gatehouse_core::keys::{SigningAlg, StoredKey};
-use gatehouse_core::model::{Client, ClientKind, Resource, ScopeDef};
+use gatehouse_core::model::{
+    Client, ClientKind, RefreshPolicy, Resource, ScopeDef, TokenAuthMethod, User,
+};
+use gatehouse_core::records::{
+    CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, RetryAnswer, Session,
+};
+use gatehouse_core::redirect::RedirectUri;
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::store::{
-    ClientStore, KeyStore, ResourceStore, RevocationStore, RevokedToken, Store, StoreError,
+    ClientStore, GrantStore, KeyStore, ResourceStore, RevocationStore, RevokedToken, SessionStore,
+    Store, StoreError, UserStore,
 };
-use gatehouse_core::{ClientId, Kid, ResourceId, ResourceUri, ScopeSet, UnixTime};
+use gatehouse_core::{ClientId, GrantId, Kid, ResourceId, ResourceUri, ScopeSet, UnixTime, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -110,23 +117,36 @@ fn resource_from_row(row: &SqliteRow) -> Result<Resource, StoreError> {
         signing_alg: SigningAlg::parse(&get_s("signing_alg")?).ok_or_else(|| corrupt("alg"))?,
         dynamic_registration: row.try_get("dynamic_registration").map_err(backend)?,
         metadata_documents: row.try_get("metadata_documents").map_err(backend)?,
+        refresh_tokens: RefreshPolicy::parse(&get_s("refresh_tokens")?)
+            .ok_or_else(|| corrupt("refresh-token policy"))?,
         created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
     })
 }
 
 fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
     let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
+    let opt_s = |c: &str| row.try_get::<Option<String>, _>(c).map_err(backend);
+    let redirect_uris: Vec<RedirectUri> =
+        serde_json::from_str(&get_s("redirect_uris")?).map_err(|_| corrupt("redirect URIs"))?;
     Ok(Client {
         id: ClientId::parse(&get_s("id")?).map_err(|_| corrupt("client id"))?,
-        resource: ResourceId::parse(&get_s("resource_id")?).map_err(|_| corrupt("resource id"))?,
+        resource: opt_s("resource_id")?
+            .map(|r| ResourceId::parse(&r).map_err(|_| corrupt("resource id")))
+            .transpose()?,
         name: get_s("name")?,
         kind: ClientKind::parse(&get_s("kind")?).ok_or_else(|| corrupt("client kind"))?,
-        secret_hash: row
-            .try_get::<Option<String>, _>("secret_hash")
-            .map_err(backend)?
-            .map(SecretHash::from_stored),
+        secret_hash: opt_s("secret_hash")?.map(SecretHash::from_stored),
         scopes: ScopeSet::parse(&get_s("scopes")?).map_err(|_| corrupt("scopes"))?,
+        redirect_uris,
+        auth_method: TokenAuthMethod::parse(&get_s("auth_method")?)
+            .ok_or_else(|| corrupt("auth method"))?,
+        metadata: serde_json::from_str(&get_s("metadata")?).map_err(|_| corrupt("metadata"))?,
+        registration_token_hash: opt_s("registration_token_hash")?.map(SecretHash::from_stored),
         created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+        last_used_at: row
+            .try_get::<Option<i64>, _>("last_used_at")
+            .map_err(backend)?
+            .map(UnixTime),
     })
 }
 
@@ -137,8 +157,8 @@ impl ResourceStore for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO resources (id, name, url, url_key, scopes, token_ttl, signing_alg,
-                 dynamic_registration, metadata_documents, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 dynamic_registration, metadata_documents, refresh_tokens, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(r.id.as_str())
         .bind(&r.name)
@@ -149,6 +169,7 @@ impl ResourceStore for SqliteStore {
         .bind(r.signing_alg.as_str())
         .bind(r.dynamic_registration)
         .bind(r.metadata_documents)
+        .bind(r.refresh_tokens.as_str())
         .bind(r.created_at.0)
         .execute(&mut *tx)
         .await
@@ -180,6 +201,14 @@ impl ResourceStore for SqliteStore {
 
     async fn delete_resource(&self, id: &ResourceId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Grants and consents of the server go by foreign key; those of its clients too.
+        sqlx::query(
+            "DELETE FROM grants WHERE client_id IN (SELECT id FROM clients WHERE resource_id = ?)",
+        )
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         sqlx::query("DELETE FROM clients WHERE resource_id = ?")
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -205,16 +234,22 @@ impl ClientStore for SqliteStore {
     async fn insert_client(&self, c: &Client) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
-            "INSERT INTO clients (id, resource_id, name, kind, secret_hash, scopes, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO clients (id, resource_id, name, kind, secret_hash, scopes, redirect_uris,
+                 auth_method, metadata, registration_token_hash, created_at, last_used_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(c.id.as_str())
-        .bind(c.resource.as_str())
+        .bind(c.resource.as_ref().map(ResourceId::as_str))
         .bind(&c.name)
         .bind(c.kind.as_str())
         .bind(c.secret_hash.as_ref().map(SecretHash::as_str))
         .bind(c.scopes.to_param())
+        .bind(serde_json::to_string(&c.redirect_uris).map_err(backend)?)
+        .bind(c.auth_method.as_str())
+        .bind(serde_json::to_string(&c.metadata).map_err(backend)?)
+        .bind(c.registration_token_hash.as_ref().map(SecretHash::as_str))
         .bind(c.created_at.0)
+        .bind(c.last_used_at.map(|t| t.0))
         .execute(&mut *tx)
         .await
         .map_err(|e| classify(e, "client id taken or MCP server missing"))?;
@@ -250,8 +285,19 @@ impl ClientStore for SqliteStore {
         rows.map_err(backend)?.iter().map(client_from_row).collect()
     }
 
-    async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+    async fn delete_client(&self, id: &ClientId, now: UnixTime) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
+        revoke_grants_where(&mut tx, GrantsOf::Client, id.as_str(), now).await?;
+        for sql in [
+            "DELETE FROM grants WHERE client_id = ?",
+            "DELETE FROM consents WHERE client_id = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
         let deleted = sqlx::query("DELETE FROM clients WHERE id = ?")
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -265,6 +311,69 @@ impl ClientStore for SqliteStore {
         tx.commit().await.map_err(backend)?;
         Ok(deleted)
     }
+
+    async fn touch_client(&self, id: &ClientId, now: UnixTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE clients SET last_used_at = ? WHERE id = ?")
+            .bind(now.0)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// Which grants [`revoke_grants_where`] revokes.
+#[derive(Clone, Copy)]
+enum GrantsOf {
+    Id,
+    Client,
+    User,
+}
+
+impl GrantsOf {
+    fn column(self) -> &'static str {
+        match self {
+            GrantsOf::Id => "id",
+            GrantsOf::Client => "client_id",
+            GrantsOf::User => "user_id",
+        }
+    }
+}
+
+/// Marks the grants whose `filter` column equals `value` revoked and records their
+/// unexpired access tokens as revoked.
+async fn revoke_grants_where(
+    tx: &mut Transaction<'_, Sqlite>,
+    filter: GrantsOf,
+    value: &str,
+    now: UnixTime,
+) -> Result<u64, StoreError> {
+    // The only text spliced in is a column name from the fixed list above.
+    let filter = format!("{} = ?", filter.column());
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO revoked_tokens (jti, resource_id, client_id, expires_at, revoked_at)
+         SELECT a.jti, g.resource_id, g.client_id, a.expires_at, ?
+         FROM grant_access_tokens a JOIN grants g ON g.id = a.grant_id
+         WHERE g.{filter} AND g.revoked_at IS NULL AND a.expires_at > ?
+         ON CONFLICT (jti) DO NOTHING"
+    )))
+    .bind(now.0)
+    .bind(value)
+    .bind(now.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE grants SET revoked_at = ? WHERE {filter} AND revoked_at IS NULL"
+    )))
+    .bind(now.0)
+    .bind(value)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?
+    .rows_affected();
+    Ok(n)
 }
 
 #[async_trait]
@@ -332,6 +441,396 @@ impl RevocationStore for SqliteStore {
     }
 }
 
+fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
+    Ok(User {
+        id: UserId::parse(&get_s("id")?).map_err(|_| corrupt("user id"))?,
+        email: get_s("email")?,
+        password_hash: get_s("password_hash")?,
+        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+    })
+}
+
+fn grant_from_row(row: &SqliteRow) -> Result<Grant, StoreError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
+    Ok(Grant {
+        id: GrantId::from_stored(get_s("id")?),
+        client: ClientId::parse(&get_s("client_id")?).map_err(|_| corrupt("client id"))?,
+        user: UserId::parse(&get_s("user_id")?).map_err(|_| corrupt("user id"))?,
+        resource: ResourceId::parse(&get_s("resource_id")?).map_err(|_| corrupt("resource id"))?,
+        issuer: get_s("issuer")?,
+        scopes: ScopeSet::parse(&get_s("scopes")?).map_err(|_| corrupt("scopes"))?,
+        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")
+            .map_err(backend)?
+            .map(UnixTime),
+    })
+}
+
+fn code_from_row(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
+    Ok(CodeRecord {
+        hash: SecretHash::from_stored(get_s("hash")?),
+        grant: GrantId::from_stored(get_s("grant_id")?),
+        redirect_uri: get_s("redirect_uri")?,
+        redirect_uri_sent: row.try_get("redirect_uri_sent").map_err(backend)?,
+        challenge: get_s("challenge")?,
+        expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
+        used_at: row
+            .try_get::<Option<i64>, _>("used_at")
+            .map_err(backend)?
+            .map(UnixTime),
+    })
+}
+
+fn refresh_from_row(row: &SqliteRow) -> Result<RefreshRecord, StoreError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
+    let request: Option<String> = row.try_get("retry_request_hash").map_err(backend)?;
+    let sealed: Option<Vec<u8>> = row.try_get("retry_sealed").map_err(backend)?;
+    Ok(RefreshRecord {
+        hash: SecretHash::from_stored(get_s("hash")?),
+        grant: GrantId::from_stored(get_s("grant_id")?),
+        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+        expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
+        rotated_at: row
+            .try_get::<Option<i64>, _>("rotated_at")
+            .map_err(backend)?
+            .map(UnixTime),
+        retry: match (request, sealed) {
+            (Some(r), Some(sealed)) => Some(RetryAnswer {
+                request_hash: SecretHash::from_stored(r),
+                sealed,
+            }),
+            _ => None,
+        },
+    })
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn insert_user(&self, u: &User) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)")
+            .bind(u.id.as_str())
+            .bind(&u.email)
+            .bind(&u.password_hash)
+            .bind(u.created_at.0)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| classify(e, "user id or email taken"))?;
+        Ok(())
+    }
+
+    async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE email = ?")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        sqlx::query("SELECT * FROM users ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(user_from_row)
+            .collect()
+    }
+
+    async fn delete_user(&self, id: &UserId, now: UnixTime) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        revoke_grants_where(&mut tx, GrantsOf::User, id.as_str(), now).await?;
+        // Sessions, consents and grants (with their codes and tokens) go by foreign key.
+        let deleted = sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+            > 0;
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (hash, user_id, created_at, last_seen_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(s.hash.as_str())
+        .bind(s.user.as_str())
+        .bind(s.created_at.0)
+        .bind(s.last_seen_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(e, "session exists or user missing"))?;
+        Ok(())
+    }
+
+    async fn session(&self, hash: &SecretHash) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE hash = ?")
+            .bind(hash.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(Session {
+                hash: SecretHash::from_stored(row.try_get::<String, _>("hash").map_err(backend)?),
+                user: UserId::parse(&row.try_get::<String, _>("user_id").map_err(backend)?)
+                    .map_err(|_| corrupt("user id"))?,
+                created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+                last_seen_at: UnixTime(row.try_get("last_seen_at").map_err(backend)?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn touch_session(&self, hash: &SecretHash, now: UnixTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE hash = ?")
+            .bind(now.0)
+            .bind(hash.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, hash: &SecretHash) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE hash = ?")
+            .bind(hash.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl GrantStore for SqliteStore {
+    async fn consent(
+        &self,
+        user: &UserId,
+        client: &ClientId,
+        resource: &ResourceId,
+    ) -> Result<Option<Consent>, StoreError> {
+        let row = sqlx::query(
+            "SELECT scopes, granted_at FROM consents
+             WHERE user_id = ? AND client_id = ? AND resource_id = ?",
+        )
+        .bind(user.as_str())
+        .bind(client.as_str())
+        .bind(resource.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|row| {
+            Ok(Consent {
+                user: user.clone(),
+                client: client.clone(),
+                resource: resource.clone(),
+                scopes: ScopeSet::parse(&row.try_get::<String, _>("scopes").map_err(backend)?)
+                    .map_err(|_| corrupt("scopes"))?,
+                granted_at: UnixTime(row.try_get("granted_at").map_err(backend)?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn save_consent(&self, c: &Consent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, resource_id, scopes, granted_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (user_id, client_id, resource_id)
+             DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+        )
+        .bind(c.user.as_str())
+        .bind(c.client.as_str())
+        .bind(c.resource.as_str())
+        .bind(c.scopes.to_param())
+        .bind(c.granted_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(e, "user or MCP server missing"))?;
+        Ok(())
+    }
+
+    async fn insert_code(&self, g: &Grant, c: &CodeRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO grants (id, client_id, user_id, resource_id, issuer, scopes, created_at,
+                 revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(g.id.as_str())
+        .bind(g.client.as_str())
+        .bind(g.user.as_str())
+        .bind(g.resource.as_str())
+        .bind(&g.issuer)
+        .bind(g.scopes.to_param())
+        .bind(g.created_at.0)
+        .bind(g.revoked_at.map(|t| t.0))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "grant exists, or its user or MCP server is missing"))?;
+        sqlx::query(
+            "INSERT INTO authorization_codes (hash, grant_id, redirect_uri, redirect_uri_sent,
+                 challenge, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.hash.as_str())
+        .bind(c.grant.as_str())
+        .bind(&c.redirect_uri)
+        .bind(c.redirect_uri_sent)
+        .bind(&c.challenge)
+        .bind(c.expires_at.0)
+        .bind(c.used_at.map(|t| t.0))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "code exists"))?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn take_code(
+        &self,
+        hash: &SecretHash,
+        now: UnixTime,
+    ) -> Result<Option<CodeRecord>, StoreError> {
+        // The conditional update is atomic: of concurrent callers, exactly one marks it.
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let first = sqlx::query(
+            "UPDATE authorization_codes SET used_at = ? WHERE hash = ? AND used_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(hash.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            == 1;
+        let row = sqlx::query("SELECT * FROM authorization_codes WHERE hash = ?")
+            .bind(hash.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut code = code_from_row(&row)?;
+        if first {
+            // Returned as it was before this use.
+            code.used_at = None;
+        }
+        Ok(Some(code))
+    }
+
+    async fn grant(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {
+        sqlx::query("SELECT * FROM grants WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(grant_from_row)
+            .transpose()
+    }
+
+    async fn record_issue(&self, issue: &Issuance) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let active = sqlx::query("SELECT 1 FROM grants WHERE id = ? AND revoked_at IS NULL")
+            .bind(issue.grant.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .is_some();
+        if !active {
+            return Err(StoreError::Conflict(format!(
+                "grant {} is missing or revoked",
+                issue.grant
+            )));
+        }
+        if let Some(rot) = &issue.rotates {
+            let retry = rot.retry.as_ref();
+            let rotated = sqlx::query(
+                "UPDATE refresh_tokens SET rotated_at = ?, retry_request_hash = ?, retry_sealed = ?
+                 WHERE hash = ? AND rotated_at IS NULL",
+            )
+            .bind(rot.at.0)
+            .bind(retry.map(|r| r.request_hash.as_str()))
+            .bind(retry.map(|r| r.sealed.as_slice()))
+            .bind(rot.old.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+            if rotated == 0 {
+                return Err(StoreError::Conflict("refresh token already rotated".into()));
+            }
+        }
+        sqlx::query("INSERT INTO grant_access_tokens (jti, grant_id, expires_at) VALUES (?, ?, ?)")
+            .bind(&issue.access.jti)
+            .bind(issue.grant.as_str())
+            .bind(issue.access.expires_at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "jti exists"))?;
+        if let Some(r) = &issue.refresh {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (hash, grant_id, created_at, expires_at)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(r.hash.as_str())
+            .bind(r.grant.as_str())
+            .bind(r.created_at.0)
+            .bind(r.expires_at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "refresh token exists"))?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn refresh_token(&self, hash: &SecretHash) -> Result<Option<RefreshRecord>, StoreError> {
+        sqlx::query("SELECT * FROM refresh_tokens WHERE hash = ?")
+            .bind(hash.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(refresh_from_row)
+            .transpose()
+    }
+
+    async fn revoke_grant(&self, id: &GrantId, now: UnixTime) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        revoke_grants_where(&mut tx, GrantsOf::Id, id.as_str(), now).await?;
+        let exists = sqlx::query("SELECT 1 FROM grants WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .is_some();
+        tx.commit().await.map_err(backend)?;
+        Ok(exists)
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -349,7 +848,85 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         Ok(v as u64)
     }
+
+    async fn prune(&self, p: &Prune) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let cutoff = p.registrations_unused_before.0;
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, resource_id, client_id, expires_at, revoked_at)
+             SELECT a.jti, g.resource_id, g.client_id, a.expires_at, ?
+             FROM grant_access_tokens a JOIN grants g ON g.id = a.grant_id
+             WHERE g.client_id IN (SELECT id FROM clients WHERE kind = 'registered'
+                                   AND COALESCE(last_used_at, created_at) < ?)
+               AND g.revoked_at IS NULL AND a.expires_at > ?
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(p.now.0)
+        .bind(cutoff)
+        .bind(p.now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM grants WHERE client_id IN (SELECT id FROM clients
+                 WHERE kind = 'registered' AND COALESCE(last_used_at, created_at) < ?)",
+            "DELETE FROM consents WHERE client_id IN (SELECT id FROM clients
+                 WHERE kind = 'registered' AND COALESCE(last_used_at, created_at) < ?)",
+        ] {
+            n += sqlx::query(sql)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        }
+        let clients = sqlx::query(
+            "DELETE FROM clients WHERE kind = 'registered'
+             AND COALESCE(last_used_at, created_at) < ?",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if clients > 0 {
+            bump(&mut tx).await?;
+        }
+        n += clients;
+        let by_time: [(&str, i64); 6] = [
+            ("DELETE FROM authorization_codes WHERE expires_at <= ?", p.now.0),
+            ("DELETE FROM refresh_tokens WHERE expires_at <= ?", p.now.0),
+            ("DELETE FROM revoked_tokens WHERE expires_at <= ?", p.now.0),
+            ("DELETE FROM grant_access_tokens WHERE expires_at <= ?", p.now.0),
+            ("DELETE FROM sessions WHERE last_seen_at < ?", p.sessions_idle_before.0),
+            ("DELETE FROM sessions WHERE created_at < ?", p.sessions_created_before.0),
+        ];
+        for (sql, at) in by_time {
+            n += sqlx::query(sql)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        }
+        n += sqlx::query(
+            "DELETE FROM grants WHERE created_at < ?
+             AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)",
+        )
+        .bind(p.now.0 - GRANT_RETENTION_SECS)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        tx.commit().await.map_err(backend)?;
+        Ok(n)
+    }
 }
+
+/// Grants older than this with no live refresh token are pruned: by then every code and
+/// access token issued from them has expired (the longest token lifetime is a day).
+const GRANT_RETENTION_SECS: i64 = 86_400 + 60;
 
 #[cfg(test)]
 mod tests {
