@@ -62,16 +62,15 @@ async fn main() -> Result<(), BoxError> {
                 other.as_str().to_lowercase()
             ),
         };
-        let new = NewResource {
-            name: format!("bench {alg}"),
-            url: ResourceUri::parse(&url)?,
-            scopes: vec![
+        let mut new = NewResource::new(
+            format!("bench {alg}"),
+            ResourceUri::parse(&url)?,
+            vec![
                 ScopeDef::parse("todo:read")?,
                 ScopeDef::parse("todo:write")?,
             ],
-            token_ttl: None,
-            signing_alg: Some(alg),
-        };
+        );
+        new.signing_alg = Some(alg);
         let r = admin::register_resource(store.as_ref(), new, SystemClock.now()).await?;
         let (c, s) = admin::create_agent_client(
             store.as_ref(),

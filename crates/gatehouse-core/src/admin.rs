@@ -159,7 +159,9 @@ pub async fn create_user(
 ) -> Result<User, AdminError> {
     let email = normalize_email(email).map_err(|e| AdminError::Invalid(e.0))?;
     if store.user_by_email(&email).await?.is_some() {
-        return Err(AdminError::Conflict(format!("{email} already has an account")));
+        return Err(AdminError::Conflict(format!(
+            "{email} already has an account"
+        )));
     }
     let user = User {
         id: UserId::generate(),

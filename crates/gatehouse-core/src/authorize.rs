@@ -80,8 +80,7 @@ impl AuthorizationRequest {
             .iter()
             .map(|s| {
                 let d = if s.as_str() == OFFLINE_ACCESS {
-                    "Stay connected: keep access after this session, until you revoke it"
-                        .to_owned()
+                    "Stay connected: keep access after this session, until you revoke it".to_owned()
                 } else {
                     self.resource
                         .scope_description(s)
@@ -117,7 +116,9 @@ pub async fn validate(
     let redirect = ClientRedirect::verified(redirect_uri, state, &ctx.issuer);
     let back = |e: OAuthError| AuthorizeError::Redirect(redirect.clone(), e);
     if params.single("state").is_err() {
-        return Err(back(OAuthError::invalid_request("state must not be repeated")));
+        return Err(back(OAuthError::invalid_request(
+            "state must not be repeated",
+        )));
     }
 
     // 3. Only the code flow.
@@ -129,14 +130,22 @@ pub async fn validate(
                 format!("response_type `{other}` is not supported: use code"),
             )));
         }
-        None => return Err(back(OAuthError::invalid_request("response_type is missing"))),
+        None => {
+            return Err(back(OAuthError::invalid_request(
+                "response_type is missing",
+            )));
+        }
     }
 
     // 4. AS-13: PKCE with S256.
     let challenge = params
         .single("code_challenge")
         .map_err(back)?
-        .ok_or_else(|| back(OAuthError::invalid_request("code_challenge is required (PKCE)")))?;
+        .ok_or_else(|| {
+            back(OAuthError::invalid_request(
+                "code_challenge is required (PKCE)",
+            ))
+        })?;
     let method = params.single("code_challenge_method").map_err(back)?;
     let challenge = CodeChallenge::parse(challenge, method)
         .map_err(|e| back(OAuthError::invalid_request(e.0)))?;
@@ -166,8 +175,8 @@ pub async fn validate(
     }
 
     // 7. Scopes.
-    let scopes = requested_scopes(&resource, params.single("scope").map_err(back)?)
-        .map_err(back)?;
+    let scopes =
+        requested_scopes(&resource, params.single("scope").map_err(back)?).map_err(back)?;
 
     // 8. prompt.
     let prompt = parse_prompt(params.single("prompt").map_err(back)?).map_err(back)?;

@@ -56,8 +56,9 @@ pub trait DocumentFetcher: Send + Sync {
 }
 
 /// CIMD-1: whether `id` may be a metadata-document URL — https, a host, a path other than
-/// `/`, no `.` or `..` segments, no fragment, no credentials, no query.
-pub fn document_url(id: &ClientId) -> Result<Url, OAuthError> {
+/// `/`, no `.` or `..` segments, no fragment, no credentials, no query. With
+/// `dev_loopback`, `http` is also accepted for loopback hosts (development only).
+pub fn document_url(id: &ClientId, dev_loopback: bool) -> Result<Url, OAuthError> {
     let s = id.as_str();
     let bad = |why: &str| {
         Err(OAuthError::new(
@@ -65,9 +66,13 @@ pub fn document_url(id: &ClientId) -> Result<Url, OAuthError> {
             format!("client_id `{s}` is not a valid client metadata document URL: {why}"),
         ))
     };
-    if !s.starts_with("https://") {
+    let scheme_len = if s.starts_with("https://") {
+        "https://".len()
+    } else if dev_loopback && s.starts_with("http://") && is_loopback_url(s) {
+        "http://".len()
+    } else {
         return bad("it must use https");
-    }
+    };
     if s.contains('#') {
         return bad("it must not have a fragment");
     }
@@ -75,7 +80,10 @@ pub fn document_url(id: &ClientId) -> Result<Url, OAuthError> {
         return bad("it must not have a query");
     }
     // Check the segments before the URL parser resolves them away.
-    let path = s["https://".len()..].split_once('/').map(|(_, p)| p).unwrap_or("");
+    let path = s[scheme_len..]
+        .split_once('/')
+        .map(|(_, p)| p)
+        .unwrap_or("");
     if path.is_empty() {
         return bad("it must have a path");
     }
@@ -95,6 +103,10 @@ pub fn document_url(id: &ClientId) -> Result<Url, OAuthError> {
         return bad("it has no host");
     }
     Ok(url)
+}
+
+fn is_loopback_url(s: &str) -> bool {
+    Url::parse(s).is_ok_and(|u| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")))
 }
 
 /// Checks a fetched document against its URL and turns it into a client (CIMD-4…CIMD-6).
@@ -178,14 +190,17 @@ impl Expiry<ClientId, Cached> for PerEntry {
 /// Failures are never cached (CIMD-11).
 pub struct MetadataDocuments {
     fetcher: Arc<dyn DocumentFetcher>,
+    dev_loopback: bool,
     cache: Cache<ClientId, Cached>,
 }
 
 impl MetadataDocuments {
-    /// Resolves through `fetcher`.
-    pub fn new(fetcher: Arc<dyn DocumentFetcher>) -> Self {
+    /// Resolves through `fetcher`. `dev_loopback` also accepts `http` URLs on loopback
+    /// hosts; the fetcher decides separately whether loopback addresses may be reached.
+    pub fn new(fetcher: Arc<dyn DocumentFetcher>, dev_loopback: bool) -> Self {
         MetadataDocuments {
             fetcher,
+            dev_loopback,
             cache: Cache::builder()
                 .max_capacity(CACHE_ENTRIES)
                 .expire_after(PerEntry)
@@ -199,7 +214,7 @@ impl MetadataDocuments {
         if let Some(c) = self.cache.get(id) {
             return Ok(c.client);
         }
-        let url = document_url(id)?;
+        let url = document_url(id, self.dev_loopback)?;
         let fail = |why: String| {
             OAuthError::new(
                 ErrorCode::InvalidClient,
@@ -242,8 +257,11 @@ mod tests {
 
     #[test]
     fn urls_follow_cimd_1() {
-        assert!(document_url(&id(URL)).is_ok());
-        assert!(document_url(&id("https://app.example:8443/c")).is_ok());
+        assert!(document_url(&id(URL), false).is_ok());
+        assert!(document_url(&id("https://app.example:8443/c"), false).is_ok());
+        assert!(document_url(&id("http://127.0.0.1:8000/c"), false).is_err());
+        assert!(document_url(&id("http://127.0.0.1:8000/c"), true).is_ok());
+        assert!(document_url(&id("http://app.example/c"), true).is_err());
         for bad in [
             "http://app.example/c",
             "https://app.example",
@@ -255,7 +273,7 @@ mod tests {
             "https://app.example/c?q=1",
             "https://u:p@app.example/c",
         ] {
-            assert!(document_url(&id(bad)).is_err(), "{bad}");
+            assert!(document_url(&id(bad), true).is_err(), "{bad}");
         }
     }
 
@@ -264,7 +282,9 @@ mod tests {
         let c = client_from_document(&id(URL), &doc("")).unwrap();
         assert_eq!(c.name, "App");
         assert_eq!(c.redirect_uris.len(), 1);
-        assert!(client_from_document(&id(URL), &doc(r#","token_endpoint_auth_method":"none""#)).is_ok());
+        assert!(
+            client_from_document(&id(URL), &doc(r#","token_endpoint_auth_method":"none""#)).is_ok()
+        );
         let cases: [(&[u8], &str); 8] = [
             (b"not json", "not valid JSON"),
             (b"[1]", "not a JSON object"),
@@ -289,7 +309,10 @@ mod tests {
         assert_eq!(cache_lifetime(None), DEFAULT_CACHE);
         assert_eq!(cache_lifetime(Some(Duration::ZERO)), Duration::ZERO);
         assert_eq!(cache_lifetime(Some(Duration::from_secs(5))), MIN_CACHE);
-        assert_eq!(cache_lifetime(Some(Duration::from_secs(999_999))), MAX_CACHE);
+        assert_eq!(
+            cache_lifetime(Some(Duration::from_secs(999_999))),
+            MAX_CACHE
+        );
         assert_eq!(
             cache_lifetime(Some(Duration::from_secs(3600))),
             Duration::from_secs(3600)
@@ -297,7 +320,10 @@ mod tests {
     }
 
     /// Answers from a queue and counts calls.
-    struct Scripted(Mutex<Vec<Result<FetchedDocument, FetchError>>>, Mutex<usize>);
+    struct Scripted(
+        Mutex<Vec<Result<FetchedDocument, FetchError>>>,
+        Mutex<usize>,
+    );
 
     #[async_trait]
     impl DocumentFetcher for Scripted {
@@ -327,11 +353,17 @@ mod tests {
             ]),
             Mutex::new(0),
         ));
-        let docs = MetadataDocuments::new(f.clone());
+        let docs = MetadataDocuments::new(f.clone(), false);
         let e = docs.client(&id(URL)).await.unwrap_err();
         assert!(e.description.contains("HTTP 500"));
-        assert!(docs.client(&id(URL)).await.is_err(), "a failure was not cached");
-        assert!(docs.client(&id(URL)).await.is_ok(), "no-store: fetched, not kept");
+        assert!(
+            docs.client(&id(URL)).await.is_err(),
+            "a failure was not cached"
+        );
+        assert!(
+            docs.client(&id(URL)).await.is_ok(),
+            "no-store: fetched, not kept"
+        );
         assert!(docs.client(&id(URL)).await.is_ok());
         assert!(docs.client(&id(URL)).await.is_ok(), "served from the cache");
         assert_eq!(*f.1.lock().unwrap(), 4);

@@ -114,9 +114,13 @@ impl Engine {
     }
 
     /// Accepts Client ID Metadata Documents, fetched by `fetcher`. Without one, URL client
-    /// ids are refused.
-    pub fn with_document_fetcher(mut self, fetcher: Arc<dyn DocumentFetcher>) -> Self {
-        self.documents = Some(MetadataDocuments::new(fetcher));
+    /// ids are refused. `dev_loopback` also accepts `http` document URLs on loopback hosts.
+    pub fn with_document_fetcher(
+        mut self,
+        fetcher: Arc<dyn DocumentFetcher>,
+        dev_loopback: bool,
+    ) -> Self {
+        self.documents = Some(MetadataDocuments::new(fetcher, dev_loopback));
         self
     }
 
@@ -298,7 +302,10 @@ impl Engine {
             }
         }
         // offline_access last, after the servers' own scopes.
-        if let Some(i) = scopes.iter().position(|s| s == crate::model::OFFLINE_ACCESS) {
+        if let Some(i) = scopes
+            .iter()
+            .position(|s| s == crate::model::OFFLINE_ACCESS)
+        {
             let s = scopes.remove(i);
             scopes.push(s);
         }

@@ -380,6 +380,9 @@ pub fn normalize_email(s: &str) -> Result<String, ParseError> {
     if valid {
         Ok(e)
     } else {
-        Err(ParseError(format!("`{}` is not an email address", s.trim())))
+        Err(ParseError(format!(
+            "`{}` is not an email address",
+            s.trim()
+        )))
     }
 }

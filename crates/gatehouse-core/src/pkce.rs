@@ -15,8 +15,7 @@ pub const S256: &str = "S256";
 /// RFC 7636 §4.1: 43–128 characters from the unreserved set.
 fn is_pkce_string(s: &str) -> bool {
     (43..=128).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 

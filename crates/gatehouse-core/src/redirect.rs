@@ -40,7 +40,9 @@ impl RedirectUri {
         match url.scheme() {
             "https" if url.host_str().is_some_and(|h| !h.is_empty()) => {}
             "http" if loopback => {}
-            "http" => return fail("must use https unless its host is localhost, 127.0.0.1 or [::1]"),
+            "http" => {
+                return fail("must use https unless its host is localhost, 127.0.0.1 or [::1]");
+            }
             _ => return fail("must be an https URL or an http URL on localhost"),
         }
         Ok(RedirectUri {
@@ -277,6 +279,9 @@ mod tests {
         );
         let r = ClientRedirect::verified("https://a.example/cb", None, &iss);
         let e = OAuthError::new(crate::ErrorCode::AccessDenied, "no");
-        assert!(r.with_error(&e).starts_with("https://a.example/cb?error=access_denied&error_description=no&iss="));
+        assert!(
+            r.with_error(&e)
+                .starts_with("https://a.example/cb?error=access_denied&error_description=no&iss=")
+        );
     }
 }

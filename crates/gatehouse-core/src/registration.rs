@@ -18,7 +18,13 @@ use crate::types::{ClientId, ScopeSet};
 /// Prefix of registration access tokens.
 const REGISTRATION_TOKEN_PREFIX: &str = "ghg_";
 /// Fields holding URLs that must be valid when present (the TS SDK rejects invalid ones).
-const URL_FIELDS: [&str; 5] = ["client_uri", "logo_uri", "tos_uri", "policy_uri", "jwks_uri"];
+const URL_FIELDS: [&str; 5] = [
+    "client_uri",
+    "logo_uri",
+    "tos_uri",
+    "policy_uri",
+    "jwks_uri",
+];
 /// Fields set by the server, never taken from the request.
 const SERVER_FIELDS: [&str; 6] = [
     "client_id",
@@ -41,7 +47,9 @@ pub async fn register(
 ) -> Result<Value, OAuthError> {
     ensure_enabled(engine, ctx).await?;
     let Ok(Value::Object(mut meta)) = serde_json::from_slice::<Value>(body) else {
-        return Err(metadata_error("the body must be a JSON object of client metadata"));
+        return Err(metadata_error(
+            "the body must be a JSON object of client metadata",
+        ));
     };
     for f in SERVER_FIELDS {
         meta.remove(f);
@@ -93,9 +101,17 @@ pub async fn register(
     // What is stored and echoed: the request with the defaults made explicit.
     meta.insert(
         "redirect_uris".into(),
-        json!(redirect_uris.iter().map(RedirectUri::as_str).collect::<Vec<_>>()),
+        json!(
+            redirect_uris
+                .iter()
+                .map(RedirectUri::as_str)
+                .collect::<Vec<_>>()
+        ),
     );
-    meta.insert("token_endpoint_auth_method".into(), json!(auth_method.as_str()));
+    meta.insert(
+        "token_endpoint_auth_method".into(),
+        json!(auth_method.as_str()),
+    );
     meta.insert("grant_types".into(), json!(grant_types));
     meta.insert("response_types".into(), json!(response_types));
 
@@ -148,7 +164,10 @@ pub async fn delete(
     authorization: Option<&str>,
 ) -> Result<(), OAuthError> {
     let client = authorised(engine, ctx, client_id, authorization).await?;
-    engine.store().delete_client(&client.id, engine.now()).await?;
+    engine
+        .store()
+        .delete_client(&client.id, engine.now())
+        .await?;
     engine.invalidate();
     Ok(())
 }
@@ -200,7 +219,12 @@ async fn authorised(
     authorization: Option<&str>,
 ) -> Result<std::sync::Arc<Client>, OAuthError> {
     // RFC 7592 §2: every failure looks the same, so registrations cannot be probed.
-    let denied = || OAuthError::new(ErrorCode::InvalidToken, "the registration access token is not valid for this client");
+    let denied = || {
+        OAuthError::new(
+            ErrorCode::InvalidToken,
+            "the registration access token is not valid for this client",
+        )
+    };
     let token = authorization
         .and_then(|h| h.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
@@ -224,7 +248,9 @@ async fn authorised(
 fn redirect_uris(meta: &Map<String, Value>) -> Result<Vec<RedirectUri>, OAuthError> {
     let bad = |d: String| OAuthError::new(ErrorCode::InvalidRedirectUri, d);
     let Some(Value::Array(list)) = meta.get("redirect_uris") else {
-        return Err(bad("redirect_uris is required: a non-empty array of URLs".into()));
+        return Err(bad(
+            "redirect_uris is required: a non-empty array of URLs".into()
+        ));
     };
     if list.is_empty() {
         return Err(bad("redirect_uris must not be empty".into()));
@@ -234,7 +260,9 @@ fn redirect_uris(meta: &Map<String, Value>) -> Result<Vec<RedirectUri>, OAuthErr
     }
     list.iter()
         .map(|v| {
-            let s = v.as_str().ok_or_else(|| bad("each redirect URI must be a string".into()))?;
+            let s = v
+                .as_str()
+                .ok_or_else(|| bad("each redirect URI must be a string".into()))?;
             RedirectUri::parse(s).map_err(|e| bad(e.0))
         })
         .collect()
@@ -255,6 +283,8 @@ fn string_list(
                     .ok_or_else(|| metadata_error(format!("{field} must be an array of strings")))
             })
             .collect(),
-        Some(_) => Err(metadata_error(format!("{field} must be an array of strings"))),
+        Some(_) => Err(metadata_error(format!(
+            "{field} must be an array of strings"
+        ))),
     }
 }

@@ -16,9 +16,7 @@ fn key(secret: &str) -> Option<RandomizedNonceKey> {
 pub fn seal(secret: &str, plain: &[u8]) -> Option<Vec<u8>> {
     let key = key(secret)?;
     let mut buf = plain.to_vec();
-    let nonce = key
-        .seal_in_place_append_tag(Aad::empty(), &mut buf)
-        .ok()?;
+    let nonce = key.seal_in_place_append_tag(Aad::empty(), &mut buf).ok()?;
     let mut out = nonce.as_ref().to_vec();
     out.extend_from_slice(&buf);
     Some(out)

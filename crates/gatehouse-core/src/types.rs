@@ -98,7 +98,9 @@ impl UserId {
         if ok {
             Ok(UserId(s.to_owned()))
         } else {
-            Err(err(format!("`{s}` is not a user id (they look like usr_…)")))
+            Err(err(format!(
+                "`{s}` is not a user id (they look like usr_…)"
+            )))
         }
     }
 }

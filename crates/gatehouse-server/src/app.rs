@@ -3,15 +3,16 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{Method, Request};
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use axum::routing::{get, post};
 use gatehouse_core::metadata::paths;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::not_found;
-use crate::routes::{AppState, health, metadata, oauth};
+use crate::routes::{AppState, authorize, health, metadata, oauth, register, ui};
 
 /// Prefix of the per-MCP-server endpoints.
 const RESOURCE: &str = "/resources/{id}";
@@ -22,12 +23,25 @@ pub fn router(state: AppState) -> Router {
     // open CORS, no credentials.
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers(Any)
         .max_age(Duration::from_secs(3600));
+    let registration = format!("{}/{{client_id}}", paths::REGISTER);
     let mut public = Router::new()
         .route(paths::TOKEN, post(oauth::token))
-        .route(&format!("{RESOURCE}{}", paths::TOKEN), post(oauth::token));
+        .route(&format!("{RESOURCE}{}", paths::TOKEN), post(oauth::token))
+        .route(paths::REVOKE, post(oauth::revoke))
+        .route(&format!("{RESOURCE}{}", paths::REVOKE), post(oauth::revoke))
+        .route(paths::REGISTER, post(register::register))
+        .route(
+            &format!("{RESOURCE}{}", paths::REGISTER),
+            post(register::register),
+        )
+        .route(&registration, get(register::read).delete(register::delete))
+        .route(
+            &format!("{RESOURCE}{registration}"),
+            get(register::read).delete(register::delete),
+        );
     for p in metadata::ROOT_PATHS {
         public = public.route(p, get(metadata::document));
     }
@@ -45,12 +59,47 @@ pub fn router(state: AppState) -> Router {
             &format!("{RESOURCE}{}", paths::INTROSPECT),
             post(oauth::introspect),
         )
-        .route(paths::REVOKE, post(oauth::revoke))
-        .route(&format!("{RESOURCE}{}", paths::REVOKE), post(oauth::revoke))
         .route("/health", get(health::health));
+
+    // Pages people see: no CORS, never framed, never cached.
+    let pages = Router::new()
+        .route(paths::AUTHORIZE, get(authorize::get).post(authorize::post))
+        .route(
+            &format!("{RESOURCE}{}", paths::AUTHORIZE),
+            get(authorize::get).post(authorize::post),
+        )
+        .route("/login", get(ui::login_form).post(ui::login))
+        .route("/logout", post(ui::logout))
+        .route("/", get(ui::home))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .route("/assets/gatehouse.css", get(ui::stylesheet))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(ui::PAGE_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ));
 
     public
         .merge(private)
+        .merge(pages)
         .fallback(|| async { not_found("no such endpoint") })
         .layer(CatchPanicLayer::new())
         .layer(

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use gatehouse_core::admin;
 use gatehouse_core::keys::SigningAlg;
-use gatehouse_core::model::{Client, NewResource, Resource, ScopeDef};
+use gatehouse_core::model::{Client, NewResource, RefreshPolicy, Resource, ScopeDef, User};
+use gatehouse_core::password::Password;
 use gatehouse_core::{Clock, Issuer, ResourceId, ResourceUri, ScopeSet, SystemClock};
 use serde_json::json;
 
@@ -23,7 +24,17 @@ environment variables, then flags. Unknown keys are rejected. Keys:
   log_format           GATEHOUSE_LOG_FORMAT           text | json [text]
   log_level            GATEHOUSE_LOG_LEVEL            tracing filter [info]
   refresh_interval_ms  GATEHOUSE_REFRESH_INTERVAL_MS  how often to pick up changes made by the CLI [1000]
-See docs/configuration.md.";
+  code_ttl_secs                  authorization code lifetime, at most 60 [60]
+  refresh_token_ttl_secs         refresh token lifetime [2592000 = 30 days]
+  refresh_grace_secs             identical retry of a used refresh token gets the same answer [10]
+  session_idle_secs              sign-in session idle expiry [43200 = 12 h]
+  session_max_secs               sign-in session absolute expiry [604800 = 7 days]
+  registration_expiry_days       delete self-registered clients unused this long [30]
+  registrations_per_ip_per_hour  dynamic registrations per client IP [60]
+  sign_in_failures_per_account   failed sign-ins per account per 15 min [5]
+  sign_in_failures_per_ip        failed sign-ins per IP per 15 min [20]
+  dev_loopback_metadata_documents  DEVELOPMENT ONLY: fetch client metadata documents on loopback [false]
+Every key is also GATEHOUSE_<KEY> in upper case. See docs/configuration.md.";
 
 /// Gatehouse: an OAuth 2.1 authorization server for MCP servers.
 #[derive(Debug, Parser)]
@@ -66,6 +77,9 @@ pub enum Command {
     /// Manage OAuth clients of MCP servers.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Manage the people who sign in (local accounts).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Try it: run Gatehouse and a protected to-do MCP server with an agent client, and print
     /// what to do next. Uses a temporary data directory unless --data-dir is given.
     Demo {
@@ -97,6 +111,16 @@ pub enum ServersCommand {
         /// Signing algorithm of its access tokens: RS256 (Scalekit SDK compatible), ES256 or EdDSA.
         #[arg(long, default_value = "RS256", value_parser = parse_alg)]
         alg: SigningAlg,
+        /// When people's clients get refresh tokens: always, offline-access (when they ask
+        /// for the offline_access scope) or never.
+        #[arg(long, value_name = "POLICY", default_value = "offline-access", value_parser = parse_refresh)]
+        refresh_tokens: RefreshPolicy,
+        /// Whether clients may register themselves (RFC 7591): on or off.
+        #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_switch)]
+        dynamic_registration: bool,
+        /// Whether Client ID Metadata Documents (URL client ids) are accepted: on or off.
+        #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_switch)]
+        metadata_documents: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -155,6 +179,48 @@ pub enum ClientsCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a person who signs in with an email and a password. Without
+    /// --password-stdin a strong password is generated and printed once.
+    Add {
+        /// Their email address (what they sign in with).
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List people.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a person: their sessions and consents go, and every token issued on their
+    /// behalf is revoked.
+    Remove {
+        /// Their id (usr_…) or email.
+        user: String,
+    },
+}
+
+fn parse_refresh(s: &str) -> Result<RefreshPolicy, String> {
+    RefreshPolicy::parse(s)
+        .ok_or_else(|| format!("`{s}` is not one of always, offline-access, never"))
+}
+
+fn parse_switch(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("`{s}` is not on or off")),
+    }
+}
+
 fn parse_alg(s: &str) -> Result<SigningAlg, String> {
     SigningAlg::parse(s).ok_or_else(|| format!("`{s}` is not one of RS256, ES256, EdDSA"))
 }
@@ -196,6 +262,9 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             scopes,
             token_ttl,
             alg,
+            refresh_tokens,
+            dynamic_registration,
+            metadata_documents,
             json,
         }) => {
             let scopes = scopes
@@ -204,13 +273,12 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.0)?;
             let url = ResourceUri::parse(&url).map_err(|e| format!("--url: {}", e.0))?;
-            let new = NewResource {
-                name,
-                url,
-                scopes,
-                token_ttl: Some(token_ttl),
-                signing_alg: Some(alg),
-            };
+            let mut new = NewResource::new(name, url, scopes);
+            new.token_ttl = Some(token_ttl);
+            new.signing_alg = Some(alg);
+            new.refresh_tokens = Some(refresh_tokens);
+            new.dynamic_registration = Some(dynamic_registration);
+            new.metadata_documents = Some(metadata_documents);
             let r = admin::register_resource(&store, new, now).await?;
             if json {
                 pretty(&resource_json(&r, &public))
@@ -295,15 +363,15 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 "No clients yet. Create one with `gatehouse clients add`.".to_owned()
             } else {
                 let mut out = format!(
-                    "{:<26} {:<8} {:<26} {:<20} {}\n",
+                    "{:<26} {:<10} {:<26} {:<20} {}\n",
                     "CLIENT ID", "KIND", "SERVER", "NAME", "SCOPES"
                 );
                 for c in &list {
                     out.push_str(&format!(
-                        "{:<26} {:<8} {:<26} {:<20} {}\n",
+                        "{:<26} {:<10} {:<26} {:<20} {}\n",
                         c.id,
                         c.kind.as_str(),
-                        c.resource,
+                        c.resource.as_ref().map_or("(any)", |r| r.as_str()),
                         c.name,
                         c.scopes
                     ));
@@ -312,8 +380,62 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             }
         }
         Command::Clients(ClientsCommand::Remove { id }) => {
-            admin::remove_client(&store, &id).await?;
-            format!("Removed client {id}.")
+            admin::remove_client(&store, &id, now).await?;
+            format!("Removed client {id}; every token issued to it is revoked.")
+        }
+        Command::Users(UsersCommand::Add {
+            email,
+            password_stdin,
+            json,
+        }) => {
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+                let line = line.trim_end_matches(['\n', '\r']);
+                (Password::new_checked(line).map_err(|e| e.0)?, false)
+            } else {
+                (Password::generate(), true)
+            };
+            let user = admin::create_user(&store, &email, &password, now).await?;
+            if json {
+                let mut v = user_json(&user);
+                if generated {
+                    v["password"] = password.expose_secret().into();
+                }
+                pretty(&v)
+            } else if generated {
+                format!(
+                    "Created user {} ({}).\n\n  password: {}\n\nThe password is shown once: give it to them now.",
+                    user.email,
+                    user.id,
+                    password.expose_secret()
+                )
+            } else {
+                format!("Created user {} ({}).", user.email, user.id)
+            }
+        }
+        Command::Users(UsersCommand::List { json }) => {
+            let list = gatehouse_core::store::UserStore::users(&store).await?;
+            if json {
+                pretty(&json!(list.iter().map(user_json).collect::<Vec<_>>()))
+            } else if list.is_empty() {
+                "No users yet. Create one with `gatehouse users add --email EMAIL`.".to_owned()
+            } else {
+                let mut out = format!("{:<26} {}\n", "USER ID", "EMAIL");
+                for u in &list {
+                    out.push_str(&format!("{:<26} {}\n", u.id, u.email));
+                }
+                out.trim_end().to_owned()
+            }
+        }
+        Command::Users(UsersCommand::Remove { user }) => {
+            let u = admin::remove_user(&store, &user, now).await?;
+            format!(
+                "Removed user {} ({}); their sessions ended and every token issued on their behalf is revoked.",
+                u.email, u.id
+            )
         }
     };
     store.close().await;
@@ -322,6 +444,10 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
 
 fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
 }
 
 fn none_if_empty(s: &str) -> &str {
@@ -338,6 +464,9 @@ pub fn resource_json(r: &Resource, public: &Issuer) -> serde_json::Value {
         "scopes": r.scopes,
         "token_ttl": r.token_ttl,
         "signing_alg": r.signing_alg,
+        "refresh_tokens": r.refresh_tokens,
+        "dynamic_registration": r.dynamic_registration,
+        "metadata_documents": r.metadata_documents,
         "created_at": r.created_at,
         "protected_resource_metadata": r.protected_resource_metadata(public),
         "protected_resource_metadata_url": gatehouse_core::types::well_known_url(r.url.as_str(), "oauth-protected-resource"),
@@ -351,8 +480,15 @@ fn client_json(c: &Client) -> serde_json::Value {
         "kind": c.kind,
         "server": c.resource,
         "scopes": c.scopes.to_vec(),
+        "redirect_uris": c.redirect_uris,
+        "token_endpoint_auth_method": c.auth_method.as_str(),
         "created_at": c.created_at,
+        "last_used_at": c.last_used_at,
     })
+}
+
+fn user_json(u: &User) -> serde_json::Value {
+    json!({ "id": u.id, "email": u.email, "created_at": u.created_at })
 }
 
 fn resource_text(r: &Resource, public: &Issuer, added: bool) -> String {
@@ -369,7 +505,7 @@ fn resource_text(r: &Resource, public: &Issuer, added: bool) -> String {
         .collect();
     let prm_url = gatehouse_core::types::well_known_url(r.url.as_str(), "oauth-protected-resource");
     format!(
-        "{}MCP server \"{}\"\n\n  id:             {}\n  url:            {}\n  issuer:         {}\n  scopes:         {}\n  token lifetime: {} s, signed with {}\n\nProtected Resource Metadata: serve this JSON at {prm_url}\n{}",
+        "{}MCP server \"{}\"\n\n  id:             {}\n  url:            {}\n  issuer:         {}\n  scopes:         {}\n  token lifetime: {} s, signed with {}\n  refresh tokens: {}\n  registration:   dynamic {}, metadata documents {}\n\nProtected Resource Metadata: serve this JSON at {prm_url}\n{}",
         if added { "Registered " } else { "" },
         r.name,
         r.id,
@@ -382,6 +518,9 @@ fn resource_text(r: &Resource, public: &Issuer, added: bool) -> String {
         },
         r.token_ttl,
         r.signing_alg,
+        r.refresh_tokens.as_str(),
+        on_off(r.dynamic_registration),
+        on_off(r.metadata_documents),
         pretty(&r.protected_resource_metadata(public)),
     )
 }

@@ -31,6 +31,30 @@ pub struct Config {
     /// How often, in milliseconds, the server looks for changes made by other processes
     /// (the CLI, other nodes) to MCP servers, clients and keys.
     pub refresh_interval_ms: u64,
+    /// Authorization code lifetime in seconds (at most 60).
+    pub code_ttl_secs: u32,
+    /// Refresh token lifetime in seconds; each rotation starts a new one.
+    pub refresh_token_ttl_secs: u32,
+    /// Seconds after a refresh token is used during which an identical retry gets the same
+    /// answer instead of revoking everything (clients race).
+    pub refresh_grace_secs: u32,
+    /// A sign-in session unused for this many seconds ends.
+    pub session_idle_secs: u32,
+    /// A sign-in session ends this many seconds after sign-in.
+    pub session_max_secs: u32,
+    /// Self-registered clients that obtain no token for this many days are deleted.
+    pub registration_expiry_days: u32,
+    /// Dynamic client registrations accepted per client IP address per hour.
+    pub registrations_per_ip_per_hour: u32,
+    /// Failed sign-ins allowed per account in 15 minutes before it is locked for the rest of
+    /// the window.
+    pub sign_in_failures_per_account: u32,
+    /// Failed sign-ins allowed per client IP address in 15 minutes.
+    pub sign_in_failures_per_ip: u32,
+    /// Development only: fetch Client ID Metadata Documents from loopback addresses, also over
+    /// plain http. Never turn this on in production: it lets anyone make the server fetch
+    /// local URLs.
+    pub dev_loopback_metadata_documents: bool,
 }
 
 /// How logs are written.
@@ -52,6 +76,16 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             refresh_interval_ms: 1000,
+            code_ttl_secs: 60,
+            refresh_token_ttl_secs: 30 * 86_400,
+            refresh_grace_secs: 10,
+            session_idle_secs: 12 * 3_600,
+            session_max_secs: 7 * 86_400,
+            registration_expiry_days: 30,
+            registrations_per_ip_per_hour: 60,
+            sign_in_failures_per_account: 5,
+            sign_in_failures_per_ip: 20,
+            dev_loopback_metadata_documents: false,
         }
     }
 }
@@ -105,7 +139,64 @@ impl Config {
         figment = figment.merge(Serialized::globals(flags));
         let config: Config = figment.extract().map_err(|e| ConfigError(flatten(e)))?;
         config.public_issuer()?;
+        config.check_ranges()?;
         Ok(config)
+    }
+
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        let checks: [(&str, u32, std::ops::RangeInclusive<u32>); 7] = [
+            ("code_ttl_secs", self.code_ttl_secs, 5..=60),
+            (
+                "refresh_token_ttl_secs",
+                self.refresh_token_ttl_secs,
+                60..=365 * 86_400,
+            ),
+            ("refresh_grace_secs", self.refresh_grace_secs, 0..=120),
+            (
+                "session_idle_secs",
+                self.session_idle_secs,
+                60..=30 * 86_400,
+            ),
+            ("session_max_secs", self.session_max_secs, 60..=365 * 86_400),
+            (
+                "registration_expiry_days",
+                self.registration_expiry_days,
+                1..=3650,
+            ),
+            (
+                "registrations_per_ip_per_hour",
+                self.registrations_per_ip_per_hour,
+                1..=100_000,
+            ),
+        ];
+        for (key, value, range) in checks {
+            if !range.contains(&value) {
+                return Err(ConfigError(format!(
+                    "{key} = {value} is out of range ({}..={})",
+                    range.start(),
+                    range.end()
+                )));
+            }
+        }
+        if self.sign_in_failures_per_account == 0 || self.sign_in_failures_per_ip == 0 {
+            return Err(ConfigError(
+                "sign_in_failures_per_account and sign_in_failures_per_ip must be at least 1"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The protocol engine's lifetimes.
+    pub fn engine_settings(&self) -> gatehouse_core::Settings {
+        gatehouse_core::Settings {
+            code_ttl: i64::from(self.code_ttl_secs),
+            refresh_token_ttl: i64::from(self.refresh_token_ttl_secs),
+            refresh_grace: i64::from(self.refresh_grace_secs),
+            session_idle: i64::from(self.session_idle_secs),
+            session_max: i64::from(self.session_max_secs),
+            registration_ttl: i64::from(self.registration_expiry_days) * 86_400,
+        }
     }
 
     /// The root issuer.
@@ -126,9 +217,13 @@ impl Config {
 /// Environment values are strings; numbers are given as numbers so that numeric settings
 /// accept them.
 fn parse_env_value(v: &str) -> figment::value::Value {
-    match v.parse::<u64>() {
-        Ok(n) => figment::value::Value::from(n),
-        Err(_) => figment::value::Value::from(v.to_owned()),
+    if let Ok(n) = v.parse::<u64>() {
+        return figment::value::Value::from(n);
+    }
+    match v {
+        "true" => figment::value::Value::from(true),
+        "false" => figment::value::Value::from(false),
+        _ => figment::value::Value::from(v.to_owned()),
     }
 }
 
@@ -230,6 +325,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("public_url"), "{e}");
+        let e = Config::load(
+            None,
+            &env(&[("GATEHOUSE_CODE_TTL_SECS", "600")]),
+            &FlagOverrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("code_ttl_secs"), "{e}");
+        let c = Config::load(
+            None,
+            &env(&[("GATEHOUSE_DEV_LOOPBACK_METADATA_DOCUMENTS", "true")]),
+            &FlagOverrides::default(),
+        )
+        .unwrap();
+        assert!(c.dev_loopback_metadata_documents);
         assert!(
             Config::load(
                 Some(Path::new("/nonexistent/g.toml")),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_core::model::{NewResource, ScopeDef};
-use gatehouse_core::store::ResourceStore;
+use gatehouse_core::password::Password;
+use gatehouse_core::store::{ResourceStore, UserStore};
 use gatehouse_core::{Clock, ResourceUri, ScopeSet, SystemClock, admin};
 use tokio::net::TcpListener;
 
@@ -48,16 +49,14 @@ pub async fn run(
     let resource = match existing {
         Some(r) => r,
         None => {
-            let new = NewResource {
-                name: "To-do list (demo)".into(),
-                url: ResourceUri::parse(&mcp_url).map_err(|e| e.0)?,
-                scopes: vec![
+            let new = NewResource::new(
+                "To-do list (demo)",
+                ResourceUri::parse(&mcp_url).map_err(|e| e.0)?,
+                vec![
                     ScopeDef::parse("todo:read=Read your to-dos")?,
                     ScopeDef::parse("todo:write=Create, change and delete your to-dos")?,
                 ],
-                token_ttl: None,
-                signing_alg: None,
-            };
+            );
             admin::register_resource(store.as_ref(), new, now).await?
         }
     };
@@ -69,6 +68,21 @@ pub async fn run(
         now,
     )
     .await?;
+
+    // A person to sign in as, e.g. from MCP Inspector.
+    let demo_email = "demo@example.com";
+    let (demo_user, demo_password) = match store.user_by_email(demo_email).await? {
+        Some(u) => (u, None),
+        None => {
+            let password = Password::generate();
+            let u = admin::create_user(store.as_ref(), demo_email, &password, now).await?;
+            (u, Some(password))
+        }
+    };
+    let password_line = match &demo_password {
+        Some(p) => p.expose_secret().to_owned(),
+        None => "(unchanged: this data directory already had the demo person)".to_owned(),
+    };
 
     let engine = start_engine(public.clone(), store.clone()).await?;
     let listener = TcpListener::bind(config.listen)
@@ -105,7 +119,14 @@ pub async fn run(
   MCP server            {mcp_url}   (todo-mcp, protected by the guard)
   Agent client          {cid}
   Client secret         {secret}
+  Person                {email}
+  Password              {password_line}
   Data directory        {dir}{temp_note}
+
+Connect an MCP host (it registers itself, sends you to sign in, then asks for consent):
+
+  npx @modelcontextprotocol/inspector@2 {mcp_url}
+  # or, in Claude Code:  claude mcp add --transport http todo {mcp_url}
 
 Try it:
 
@@ -129,6 +150,7 @@ Try it:
   # then call create_todo and see 403 insufficient_scope.
 "#,
         cid = client.id,
+        email = demo_user.email,
         secret = secret.expose_secret(),
         dir = dir.display(),
         temp_note = if temp.is_some() {

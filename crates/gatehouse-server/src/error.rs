@@ -38,12 +38,22 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(e.body())).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if e.code == ErrorCode::InvalidClient {
+        match e.code {
             // RFC 6749 §5.2: a 401 names the authentication scheme the client should use.
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"gatehouse\", charset=\"UTF-8\""),
-            );
+            ErrorCode::InvalidClient => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"gatehouse\", charset=\"UTF-8\""),
+                );
+            }
+            // RFC 6750 §3.1, for RFC 7592's registration access token.
+            ErrorCode::InvalidToken => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            _ => {}
         }
         response
     }

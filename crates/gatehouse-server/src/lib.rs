@@ -7,5 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod fetch;
 pub mod routes;
 pub mod serve;
+pub mod throttle;

@@ -14,7 +14,9 @@ use tokio::task::JoinHandle;
 
 use crate::app::router;
 use crate::config::Config;
+use crate::fetch::{AddressPolicy, SafeFetcher};
 use crate::routes::AppState;
+use crate::throttle::Limits;
 
 /// Any failure of the command line or the server, as a message for the operator.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -55,18 +57,27 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Starts serving `engine` on `listener`, and polls the store for changes made by other
-    /// processes every `refresh`.
+    /// Starts serving `engine` on `listener` with the default limits, and polls the store
+    /// for changes made by other processes every `refresh`.
     pub fn start(
         engine: Arc<Engine>,
         listener: TcpListener,
         refresh: Duration,
     ) -> std::io::Result<Self> {
+        Self::start_with(AppState::new(engine), listener, refresh)
+    }
+
+    /// Starts serving `state` on `listener`.
+    pub fn start_with(
+        state: AppState,
+        listener: TcpListener,
+        refresh: Duration,
+    ) -> std::io::Result<Self> {
+        let engine = state.engine.clone();
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let app = router(AppState {
-            engine: engine.clone(),
-        });
+        // Handlers that rate-limit read the peer address.
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let refresher = tokio::spawn(refresh_loop(engine.clone(), refresh));
         let task = tokio::spawn(async move {
             // Responses go out in several writes; without TCP_NODELAY, Nagle's algorithm and
@@ -108,24 +119,67 @@ impl RunningServer {
     }
 }
 
+/// How often expired records and unused registrations are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 async fn refresh_loop(engine: Arc<Engine>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
         if let Err(e) = engine.refresh().await {
             tracing::warn!(error = %e, "could not check the store for changes");
         }
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(std::time::Instant::now());
+            match engine.prune().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "deleted expired records"),
+                Err(e) => tracing::warn!(error = %e, "could not delete expired records"),
+            }
+        }
     }
 }
 
-/// Starts the engine on `store`.
+/// Starts the engine on `store` with default settings and metadata documents fetched from
+/// public addresses only.
 pub async fn start_engine(
     public: Issuer,
     store: Arc<SqliteStore>,
 ) -> Result<Arc<Engine>, BoxError> {
-    let engine = Engine::start(public, store, Arc::new(SystemClock)).await?;
+    start_engine_with(public, store, &Config::default()).await
+}
+
+/// Starts the engine on `store` with the settings of `config`.
+pub async fn start_engine_with(
+    public: Issuer,
+    store: Arc<SqliteStore>,
+    config: &Config,
+) -> Result<Arc<Engine>, BoxError> {
+    let policy = if config.dev_loopback_metadata_documents {
+        tracing::warn!(
+            "dev_loopback_metadata_documents is on: client metadata documents may be fetched from this machine; never use this in production"
+        );
+        AddressPolicy::AllowLoopback
+    } else {
+        AddressPolicy::PublicOnly
+    };
+    let fetcher = SafeFetcher::new(policy).map_err(|e| format!("HTTP client: {e}"))?;
+    let engine = Engine::start(public, store, Arc::new(SystemClock))
+        .await?
+        .with_settings(config.engine_settings())
+        .with_document_fetcher(Arc::new(fetcher), config.dev_loopback_metadata_documents);
     Ok(Arc::new(engine))
+}
+
+/// The limits of `config`.
+pub fn limits(config: &Config) -> Limits {
+    Limits::new(
+        config.sign_in_failures_per_account,
+        config.sign_in_failures_per_ip,
+        config.registrations_per_ip_per_hour,
+    )
 }
 
 /// `gatehouse serve`: runs until SIGINT or SIGTERM, then shuts down gracefully.
@@ -138,12 +192,16 @@ pub async fn serve(config: &Config) -> Result<(), BoxError> {
         );
     }
     let store = Arc::new(open_store(&config.data_dir).await?);
-    let engine = start_engine(public.clone(), store.clone()).await?;
+    let engine = start_engine_with(public.clone(), store.clone(), config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let mut server = RunningServer::start(
+    let state = AppState {
         engine,
+        limits: Arc::new(limits(config)),
+    };
+    let mut server = RunningServer::start_with(
+        state,
         listener,
         Duration::from_millis(config.refresh_interval_ms.max(50)),
     )?;

@@ -895,12 +895,24 @@ impl Store for SqliteStore {
         }
         n += clients;
         let by_time: [(&str, i64); 6] = [
-            ("DELETE FROM authorization_codes WHERE expires_at <= ?", p.now.0),
+            (
+                "DELETE FROM authorization_codes WHERE expires_at <= ?",
+                p.now.0,
+            ),
             ("DELETE FROM refresh_tokens WHERE expires_at <= ?", p.now.0),
             ("DELETE FROM revoked_tokens WHERE expires_at <= ?", p.now.0),
-            ("DELETE FROM grant_access_tokens WHERE expires_at <= ?", p.now.0),
-            ("DELETE FROM sessions WHERE last_seen_at < ?", p.sessions_idle_before.0),
-            ("DELETE FROM sessions WHERE created_at < ?", p.sessions_created_before.0),
+            (
+                "DELETE FROM grant_access_tokens WHERE expires_at <= ?",
+                p.now.0,
+            ),
+            (
+                "DELETE FROM sessions WHERE last_seen_at < ?",
+                p.sessions_idle_before.0,
+            ),
+            (
+                "DELETE FROM sessions WHERE created_at < ?",
+                p.sessions_created_before.0,
+            ),
         ];
         for (sql, at) in by_time {
             n += sqlx::query(sql)

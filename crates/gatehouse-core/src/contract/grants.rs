@@ -4,7 +4,7 @@ use super::{registered, resource};
 use crate::clock::UnixTime;
 use crate::model::User;
 use crate::records::{
-    CodeRecord, Consent, Grant, IssuedAccess, Issuance, Prune, RefreshRecord, RetryAnswer,
+    CodeRecord, Consent, Grant, Issuance, IssuedAccess, Prune, RefreshRecord, RetryAnswer,
     Rotation, Session,
 };
 use crate::secret::SecretHash;
@@ -132,7 +132,11 @@ async fn users_round_trip_with_unique_emails(store: &impl Store) {
         .into_iter()
         .map(|u| u.email)
         .collect();
-    assert_eq!(emails, ["ada@example.com", "bob@example.com"], "oldest first");
+    assert_eq!(
+        emails,
+        ["ada@example.com", "bob@example.com"],
+        "oldest first"
+    );
 }
 
 async fn sessions_round_trip(store: &impl Store) {
@@ -146,7 +150,10 @@ async fn sessions_round_trip(store: &impl Store) {
     };
     store.insert_session(&s).await.unwrap();
     assert_eq!(store.session(&s.hash).await.unwrap(), Some(s.clone()));
-    store.touch_session(&s.hash, UnixTime(T0 + 90)).await.unwrap();
+    store
+        .touch_session(&s.hash, UnixTime(T0 + 90))
+        .await
+        .unwrap();
     assert_eq!(
         store.session(&s.hash).await.unwrap().unwrap().last_seen_at,
         UnixTime(T0 + 90)
@@ -199,7 +206,10 @@ async fn consent_is_replaced(store: &impl Store) {
 
 async fn codes_are_single_use(store: &impl Store) {
     let f = fixture(store).await;
-    assert_eq!(store.grant(&f.grant.id).await.unwrap(), Some(f.grant.clone()));
+    assert_eq!(
+        store.grant(&f.grant.id).await.unwrap(),
+        Some(f.grant.clone())
+    );
     let first = store
         .take_code(&f.code.hash, UnixTime(T0 + 1))
         .await
@@ -211,7 +221,11 @@ async fn codes_are_single_use(store: &impl Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(second.used_at, Some(UnixTime(T0 + 1)), "later uses see the first");
+    assert_eq!(
+        second.used_at,
+        Some(UnixTime(T0 + 1)),
+        "later uses see the first"
+    );
     assert_eq!(
         store
             .take_code(&SecretHash::of("nope"), UnixTime(T0))
@@ -328,12 +342,25 @@ async fn deleting_a_user_or_client_revokes_their_grants(store: &impl Store) {
         last_seen_at: UnixTime(T0),
     };
     store.insert_session(&s).await.unwrap();
-    assert!(store.delete_user(&f.user.id, UnixTime(T0 + 1)).await.unwrap());
+    assert!(
+        store
+            .delete_user(&f.user.id, UnixTime(T0 + 1))
+            .await
+            .unwrap()
+    );
     assert!(store.is_token_revoked("u1").await.unwrap());
     assert_eq!(store.session(&s.hash).await.unwrap(), None);
     assert_eq!(store.grant(&f.grant.id).await.unwrap(), None);
-    assert_eq!(store.refresh_token(&SecretHash::of("rtu")).await.unwrap(), None);
-    assert!(!store.delete_user(&f.user.id, UnixTime(T0 + 1)).await.unwrap());
+    assert_eq!(
+        store.refresh_token(&SecretHash::of("rtu")).await.unwrap(),
+        None
+    );
+    assert!(
+        !store
+            .delete_user(&f.user.id, UnixTime(T0 + 1))
+            .await
+            .unwrap()
+    );
 
     // The same through the client.
     let u = user("bob@example.com");
@@ -353,7 +380,12 @@ async fn deleting_a_user_or_client_revokes_their_grants(store: &impl Store) {
         .record_issue(&issue(&grant.id, "c1", None, None, T0))
         .await
         .unwrap();
-    assert!(store.delete_client(&grant.client, UnixTime(T0 + 1)).await.unwrap());
+    assert!(
+        store
+            .delete_client(&grant.client, UnixTime(T0 + 1))
+            .await
+            .unwrap()
+    );
     assert!(store.is_token_revoked("c1").await.unwrap());
     assert_eq!(store.grant(&grant.id).await.unwrap(), None);
 }

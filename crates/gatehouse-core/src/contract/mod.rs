@@ -97,7 +97,10 @@ async fn registered_clients_round_trip(store: &impl Store) {
         Some(unbound.clone()),
         "a client bound to no MCP server round-trips"
     );
-    assert_eq!(store.clients(Some(&a.id)).await.unwrap(), vec![bound.clone()]);
+    assert_eq!(
+        store.clients(Some(&a.id)).await.unwrap(),
+        vec![bound.clone()]
+    );
     let v = store.change_version().await.unwrap();
     store
         .touch_client(&bound.id, UnixTime(1_700_100_000))

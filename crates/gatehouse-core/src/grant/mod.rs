@@ -12,7 +12,7 @@ use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
 use crate::model::{Client, OFFLINE_ACCESS, RefreshPolicy, Resource};
 use crate::params::FormParams;
-use crate::records::{Grant, IssuedAccess, Issuance, RefreshRecord, Rotation};
+use crate::records::{Grant, Issuance, IssuedAccess, RefreshRecord, Rotation};
 use crate::secret::SecretHash;
 use crate::store::StoreError;
 use crate::token::{AccessTokenClaims, TokenResponse};
@@ -116,8 +116,7 @@ pub async fn resolve_resource(
                     [] => return Err(target("no MCP server is registered here".into())),
                     _ => {
                         return Err(target(
-                            "resource is required: this server protects several MCP servers"
-                                .into(),
+                            "resource is required: this server protects several MCP servers".into(),
                         ));
                     }
                 }

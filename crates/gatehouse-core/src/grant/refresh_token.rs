@@ -121,8 +121,8 @@ fn narrowed_scopes(granted: &ScopeSet, requested: Option<&str>) -> Result<ScopeS
     let Some(requested) = requested else {
         return Ok(granted.clone());
     };
-    let requested = ScopeSet::parse(requested)
-        .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.0))?;
+    let requested =
+        ScopeSet::parse(requested).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.0))?;
     if requested.is_empty() {
         return Ok(granted.clone());
     }

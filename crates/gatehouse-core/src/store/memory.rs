@@ -12,7 +12,7 @@ use crate::clock::UnixTime;
 use crate::keys::StoredKey;
 use crate::model::{Client, ClientKind, Resource, User};
 use crate::records::{
-    CodeRecord, Consent, Grant, IssuedAccess, Issuance, Prune, RefreshRecord, Session,
+    CodeRecord, Consent, Grant, Issuance, IssuedAccess, Prune, RefreshRecord, Session,
 };
 use crate::secret::SecretHash;
 use crate::types::{ClientId, GrantId, ResourceId, UserId};
@@ -47,7 +47,11 @@ impl State {
                 continue;
             }
             g.revoked_at = Some(now);
-            for (_, a) in self.access.iter().filter(|(id, a)| id == &g.id && a.expires_at > now) {
+            for (_, a) in self
+                .access
+                .iter()
+                .filter(|(id, a)| id == &g.id && a.expires_at > now)
+            {
                 if !self.revoked.iter().any(|t| t.jti == a.jti) {
                     self.revoked.push(RevokedToken {
                         jti: a.jti.clone(),
@@ -202,8 +206,7 @@ impl ClientStore for MemoryStore {
 impl UserStore for MemoryStore {
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
         self.with(|s| {
-            if s
-                .users
+            if s.users
                 .iter()
                 .any(|u| u.id == user.id || u.email == user.email)
             {
@@ -309,7 +312,8 @@ impl GrantStore for MemoryStore {
 
     async fn insert_code(&self, grant: &Grant, code: &CodeRecord) -> Result<(), StoreError> {
         self.with(|s| {
-            if s.grants.iter().any(|g| g.id == grant.id) || s.codes.iter().any(|c| c.hash == code.hash)
+            if s.grants.iter().any(|g| g.id == grant.id)
+                || s.codes.iter().any(|c| c.hash == code.hash)
             {
                 return Err(StoreError::Conflict("grant or code exists".into()));
             }
@@ -425,7 +429,8 @@ impl Store for MemoryStore {
     async fn prune(&self, p: &Prune) -> Result<u64, StoreError> {
         Ok(self.with(|s| {
             let mut n = 0;
-            let mut drop = |len_before: usize, len_after: usize| n += (len_before - len_after) as u64;
+            let mut drop =
+                |len_before: usize, len_after: usize| n += (len_before - len_after) as u64;
             let b = s.codes.len();
             s.codes.retain(|c| c.expires_at > p.now);
             drop(b, s.codes.len());
@@ -437,7 +442,8 @@ impl Store for MemoryStore {
             drop(b, s.revoked.len());
             let b = s.sessions.len();
             s.sessions.retain(|x| {
-                x.last_seen_at >= p.sessions_idle_before && x.created_at >= p.sessions_created_before
+                x.last_seen_at >= p.sessions_idle_before
+                    && x.created_at >= p.sessions_created_before
             });
             drop(b, s.sessions.len());
             let stale: Vec<ClientId> = s

@@ -1,9 +1,13 @@
 //! HTTP routes. Handlers are thin: extract → call the engine → respond.
 
+pub mod authorize;
 pub mod health;
 pub mod metadata;
 pub mod oauth;
+pub mod register;
+pub mod ui;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, Path};
@@ -13,11 +17,30 @@ use gatehouse_core::{Engine, IssuerContext};
 
 use crate::error::{ApiError, not_found};
 
+use crate::throttle::Limits;
+
 /// What every handler gets.
 #[derive(Clone)]
 pub struct AppState {
     /// The protocol engine.
     pub engine: Arc<Engine>,
+    /// Abuse limits.
+    pub limits: Arc<Limits>,
+}
+
+impl AppState {
+    /// State with the default limits.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        AppState {
+            engine,
+            limits: Arc::new(Limits::default()),
+        }
+    }
+
+    /// Whether cookies get `Secure` and the `__Host-` prefix: when the public URL is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.engine.public_issuer().as_str().starts_with("https://")
+    }
 }
 
 /// Extractor for the issuer a request is addressed to: the root issuer (a route without an
@@ -29,11 +52,10 @@ impl FromRequestParts<AppState> for AtIssuer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let id =
-            <Path<String> as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| not_found("malformed MCP server id"))?;
-        let id = id.as_deref().map(String::as_str);
+        let path = <Path<HashMap<String, String>> as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found("malformed MCP server id"))?;
+        let id = path.as_ref().and_then(|p| p.get("id")).map(String::as_str);
         match state.engine.issuer_context(id).await {
             Ok(Some(ctx)) => Ok(AtIssuer(ctx)),
             Ok(None) => Err(not_found(format!(

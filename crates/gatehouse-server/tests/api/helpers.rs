@@ -10,7 +10,9 @@ use gatehouse_core::keys::{SigningAlg, SigningKey, StoredKey};
 use gatehouse_core::model::{NewResource, Resource, ScopeDef};
 use gatehouse_core::store::KeyStore;
 use gatehouse_core::{Clock, Engine, Issuer, ResourceUri, ScopeSet, SystemClock, admin};
-use gatehouse_server::serve::{RunningServer, open_store, start_engine};
+use gatehouse_server::config::Config;
+use gatehouse_server::routes::AppState;
+use gatehouse_server::serve::{RunningServer, limits, open_store, start_engine_with};
 use gatehouse_store::SqliteStore;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -31,15 +33,25 @@ pub struct AgentClient {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A server with the default configuration changed by `tune`.
+    pub async fn spawn_with(tune: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = Config::default();
+        tune(&mut config);
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open_store(dir.path()).await.unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let engine = start_engine(Issuer::parse(&base).unwrap(), store.clone())
+        let engine = start_engine_with(Issuer::parse(&base).unwrap(), store.clone(), &config)
             .await
             .unwrap();
-        let server =
-            RunningServer::start(engine.clone(), listener, Duration::from_millis(50)).unwrap();
+        let state = AppState {
+            engine: engine.clone(),
+            limits: Arc::new(limits(&config)),
+        };
+        let server = RunningServer::start_with(state, listener, Duration::from_millis(50)).unwrap();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -56,16 +68,16 @@ impl TestApp {
 
     /// Registers an MCP server at `url` with scopes `todo:read` and `todo:write`.
     pub async fn add_server(&self, url: &str, alg: SigningAlg) -> Resource {
-        let new = NewResource {
-            name: "To-do list".into(),
-            url: ResourceUri::parse(url).unwrap(),
-            scopes: vec![
+        let mut new = NewResource::new(
+            "To-do list",
+            ResourceUri::parse(url).unwrap(),
+            vec![
                 ScopeDef::parse("todo:read=Read your to-dos").unwrap(),
                 ScopeDef::parse("todo:write=Change your to-dos").unwrap(),
             ],
-            token_ttl: Some(600),
-            signing_alg: Some(alg),
-        };
+        );
+        new.token_ttl = Some(600);
+        new.signing_alg = Some(alg);
         let r = admin::register_resource(self.store.as_ref(), new, SystemClock.now())
             .await
             .unwrap();

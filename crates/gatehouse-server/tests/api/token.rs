@@ -285,16 +285,16 @@ async fn a_per_server_issuer_knows_only_its_own_clients() {
 }
 
 #[tokio::test]
-async fn grant_types_other_than_client_credentials_are_unsupported() {
+async fn grant_types_other_than_the_three_are_unsupported() {
     let app = TestApp::spawn().await;
     let r = app
         .add_server("https://todo.example/mcp", SigningAlg::RS256)
         .await;
     let c = app.add_client(&r, "todo:read").await;
     for g in [
-        "authorization_code",
-        "refresh_token",
         "password",
+        "implicit",
+        "urn:ietf:params:oauth:grant-type:device_code",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
     ] {
         let (status, _, body) = error_of(
@@ -327,9 +327,13 @@ async fn a_removed_client_or_server_can_no_longer_get_tokens() {
         .await;
     let c = app.add_client(&r, "todo:read").await;
     app.token("", &c, &[]).await;
-    gatehouse_core::admin::remove_client(app.store.as_ref(), &c.id)
-        .await
-        .unwrap();
+    gatehouse_core::admin::remove_client(
+        app.store.as_ref(),
+        &c.id,
+        gatehouse_core::Clock::now(&gatehouse_core::SystemClock),
+    )
+    .await
+    .unwrap();
     // The server notices changes made by other processes within its refresh interval.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let (status, _, body) = error_of(

@@ -1,0 +1,277 @@
+//! `GET|POST /oauth/authorize` and `/resources/{id}/oauth/authorize`: the core checks the
+//! request; this adapter signs the person in, shows the consent page, and redirects.
+//!
+//! GET runs the request; the consent form POSTs the same parameters back with `decision` and
+//! the session's CSRF token, and the request is checked again from scratch, so nothing about
+//! a pending authorization is stored.
+
+use askama::Template;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use gatehouse_core::authorize::{self, AuthorizationRequest, AuthorizeError};
+use gatehouse_core::params::FormParams;
+use gatehouse_core::session::SessionToken;
+use gatehouse_core::{ErrorCode, OAuthError, User};
+
+use super::ui::{html, login_url, message, signed_in};
+use super::{AppState, AtIssuer};
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    client_name: &'a str,
+    client_host: Option<String>,
+    client_origin: &'a str,
+    server_name: &'a str,
+    redirect_host: String,
+    redirect_is_loopback: bool,
+    email: &'a str,
+    scopes: Vec<(String, String)>,
+    params: &'a [(String, String)],
+    action: &'a str,
+    csrf: String,
+    return_to: &'a str,
+}
+
+/// Form fields of the consent page that are not authorization parameters.
+const FORM_FIELDS: [&str; 2] = ["decision", "csrf"];
+
+/// `GET /oauth/authorize`
+pub async fn get(
+    State(s): State<AppState>,
+    AtIssuer(ctx): AtIssuer,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let pairs = pairs(query.as_deref().unwrap_or("").as_bytes());
+    let params = FormParams::from_pairs(pairs.clone());
+    let req = match authorize::validate(&s.engine, &ctx, &params).await {
+        Ok(r) => r,
+        Err(e) => return refuse(e),
+    };
+    let session = match signed_in(&s, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some((token, user)) = session.filter(|_| !req.prompt.login) else {
+        if req.prompt.none {
+            return redirect_error(&req, ErrorCode::LoginRequired, "nobody is signed in");
+        }
+        // prompt=login is honoured by this sign-in; the request continues without it.
+        return Redirect::to(&login_url(&return_to(uri.path(), &pairs, true))).into_response();
+    };
+    let needed = match authorize::consent_needed(&s.engine, &user.id, &req).await {
+        Ok(n) => n,
+        Err(e) => return refuse(AuthorizeError::Redirect(req.redirect.clone(), e)),
+    };
+    if !needed {
+        return approve(&s, &user, &req, false).await;
+    }
+    if req.prompt.none {
+        return redirect_error(&req, ErrorCode::ConsentRequired, "consent is needed");
+    }
+    consent_page(&req, &user, &token, uri.path(), &pairs)
+}
+
+/// `POST /oauth/authorize`: the consent form.
+pub async fn post(
+    State(s): State<AppState>,
+    AtIssuer(ctx): AtIssuer,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let all = pairs(&body);
+    let form = FormParams::from_pairs(all.clone());
+    let decision = form
+        .single("decision")
+        .ok()
+        .flatten()
+        .unwrap_or("")
+        .to_owned();
+    let csrf = form.single("csrf").ok().flatten().unwrap_or("").to_owned();
+    let pairs: Vec<(String, String)> = all
+        .into_iter()
+        .filter(|(k, _)| !FORM_FIELDS.contains(&k.as_str()))
+        .collect();
+    let params = FormParams::from_pairs(pairs.clone());
+    let req = match authorize::validate(&s.engine, &ctx, &params).await {
+        Ok(r) => r,
+        Err(e) => return refuse(e),
+    };
+    let session = match signed_in(&s, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some((token, user)) = session else {
+        // The session ended while the page was open: sign in again, then decide again.
+        return Redirect::to(&login_url(&return_to(uri.path(), &pairs, false))).into_response();
+    };
+    if !token.csrf_matches(&csrf) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "The form expired",
+            "This page was opened in another session. Go back to the application and start again.",
+            Some("invalid_request"),
+        );
+    }
+    match decision.as_str() {
+        "allow" => approve(&s, &user, &req, true).await,
+        "deny" => {
+            tracing::info!(client = %req.client.id, user = %user.id, "consent denied");
+            Redirect::to(&authorize::deny(&req)).into_response()
+        }
+        _ => message(
+            StatusCode::BAD_REQUEST,
+            "Choose Allow or Deny",
+            "The form was sent without a decision.",
+            Some("invalid_request"),
+        ),
+    }
+}
+
+async fn approve(
+    s: &AppState,
+    user: &User,
+    req: &AuthorizationRequest,
+    after_form: bool,
+) -> Response {
+    match authorize::approve(&s.engine, &user.id, req).await {
+        Ok(url) => {
+            tracing::info!(client = %req.client.id, user = %user.id, resource = %req.resource.id, "authorization code issued");
+            // 303 after the form's POST, 302 for a GET (RFC 6749 §4.1.2).
+            if after_form {
+                Redirect::to(&url).into_response()
+            } else {
+                found(&url)
+            }
+        }
+        Err(e) => refuse(e),
+    }
+}
+
+fn consent_page(
+    req: &AuthorizationRequest,
+    user: &User,
+    token: &SessionToken,
+    path: &str,
+    pairs: &[(String, String)],
+) -> Response {
+    let client = &req.client;
+    let name = if client.name.trim().is_empty() {
+        "An unnamed application"
+    } else {
+        client.name.as_str()
+    };
+    let redirect = url::Url::parse(req.redirect.redirect_uri()).ok();
+    let redirect_host = redirect
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let loopback = matches!(redirect_host.as_str(), "localhost" | "127.0.0.1" | "[::1]");
+    let return_to = return_to(path, pairs, false);
+    let page = ConsentPage {
+        client_name: name,
+        client_host: client.url_host(),
+        client_origin: "registered itself; its identity is not verified",
+        server_name: &req.resource.name,
+        redirect_host,
+        redirect_is_loopback: loopback,
+        email: &user.email,
+        scopes: req.scope_descriptions(),
+        params: pairs,
+        action: path,
+        csrf: token.csrf_token(),
+        return_to: &return_to,
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// An error: a page before the client and redirect URI are verified, a redirect after.
+fn refuse(e: AuthorizeError) -> Response {
+    match e {
+        AuthorizeError::Page(e) => error_page(&e),
+        AuthorizeError::Redirect(r, e) => {
+            log(&e);
+            found(&r.with_error(&e))
+        }
+    }
+}
+
+fn redirect_error(req: &AuthorizationRequest, code: ErrorCode, description: &str) -> Response {
+    found(&req.redirect.with_error(&OAuthError::new(code, description)))
+}
+
+fn error_page(e: &OAuthError) -> Response {
+    log(e);
+    let status = match e.code {
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    message(
+        status,
+        "This sign-in request cannot continue",
+        &format!(
+            "{}. The application that sent you here may be misconfigured; nothing was shared with it.",
+            e.description.trim_end_matches('.')
+        ),
+        Some(e.code.as_str()),
+    )
+}
+
+fn log(e: &OAuthError) {
+    tracing::info!(error = e.code.as_str(), description = %e.description, detail = e.detail.as_deref(), "authorization refused");
+}
+
+/// 302 Found with `Location`.
+fn found(url: &str) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, url)]).into_response()
+}
+
+fn pairs(raw: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw).into_owned().collect()
+}
+
+/// The authorization URL to come back to: this path and these parameters, without the
+/// `login` prompt once it has been honoured.
+fn return_to(path: &str, pairs: &[(String, String)], drop_login: bool) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if drop_login && k == "prompt" {
+            let rest: Vec<&str> = v
+                .split(' ')
+                .filter(|p| *p != "login" && !p.is_empty())
+                .collect();
+            if !rest.is_empty() {
+                q.append_pair(k, &rest.join(" "));
+            }
+            continue;
+        }
+        q.append_pair(k, v);
+    }
+    format!("{path}?{}", q.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_to_drops_only_the_login_prompt() {
+        let p = vec![
+            ("client_id".to_owned(), "a b".to_owned()),
+            ("prompt".to_owned(), "login consent".to_owned()),
+        ];
+        assert_eq!(
+            return_to("/oauth/authorize", &p, true),
+            "/oauth/authorize?client_id=a+b&prompt=consent"
+        );
+        assert_eq!(
+            return_to("/oauth/authorize", &p, false),
+            "/oauth/authorize?client_id=a+b&prompt=login+consent"
+        );
+    }
+}
