@@ -1,8 +1,10 @@
 //! HTTP tests: the real server on a loopback port, a fresh SQLite database per test.
 
 mod bad_input;
+mod flow;
 mod guard;
 mod helpers;
 mod introspection;
 mod metadata;
+mod people;
 mod token;
