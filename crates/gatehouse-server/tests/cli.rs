@@ -396,3 +396,74 @@ fn serve_answers_health_and_stops_gracefully_on_sigterm() {
     };
     assert!(status.success(), "graceful shutdown exits 0: {status}");
 }
+
+#[test]
+fn users_add_list_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Generated password, shown once.
+    let ada = json(&gatehouse(
+        d,
+        &["users", "add", "--email", "Ada@Example.com", "--json"],
+    ));
+    assert_eq!(ada["email"], "ada@example.com", "emails are normalised");
+    let password = ada["password"].as_str().unwrap().to_owned();
+    assert_eq!(password.len(), 24);
+    // Password from standard input.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "--data-dir",
+            d.to_str().unwrap(),
+            "users",
+            "add",
+            "--email",
+            "bob@example.com",
+            "--password-stdin",
+        ])
+        .env_remove("GATEHOUSE_CONFIG")
+        .current_dir(d)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"bobs long password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bob@example.com") && !text.contains("bobs long password"));
+    // The database holds an argon2id hash, never the password.
+    let db = std::fs::read(d.join("gatehouse.db")).unwrap();
+    let db = String::from_utf8_lossy(&db);
+    assert!(!db.contains(&password) && !db.contains("bobs long password"));
+    assert!(db.contains("$argon2id$"));
+
+    let dup = gatehouse(d, &["users", "add", "--email", "ada@example.com"]);
+    assert!(!dup.status.success());
+    assert!(
+        stderr(&dup).contains("already has an account"),
+        "{}",
+        stderr(&dup)
+    );
+    let bad = gatehouse(d, &["users", "add", "--email", "not-an-email"]);
+    assert!(
+        stderr(&bad).contains("not an email address"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let list = json(&gatehouse(d, &["users", "list", "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let out = gatehouse(d, &["users", "remove", "ada@example.com"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = json(&gatehouse(d, &["users", "list", "--json"]));
+    assert_eq!(list[0]["email"], "bob@example.com");
+    let missing = gatehouse(d, &["users", "remove", "ada@example.com"]);
+    assert!(stderr(&missing).contains("no user"), "{}", stderr(&missing));
+}

@@ -201,11 +201,7 @@ async fn the_token_request_must_prove_pkce_client_and_redirect() {
     let browser = app.browser();
     let code_for = |p: &Pkce| authorize_query(&a, p, &[]);
 
-    let cases: [(
-        &str,
-        Box<dyn Fn(&str, &Pkce) -> Vec<(String, String)>>,
-        &str,
-    ); 5] = [
+    let cases: [(&str, MakeForm, &str); 5] = [
         (
             "wrong verifier",
             Box::new(|code, _| form(code, &a, &pkce().verifier, Some(REDIRECT))),
@@ -250,6 +246,9 @@ async fn the_token_request_must_prove_pkce_client_and_redirect() {
         );
     }
 }
+
+/// Builds a token request from a code and its PKCE pair.
+type MakeForm<'a> = Box<dyn Fn(&str, &Pkce) -> Vec<(String, String)> + 'a>;
 
 fn form(code: &str, client: &str, verifier: &str, redirect: Option<&str>) -> Vec<(String, String)> {
     let mut f = vec![

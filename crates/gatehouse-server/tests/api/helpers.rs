@@ -202,3 +202,7 @@ pub fn redact(v: &Value, from: &str, to: &str) -> Value {
         other => other.clone(),
     }
 }
+
+pub fn now_unix() -> gatehouse_core::UnixTime {
+    SystemClock.now()
+}

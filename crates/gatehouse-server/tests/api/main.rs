@@ -7,4 +7,5 @@ mod helpers;
 mod introspection;
 mod metadata;
 mod people;
+mod registration;
 mod token;
