@@ -26,6 +26,11 @@ pub async fn introspect(
     params.single("token_type_hint")?;
     let credentials = ClientCredentials::from_request(authorization, params)?;
     let caller = authenticate_at(engine, ctx, &credentials).await?;
+    // RFC 7662 §2.1: the endpoint is protected; a public client proves nothing by its id.
+    if !caller.is_confidential() {
+        return Err(OAuthError::invalid_client()
+            .with_detail(format!("public client {} may not introspect", caller.id)));
+    }
     let Some(claims) = active_token(engine, token).await? else {
         return Ok(json!({ "active": false }));
     };

@@ -417,3 +417,19 @@ async fn without_the_development_setting_loopback_documents_are_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn public_clients_cannot_introspect() {
+    let app = TestApp::spawn().await;
+    app.add_server("https://todo.example/mcp", SigningAlg::RS256)
+        .await;
+    let id = app.register_public("").await;
+    let r = app
+        .post_form(
+            "/oauth/introspect",
+            &[("token", "x"), ("client_id", &id)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+}
