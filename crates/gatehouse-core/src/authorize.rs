@@ -31,16 +31,6 @@ pub enum AuthorizeError {
     Redirect(ClientRedirect, OAuthError),
 }
 
-impl AuthorizeError {
-    /// The redirect URL of a [`AuthorizeError::Redirect`].
-    pub fn redirect_url(&self) -> Option<String> {
-        match self {
-            AuthorizeError::Page(_) => None,
-            AuthorizeError::Redirect(r, e) => Some(r.with_error(e)),
-        }
-    }
-}
-
 /// What the client asked about signing in and consent (OpenID Connect Core §3.1.2.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prompt {

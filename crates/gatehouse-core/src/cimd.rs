@@ -16,7 +16,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::error::{ErrorCode, OAuthError};
-use crate::model::{Client, TokenAuthMethod};
+use crate::model::Client;
 use crate::redirect::RedirectUri;
 use crate::types::ClientId;
 
@@ -68,7 +68,10 @@ pub fn document_url(id: &ClientId, dev_loopback: bool) -> Result<Url, OAuthError
     };
     let scheme_len = if s.starts_with("https://") {
         "https://".len()
-    } else if dev_loopback && s.starts_with("http://") && is_loopback_url(s) {
+    } else if dev_loopback
+        && s.starts_with("http://")
+        && Url::parse(s).is_ok_and(|u| crate::redirect::is_loopback(&u))
+    {
         "http://".len()
     } else {
         return bad("it must use https");
@@ -103,10 +106,6 @@ pub fn document_url(id: &ClientId, dev_loopback: bool) -> Result<Url, OAuthError
         return bad("it has no host");
     }
     Ok(url)
-}
-
-fn is_loopback_url(s: &str) -> bool {
-    Url::parse(s).is_ok_and(|u| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")))
 }
 
 /// Checks a fetched document against its URL and turns it into a client (CIMD-4…CIMD-6).
@@ -157,9 +156,12 @@ pub fn client_from_document(id: &ClientId, body: &[u8]) -> Result<Client, String
         }
         Some(None) => return Err("token_endpoint_auth_method is not a string".into()),
     }
-    let mut client = Client::metadata_document(id.clone(), name, redirect_uris, doc.clone());
-    client.auth_method = TokenAuthMethod::None;
-    Ok(client)
+    Ok(Client::metadata_document(
+        id.clone(),
+        name,
+        redirect_uris,
+        doc.clone(),
+    ))
 }
 
 /// How long to keep a valid document (CIMD-11): its own freshness, within

@@ -56,19 +56,6 @@ impl RedirectUri {
         &self.raw
     }
 
-    /// Whether it points at the person's own machine (shown as a warning on consent).
-    pub fn is_loopback(&self) -> bool {
-        self.loopback
-    }
-
-    /// The host, for the consent page.
-    pub fn host(&self) -> String {
-        Url::parse(&self.raw)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default()
-    }
-
     /// Whether `requested` is this URI: byte-for-byte, or for a loopback URI the same apart
     /// from the port (OAuth 2.1 §2.3.1, §8.4.2).
     pub fn matches(&self, requested: &str) -> bool {
@@ -90,7 +77,8 @@ impl RedirectUri {
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// Whether `url`'s host is one of the loopback hosts.
+pub fn is_loopback(url: &Url) -> bool {
     url.host_str().is_some_and(|h| LOOPBACK_HOSTS.contains(&h))
 }
 
@@ -166,6 +154,14 @@ impl ClientRedirect {
     /// The redirect URI the client sent (or its only registered one).
     pub fn redirect_uri(&self) -> &str {
         &self.uri
+    }
+
+    /// Its host, shown on consent (AS-20), and whether that host is loopback.
+    pub fn host(&self) -> (String, bool) {
+        match Url::parse(&self.uri) {
+            Ok(u) => (u.host_str().unwrap_or_default().to_owned(), is_loopback(&u)),
+            Err(_) => (String::new(), false),
+        }
     }
 
     /// The URL carrying a successful response.

@@ -5,7 +5,6 @@
 //! name, scope, URLs → store, with unknown metadata kept → 201 echoing it all.
 
 use serde_json::{Map, Value, json};
-use subtle::ConstantTimeEq;
 
 use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
@@ -234,12 +233,7 @@ async fn authorised(
     let client = engine.catalog().client(&id).await?.ok_or_else(denied)?;
     let at_issuer = client.resource.as_ref() == ctx.resource.as_ref().map(|r| &r.id);
     let hash = client.registration_token_hash.as_ref().ok_or_else(denied)?;
-    let matches: bool = SecretHash::of(token)
-        .as_str()
-        .as_bytes()
-        .ct_eq(hash.as_str().as_bytes())
-        .into();
-    if !at_issuer || !matches {
+    if !at_issuer || !hash.verify(&ClientSecret::new(token)) {
         return Err(denied());
     }
     Ok(client)

@@ -48,7 +48,12 @@ pub struct SecretHash(String);
 impl SecretHash {
     /// Hashes `secret`.
     pub fn of(secret: &str) -> Self {
-        let digest = Sha256::digest(secret.as_bytes());
+        Self::of_bytes(secret.as_bytes())
+    }
+
+    /// Hashes raw bytes (for values that are not text, such as a request's parameters).
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        let digest = Sha256::digest(bytes);
         let mut hex = String::with_capacity(64);
         for b in digest {
             hex.push_str(&format!("{b:02x}"));

@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::engine::Engine;
@@ -34,11 +33,9 @@ impl SessionToken {
     /// The CSRF token of forms shown in this session: derived from the session secret, so
     /// it needs no storage and another session's token is worthless.
     pub fn csrf_token(&self) -> String {
-        let d = Sha256::new()
-            .chain_update(b"gatehouse csrf v1\0")
-            .chain_update(self.0.as_bytes())
-            .finalize();
-        d.iter().map(|b| format!("{b:02x}")).collect()
+        SecretHash::of(&format!("gatehouse csrf v1\0{}", self.0))
+            .as_str()
+            .to_owned()
     }
 
     /// Whether `presented` is this session's CSRF token (constant time).

@@ -15,8 +15,8 @@ use gatehouse_core::records::{
 use gatehouse_core::redirect::RedirectUri;
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::store::{
-    ClientStore, GrantStore, KeyStore, ResourceStore, RevocationStore, RevokedToken, SessionStore,
-    Store, StoreError, UserStore,
+    ClientStore, GRANT_RETENTION_SECS, GrantStore, KeyStore, ResourceStore, RevocationStore,
+    RevokedToken, SessionStore, Store, StoreError, UserStore,
 };
 use gatehouse_core::{ClientId, GrantId, Kid, ResourceId, ResourceUri, ScopeSet, UnixTime, UserId};
 use sqlx::sqlite::{
@@ -935,10 +935,6 @@ impl Store for SqliteStore {
         Ok(n)
     }
 }
-
-/// Grants older than this with no live refresh token are pruned: by then every code and
-/// access token issued from them has expired (the longest token lifetime is a day).
-const GRANT_RETENTION_SECS: i64 = 86_400 + 60;
 
 #[cfg(test)]
 mod tests {

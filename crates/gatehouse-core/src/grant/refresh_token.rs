@@ -5,8 +5,6 @@
 //! anything else revokes the grant → resource and scopes (which may only narrow) → a new
 //! access token and a new refresh token, the old one marked rotated in the same change.
 
-use sha2::{Digest, Sha256};
-
 use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
 use crate::model::{Client, RefreshPolicy};
@@ -136,22 +134,20 @@ fn narrowed_scopes(granted: &ScopeSet, requested: Option<&str>) -> Result<ScopeS
     Ok(requested)
 }
 
-/// Identifies a request for the retry check: the client and every parameter, in order.
+/// Identifies a request for the retry check: the client and every parameter, in order,
+/// each length-prefixed so that no two requests share an encoding.
 fn request_hash(client: &Client, params: &FormParams) -> SecretHash {
-    let mut h = Sha256::new();
-    h.update(client.id.as_str().as_bytes());
+    let mut bytes = Vec::new();
+    let mut put = |s: &str| {
+        bytes.extend_from_slice(&(s.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(s.as_bytes());
+    };
+    put(client.id.as_str());
     for (k, v) in params.pairs() {
-        h.update([0]);
-        h.update(k.as_bytes());
-        h.update([1]);
-        h.update(v.as_bytes());
+        put(k);
+        put(v);
     }
-    SecretHash::from_stored(
-        h.finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-    )
+    SecretHash::of_bytes(&bytes)
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    ClientStore, GrantStore, KeyStore, ResourceStore, RevocationStore, RevokedToken, SessionStore,
-    Store, StoreError, UserStore,
+    ClientStore, GRANT_RETENTION_SECS, GrantStore, KeyStore, ResourceStore, RevocationStore,
+    RevokedToken, SessionStore, Store, StoreError, UserStore,
 };
 use crate::clock::UnixTime;
 use crate::keys::StoredKey;
@@ -16,10 +16,6 @@ use crate::records::{
 };
 use crate::secret::SecretHash;
 use crate::types::{ClientId, GrantId, ResourceId, UserId};
-
-/// Grants older than this with no live refresh token are pruned: by then every code and
-/// access token issued from them has expired.
-pub(crate) const GRANT_RETENTION_SECS: i64 = 86_400 + 60;
 
 #[derive(Default)]
 struct State {

@@ -18,6 +18,11 @@ use crate::records::{CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord,
 use crate::secret::SecretHash;
 use crate::types::{ClientId, GrantId, ResourceId, UserId};
 
+/// Grants older than this with no live refresh token are pruned ([`Store::prune`]): by then
+/// every code and access token issued from them has expired (the longest token lifetime is a
+/// day).
+pub const GRANT_RETENTION_SECS: i64 = *crate::model::TOKEN_TTL_RANGE.end() as i64 + 60;
+
 /// A storage failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {

@@ -165,12 +165,7 @@ fn consent_page(
     } else {
         client.name.as_str()
     };
-    let redirect = url::Url::parse(req.redirect.redirect_uri()).ok();
-    let redirect_host = redirect
-        .as_ref()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
-    let loopback = matches!(redirect_host.as_str(), "localhost" | "127.0.0.1" | "[::1]");
+    let (redirect_host, loopback) = req.redirect.host();
     let return_to = return_to(path, pairs, false);
     let page = ConsentPage {
         client_name: name,
