@@ -504,3 +504,64 @@ async fn sign_in_needs_the_form_csrf_cookie() {
     assert_eq!(r.status, 400);
     assert!(r.body.contains("expired"));
 }
+
+#[tokio::test]
+async fn prompt_login_asks_again_and_prompt_none_never_shows_a_page() {
+    let (app, r, path) = setup().await;
+    let client = app.register_public(&path).await;
+    let b = app.browser();
+    // Signed in with remembered consent.
+    b.authorize(
+        &path,
+        &authorize_query(&client, &pkce(), &[("scope", "todo:read")]),
+    )
+    .await;
+
+    // prompt=login: back to the sign-in page, which returns without the login prompt.
+    let got = b
+        .get(&format!(
+            "{path}/oauth/authorize?{}",
+            authorize_query(
+                &client,
+                &pkce(),
+                &[("scope", "todo:read"), ("prompt", "login")]
+            )
+        ))
+        .await;
+    assert_eq!(got.status, 303);
+    let login = got.location.unwrap();
+    assert!(login.starts_with("/login?"), "{login}");
+    let return_to = param(&login, "return_to").unwrap();
+    assert!(!return_to.contains("prompt"), "{return_to}");
+    let signed = b.sign_in(&login, EMAIL, PASSWORD).await;
+    let back = b.get(signed.location.as_deref().unwrap()).await;
+    assert_eq!(back.status, 302, "consent is remembered: straight back");
+    assert!(param(back.location.as_deref().unwrap(), "code").is_some());
+
+    // prompt=none: a code when nothing needs asking, consent_required when something does.
+    let quiet = b
+        .get(&format!(
+            "{path}/oauth/authorize?{}",
+            authorize_query(
+                &client,
+                &pkce(),
+                &[("scope", "todo:read"), ("prompt", "none")]
+            )
+        ))
+        .await;
+    assert!(param(quiet.location.as_deref().unwrap(), "code").is_some());
+    let more = b
+        .get(&format!(
+            "{path}/oauth/authorize?{}",
+            authorize_query(
+                &client,
+                &pkce(),
+                &[("scope", "todo:write"), ("prompt", "none")]
+            )
+        ))
+        .await;
+    assert_eq!(more.status, 302);
+    let to = more.location.unwrap();
+    assert_eq!(param(&to, "error").as_deref(), Some("consent_required"));
+    assert_eq!(param(&to, "iss"), Some(app.issuer_of(&r)));
+}
