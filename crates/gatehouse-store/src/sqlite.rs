@@ -56,6 +56,17 @@ impl SqliteStore {
         Self::connect(options, 1).await
     }
 
+    /// A transaction that takes the write lock at `BEGIN`. A deferred transaction that reads
+    /// and then writes cannot wait for the lock: if another connection wrote since its read
+    /// began, SQLite answers `SQLITE_BUSY` at once, busy timeout or not. Taking the lock up
+    /// front makes concurrent writers queue behind `busy_timeout` instead.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
+    }
+
     async fn connect(options: SqliteConnectOptions, max: u32) -> Result<Self, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
@@ -154,7 +165,7 @@ fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
 impl ResourceStore for SqliteStore {
     async fn insert_resource(&self, r: &Resource) -> Result<(), StoreError> {
         let scopes = serde_json::to_string(&r.scopes).map_err(backend)?;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO resources (id, name, url, url_key, scopes, token_ttl, signing_alg,
                  dynamic_registration, metadata_documents, refresh_tokens, created_at)
@@ -200,7 +211,7 @@ impl ResourceStore for SqliteStore {
     }
 
     async fn delete_resource(&self, id: &ResourceId) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         // Grants and consents of the server go by foreign key; those of its clients too.
         sqlx::query(
             "DELETE FROM grants WHERE client_id IN (SELECT id FROM clients WHERE resource_id = ?)",
@@ -232,7 +243,7 @@ impl ResourceStore for SqliteStore {
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn insert_client(&self, c: &Client) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO clients (id, resource_id, name, kind, secret_hash, scopes, redirect_uris,
                  auth_method, metadata, registration_token_hash, created_at, last_used_at)
@@ -286,7 +297,7 @@ impl ClientStore for SqliteStore {
     }
 
     async fn delete_client(&self, id: &ClientId, now: UnixTime) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         revoke_grants_where(&mut tx, GrantsOf::Client, id.as_str(), now).await?;
         for sql in [
             "DELETE FROM grants WHERE client_id = ?",
@@ -379,7 +390,7 @@ async fn revoke_grants_where(
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn insert_key(&self, k: &StoredKey) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at) VALUES (?, ?, ?, ?)",
         )
@@ -554,7 +565,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn delete_user(&self, id: &UserId, now: UnixTime) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         revoke_grants_where(&mut tx, GrantsOf::User, id.as_str(), now).await?;
         // Sessions, consents and grants (with their codes and tokens) go by foreign key.
         let deleted = sqlx::query("DELETE FROM users WHERE id = ?")
@@ -673,7 +684,7 @@ impl GrantStore for SqliteStore {
     }
 
     async fn insert_code(&self, g: &Grant, c: &CodeRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO grants (id, client_id, user_id, resource_id, issuer, scopes, created_at,
                  revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -712,7 +723,7 @@ impl GrantStore for SqliteStore {
         now: UnixTime,
     ) -> Result<Option<CodeRecord>, StoreError> {
         // The conditional update is atomic: of concurrent callers, exactly one marks it.
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let first = sqlx::query(
             "UPDATE authorization_codes SET used_at = ? WHERE hash = ? AND used_at IS NULL",
         )
@@ -752,7 +763,7 @@ impl GrantStore for SqliteStore {
     }
 
     async fn record_issue(&self, issue: &Issuance) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let active = sqlx::query("SELECT 1 FROM grants WHERE id = ? AND revoked_at IS NULL")
             .bind(issue.grant.as_str())
             .fetch_optional(&mut *tx)
@@ -818,7 +829,7 @@ impl GrantStore for SqliteStore {
     }
 
     async fn revoke_grant(&self, id: &GrantId, now: UnixTime) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         revoke_grants_where(&mut tx, GrantsOf::Id, id.as_str(), now).await?;
         let exists = sqlx::query("SELECT 1 FROM grants WHERE id = ?")
             .bind(id.as_str())
@@ -850,7 +861,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, p: &Prune) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write().await?;
         let cutoff = p.registrations_unused_before.0;
         sqlx::query(
             "INSERT INTO revoked_tokens (jti, resource_id, client_id, expires_at, revoked_at)

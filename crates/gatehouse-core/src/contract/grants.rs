@@ -26,6 +26,7 @@ where
     revoking_a_grant_revokes_its_access_tokens(&make().await).await;
     deleting_a_user_or_client_revokes_their_grants(&make().await).await;
     prune_removes_what_expired(&make().await).await;
+    concurrent_writers_all_succeed(&make().await).await;
 }
 
 fn user(email: &str) -> User {
@@ -423,4 +424,51 @@ async fn prune_removes_what_expired(store: &impl Store) {
         "the fixture's client was never used either"
     );
     assert_ne!(store.change_version().await.unwrap(), v, "clients went");
+}
+
+/// Writes racing on separate records all succeed: a store queues them, it does not fail one
+/// because another holds a lock (SQLite's `SQLITE_BUSY` on a deferred transaction did).
+async fn concurrent_writers_all_succeed(store: &impl Store) {
+    let f = fixture(store).await;
+    // Each of eight writers runs twenty code-to-token flows on grants of its own.
+    let f = &f;
+    let flow = |n: u8| async move {
+        for i in 0..20 {
+            let grant = Grant {
+                id: GrantId::generate(),
+                ..f.grant.clone()
+            };
+            let code = CodeRecord {
+                hash: SecretHash::of(&format!("ghc_race_{n}_{i}")),
+                grant: grant.id.clone(),
+                ..f.code.clone()
+            };
+            store.insert_code(&grant, &code).await?;
+            let taken = store.take_code(&code.hash, UnixTime(T0 + 1)).await?;
+            assert!(
+                taken.is_some_and(|c| c.used_at.is_none()),
+                "code {n}/{i} taken once"
+            );
+            let (token, jti) = (format!("ghr_race_{n}_{i}"), format!("jti_race_{n}_{i}"));
+            store
+                .record_issue(&issue(&grant.id, &jti, Some(&token), None, T0 + 1))
+                .await?;
+        }
+        Ok::<_, StoreError>(())
+    };
+    let results = tokio::join!(
+        flow(0),
+        flow(1),
+        flow(2),
+        flow(3),
+        flow(4),
+        flow(5),
+        flow(6),
+        flow(7)
+    );
+    for r in [
+        results.0, results.1, results.2, results.3, results.4, results.5, results.6, results.7,
+    ] {
+        r.expect("every concurrent write succeeds");
+    }
 }
