@@ -9,17 +9,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
 import pytest
 
+import pages
+
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
 GATEHOUSE = TARGET / "gatehouse"
 TODO_MCP = TARGET / "todo-mcp"
 HERE = Path(__file__).resolve().parent
+# Server logs and other artifacts of the interop run (CI keeps the target folder's artifacts).
+ARTIFACTS = ROOT / "target" / "interop"
+LOGS = ARTIFACTS / "logs"
 
 
 def free_port() -> int:
@@ -55,18 +61,23 @@ class Gatehouse:
     url: str
     data_dir: str
 
-    def cli(self, *args: str) -> dict | list:
+    def cli(self, *args: str, stdin: str | None = None) -> dict | list:
         """Runs a `gatehouse` subcommand with --json against this server's data directory."""
         out = subprocess.run(
             [str(GATEHOUSE), "--data-dir", self.data_dir, "--public-url", self.url, *args, "--json"],
             check=True,
             capture_output=True,
             text=True,
+            input=stdin,
         )
         return json.loads(out.stdout)
 
-    def add_server(self, url: str, *scopes: str) -> dict:
-        args = ["servers", "add", "--name", "To-do list", "--url", url]
+    def add_person(self, email: str = pages.EMAIL, password: str = pages.PASSWORD) -> dict:
+        """A person who signs in with `email` and `password` on the sign-in page."""
+        return self.cli("users", "add", "--email", email, "--password-stdin", stdin=password + "\n")
+
+    def add_server(self, url: str, *scopes: str, extra: tuple[str, ...] = ()) -> dict:
+        args = ["servers", "add", "--name", "To-do list", "--url", url, *extra]
         for s in scopes:
             args += ["--scope", s]
         return self.cli(*args)
@@ -89,23 +100,32 @@ class Gatehouse:
         return resp.json()["access_token"]
 
 
-@pytest.fixture
-def gatehouse():
+@contextmanager
+def run_gatehouse(**env: str):
+    """A real `gatehouse serve` on a free loopback port with a fresh data directory."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="gatehouse-interop-") as data_dir:
-        env = {**os.environ, "GATEHOUSE_REFRESH_INTERVAL_MS": "100"}
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gatehouse-interop-") as data_dir, open(
+        LOGS / f"gatehouse-{port}.log", "w"
+    ) as log:
         proc = subprocess.Popen(
             [str(GATEHOUSE), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            env={**os.environ, "GATEHOUSE_REFRESH_INTERVAL_MS": "100", **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             wait_http(f"{url}/health", proc=proc)
             yield Gatehouse(url=url, data_dir=data_dir)
         finally:
             stop(proc)
+
+
+@pytest.fixture
+def gatehouse():
+    with run_gatehouse() as g:
+        yield g
 
 
 @dataclass
@@ -115,12 +135,13 @@ class TodoServer:
     issuer: str
 
 
-@pytest.fixture
-def todo_server(gatehouse: Gatehouse):
-    """The Rust to-do example behind the guard, registered with Gatehouse."""
+@contextmanager
+def run_todo(gatehouse: Gatehouse, *server_args: str):
+    """The Rust to-do example behind the guard, registered with Gatehouse (`servers add` takes
+    `server_args` too)."""
     port = free_port()
     mcp_url = f"http://127.0.0.1:{port}/mcp"
-    server = gatehouse.add_server(mcp_url, "todo:read=Read your to-dos", "todo:write=Change your to-dos")
+    server = gatehouse.add_server(mcp_url, *TODO_SCOPES, extra=server_args)
     proc = subprocess.Popen(
         [str(TODO_MCP), "--listen", f"127.0.0.1:{port}", "--authorization-server", server["issuer"]],
         stdout=subprocess.DEVNULL,
@@ -133,6 +154,15 @@ def todo_server(gatehouse: Gatehouse):
         yield TodoServer(mcp_url=mcp_url, server=server, issuer=server["issuer"])
     finally:
         stop(proc)
+
+
+TODO_SCOPES = ("todo:read=Read your to-dos", "todo:write=Change your to-dos")
+
+
+@pytest.fixture
+def todo_server(gatehouse: Gatehouse):
+    with run_todo(gatehouse) as t:
+        yield t
 
 
 def python() -> str:

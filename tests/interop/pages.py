@@ -1,0 +1,120 @@
+"""A person at a browser, headless: signs in and consents through Gatehouse's real HTML pages.
+
+Real MCP hosts send the person to an authorization URL and wait for the redirect back to their
+own callback. `approve` plays that person: it follows Gatehouse's redirects with a cookie jar,
+fills in the sign-in form (fields `email` and `password`, with the page's CSRF token), presses
+Allow (or Deny) on the consent page, and returns the URL Gatehouse finally redirects to, which
+is the client's callback with `code`, `state` and `iss`. It never guesses a form: it reads the
+one on the page, so a change to the pages that a browser would notice breaks it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+import httpx2
+
+EMAIL = "ada@example.com"
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Form:
+    action: str
+    method: str
+    fields: dict[str, str] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+
+
+class FormParser(HTMLParser):
+    """Collects every form with its hidden values, input names and named submit buttons."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[Form] = []
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "title":
+            self._in_title = True
+        elif tag == "form":
+            self.forms.append(Form(action=a.get("action", ""), method=a.get("method", "get").lower()))
+        elif tag == "input" and self.forms and "name" in a:
+            form = self.forms[-1]
+            form.inputs.append(a["name"])
+            if a.get("type") == "hidden":
+                form.fields[a["name"]] = a.get("value", "")
+        elif tag == "button" and self.forms and "name" in a:
+            self.forms[-1].buttons.append((a["name"], a.get("value", "")))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+
+
+def parse(html: str) -> FormParser:
+    p = FormParser()
+    p.feed(html)
+    return p
+
+
+class PageError(AssertionError):
+    """Gatehouse showed a page the person could not get past (an error page, say)."""
+
+
+def approve(
+    authorize_url: str,
+    email: str = EMAIL,
+    password: str = PASSWORD,
+    decision: str = "allow",
+    http: httpx2.Client | None = None,
+) -> str:
+    """Walks from `authorize_url` through sign-in and consent; returns the client's redirect URL.
+
+    Pass `http` (a client with cookies) to keep the session between calls, as a browser would.
+    """
+    own = http is None
+    http = http or httpx2.Client(follow_redirects=False, timeout=10.0)
+    origin = _origin(authorize_url)
+    try:
+        url, method, data = authorize_url, "GET", None
+        for _ in range(10):
+            resp = http.request(method, url, data=data)
+            if resp.status_code in (302, 303):
+                location = urljoin(url, resp.headers["location"])
+                if _origin(location) != origin:
+                    return location
+                url, method, data = location, "GET", None
+                continue
+            if resp.status_code != 200:
+                raise PageError(f"{method} {url} answered {resp.status_code}: {resp.text[:300]}")
+            page = parse(resp.text)
+            form, data = _next_step(page, email, password, decision, resp.text)
+            url, method = urljoin(url, form.action), form.method.upper()
+        raise PageError(f"no redirect back to the client after 10 steps (last: {url})")
+    finally:
+        if own:
+            http.close()
+
+
+def _next_step(page: FormParser, email: str, password: str, decision: str, html: str) -> tuple[Form, dict]:
+    for form in page.forms:
+        if "password" in form.inputs and "email" in form.inputs:
+            return form, {**form.fields, "email": email, "password": password}
+        if ("decision", decision) in form.buttons:
+            return form, {**form.fields, "decision": decision}
+    raise PageError(f"page {page.title.strip()!r} has neither a sign-in nor a consent form: {html[:500]}")
+
+
+def _origin(url: str) -> str:
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.netloc}"

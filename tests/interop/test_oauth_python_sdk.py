@@ -1,0 +1,265 @@
+"""The MCP Python SDK's own OAuth client (`OAuthClientProvider`) against Gatehouse and the guard.
+
+Nothing is pre-registered but the MCP server and a person: the SDK meets a 401, discovers
+Gatehouse, registers (Dynamic Client Registration, or a Client ID Metadata Document served over
+https on loopback), sends the person through the real sign-in and consent pages, exchanges the
+code, calls tools, and after the access token expires refreshes it and calls tools again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import ssl
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+import pages
+from conftest import free_port, run_gatehouse, run_todo
+
+REDIRECT = "http://127.0.0.1:53682/callback"
+# The shortest access-token lifetime Gatehouse allows, so the test sees one expire.
+TOKEN_TTL = 60
+
+
+class MemoryStorage:
+    """The SDK's token storage, keeping every token set it was given."""
+
+    def __init__(self) -> None:
+        self.tokens: list[OAuthToken] = []
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens[-1] if self.tokens else None
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens.append(tokens)
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+class Person:
+    """The SDK's redirect and callback handlers: a person who signs in and allows."""
+
+    def __init__(self) -> None:
+        self.callback: str | None = None
+        self.authorize_urls: list[str] = []
+
+    async def redirect(self, authorization_url: str) -> None:
+        self.authorize_urls.append(authorization_url)
+        self.callback = await asyncio.to_thread(pages.approve, authorization_url)
+
+    async def come_back(self) -> AuthorizationCodeResult:
+        assert self.callback and self.callback.startswith(REDIRECT), self.callback
+        q = parse_qs(urlsplit(self.callback).query)
+        return AuthorizationCodeResult(code=q["code"][0], state=q["state"][0], iss=q["iss"][0])
+
+
+def provider(mcp_url: str, storage: MemoryStorage, person: Person, metadata_url: str | None = None):
+    return OAuthClientProvider(
+        server_url=mcp_url,
+        client_metadata=OAuthClientMetadata(
+            client_name="py-sdk interop", redirect_uris=[REDIRECT], grant_types=["authorization_code", "refresh_token"]
+        ),
+        storage=storage,
+        redirect_handler=person.redirect,
+        callback_handler=person.come_back,
+        client_metadata_url=metadata_url,
+    )
+
+
+async def use_todos(mcp_url: str, auth: OAuthClientProvider, title: str) -> tuple[list[str], dict]:
+    async with httpx2.AsyncClient(auth=auth, timeout=30.0) as http:
+        async with Client(streamable_http_client(mcp_url, http_client=http)) as c:
+            tools = sorted(t.name for t in (await c.list_tools()).tools)
+            created = await c.call_tool("create_todo", {"title": title})
+            assert not created.is_error, created
+            return tools, json.loads(created.content[0].text)
+
+
+async def sign_in_call_expire_refresh(mcp_url: str, metadata_url: str | None = None) -> dict:
+    """The whole life of one client; returns what a test asserts on."""
+    storage, person = MemoryStorage(), Person()
+    auth = provider(mcp_url, storage, person, metadata_url)
+    tools, first = await use_todos(mcp_url, auth, "before expiry")
+    issued = storage.tokens[-1]
+
+    # Wait until the access token has expired (its own `exp`, not the SDK's bookkeeping).
+    await asyncio.sleep(TOKEN_TTL + 1)
+    expired = claims(issued.access_token)["exp"] < time.time()
+
+    # A new session: the SDK refreshes instead of sending the person through the pages again.
+    _, second = await use_todos(mcp_url, auth, "after refresh")
+    return {
+        "tools": tools,
+        "todos": (first, second),
+        "expired_before_refresh": expired,
+        "tokens": storage.tokens,
+        "client": storage.client,
+        "authorize_urls": person.authorize_urls,
+    }
+
+
+def claims(jwt: str) -> dict:
+    """The payload of a JWT, unverified (the guard verified it; this only reads `exp`)."""
+    payload = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def check_life(life: dict, client_id: str | None = None) -> None:
+    assert life["tools"] == ["create_todo", "delete_todo", "get_todo", "list_todos", "update_todo"]
+    assert [t["title"] for t in life["todos"]] == ["before expiry", "after refresh"]
+    # One trip through the pages, then a refresh with rotation.
+    assert len(life["authorize_urls"]) == 1, life["authorize_urls"]
+    assert life["expired_before_refresh"]
+    first, refreshed = life["tokens"]
+    assert first.refresh_token and refreshed.refresh_token
+    assert refreshed.access_token != first.access_token
+    assert refreshed.refresh_token != first.refresh_token, "refresh tokens rotate"
+    assert set(first.scope.split()) == {"todo:read", "todo:write", "offline_access"}
+    assert first.expires_in == TOKEN_TTL
+    query = parse_qs(urlsplit(life["authorize_urls"][0]).query)
+    assert query["code_challenge_method"] == ["S256"]
+    if client_id is not None:
+        assert query["client_id"] == [client_id]
+
+
+@contextmanager
+def metadata_document_host(tmp: Path):
+    """An https server on loopback publishing one Client ID Metadata Document, with its own CA."""
+    ca_key, ca, key, csr, cert = (tmp / n for n in ("ca.key", "ca.pem", "leaf.key", "leaf.csr", "leaf.pem"))
+    ext = tmp / "leaf.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+            "-subj", "/CN=Gatehouse interop CA", "-keyout", str(ca_key), "-out", str(ca))
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+            "-days", "1", "-extfile", str(ext), "-out", str(cert))
+
+    port = free_port()
+    url = f"https://127.0.0.1:{port}/oauth/client.json"
+    document = json.dumps({
+        "client_id": url,
+        "client_name": "py-sdk metadata document",
+        "client_uri": f"https://127.0.0.1:{port}/",
+        "redirect_uris": [REDIRECT],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    }).encode()
+    fetches: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fetches.append(self.path)
+            if self.path != "/oauth/client.json":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(document)))
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(str(cert), str(key))
+    httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield url, str(ca), fetches
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_dcr_and_metadata_document_clients_sign_in_call_tools_and_refresh(tmp_path):
+    """Both registrations in one event loop, so the wait for the tokens to expire is shared."""
+    with metadata_document_host(tmp_path) as (doc_url, ca, fetches):
+        env = {"GATEHOUSE_DEV_LOOPBACK_METADATA_DOCUMENTS": "true", "SSL_CERT_FILE": ca}
+        with run_gatehouse(**env) as gatehouse, run_todo(gatehouse, "--token-ttl", str(TOKEN_TTL)) as todo:
+            gatehouse.add_person()
+
+            async def both():
+                return await asyncio.gather(
+                    sign_in_call_expire_refresh(todo.mcp_url),
+                    sign_in_call_expire_refresh(todo.mcp_url, metadata_url=doc_url),
+                )
+
+            dcr, cimd = asyncio.run(both())
+
+            # Dynamic Client Registration: a public client with a dcr_ id.
+            assert dcr["client"].client_id.startswith("dcr_")
+            assert dcr["client"].token_endpoint_auth_method == "none"
+            check_life(dcr, dcr["client"].client_id)
+
+            # Metadata document: the URL is the client id, fetched by Gatehouse over https.
+            check_life(cimd, doc_url)
+            assert "/oauth/client.json" in fetches
+
+            clients = gatehouse.cli("clients", "list", "--server", todo.server["id"])
+            ids = {c["client_id"] for c in clients}
+            assert dcr["client"].client_id in ids
+
+
+def causes(error: BaseException, kind: type) -> bool:
+    """Whether `kind` is `error`, among its causes, or inside its exception groups."""
+    if isinstance(error, kind):
+        return True
+    inner = list(getattr(error, "exceptions", ())) + [e for e in (error.__cause__, error.__context__) if e]
+    return any(causes(e, kind) for e in inner)
+
+
+def test_deny_on_the_consent_page_reaches_the_sdk_as_access_denied(gatehouse):
+    with run_todo(gatehouse) as todo:
+        gatehouse.add_person()
+        storage = MemoryStorage()
+        callbacks: list[str] = []
+
+        async def deny(url: str) -> None:
+            callbacks.append(await asyncio.to_thread(pages.approve, url, decision="deny"))
+
+        async def come_back() -> AuthorizationCodeResult:
+            q = parse_qs(urlsplit(callbacks[-1]).query)
+            assert q["error"] == ["access_denied"], q
+            assert q["iss"] == [todo.issuer]
+            raise PermissionError("the person said no")
+
+        auth = OAuthClientProvider(
+            server_url=todo.mcp_url,
+            client_metadata=OAuthClientMetadata(client_name="py-sdk interop", redirect_uris=[REDIRECT]),
+            storage=storage,
+            redirect_handler=deny,
+            callback_handler=come_back,
+        )
+        with pytest.raises(BaseException) as failure:
+            asyncio.run(use_todos(todo.mcp_url, auth, "never"))
+        assert causes(failure.value, PermissionError), failure.value
+        assert storage.tokens == []
+        assert len(callbacks) == 1
