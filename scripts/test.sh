@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, Rust tests (unit, store contract,
-# HTTP, guard), then the real clients (MCP Python SDK, Scalekit Python and Node SDKs,
-# FastMCP) against the real binaries on loopback. Installs what it needs itself.
+# HTTP, guard), then the real clients against the real binaries on loopback: the MCP Python
+# and TypeScript SDKs, mcp-remote, the MCP Inspector CLI, the official MCP conformance tool,
+# the Scalekit Python and Node SDKs, FastMCP, and a person in Chromium (Playwright).
+# Installs what it needs itself. Screenshots, conformance results and server logs land in
+# test-artifacts/interop/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -23,8 +23,8 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
 GATEHOUSE = TARGET / "gatehouse"
 TODO_MCP = TARGET / "todo-mcp"
 HERE = Path(__file__).resolve().parent
-# Server logs and other artifacts of the interop run (CI keeps the target folder's artifacts).
-ARTIFACTS = ROOT / "target" / "interop"
+# Server logs, screenshots and conformance results of the interop run.
+ARTIFACTS = ROOT / "test-artifacts" / "interop"
 LOGS = ARTIFACTS / "logs"
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the real clients the interop tests drive, into this folder only:
-# a Python venv (.venv-interop at the repository root) and node_modules here.
+# Installs the real clients the interop tests drive: a Python venv (.venv-interop at the
+# repository root), node_modules here (the MCP TypeScript SDK, mcp-remote, the Inspector, the
+# conformance tool with Node 22 from npm, Playwright), and Debian's chromium for the browser test.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -16,6 +17,18 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ ! -d "$here/node_modules/@scalekit-sdk/node" ]; then
+npm_stamp="$here/node_modules/.installed-$(sha256sum "$here/package-lock.json" | cut -c1-16)"
+if [ ! -f "$npm_stamp" ]; then
+  # package.json's allowScripts lets only `node` (Node 22 for the conformance tool) run its
+  # install script.
   (cd "$here" && npm ci --silent --no-audit --no-fund)
+  touch "$npm_stamp"
+fi
+
+if ! command -v chromium >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get install -y -qq chromium >/dev/null || {
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null
+  }
 fi

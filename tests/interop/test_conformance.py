@@ -2,7 +2,7 @@
 `authorization` mode, against the root issuer and a per-MCP-server issuer, with and without
 `--resource`. The whole authorization suite runs (no `--scenario`); every check it writes to
 `checks.json` must be SUCCESS, never SKIPPED, WARNING or FAILURE. The results are kept under
-target/interop/conformance/."""
+test-artifacts/interop/conformance/."""
 
 from __future__ import annotations
 

@@ -1,0 +1,100 @@
+"""A person in a real browser (Debian's Chromium, driven by Playwright) signs in and consents on
+Gatehouse's pages, at desktop and phone widths; the code the browser brings back is exchanged for
+a token. Screenshots of the sign-in and consent pages are kept in test-artifacts/interop/screenshots/."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import subprocess
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx2
+import pytest
+
+import pages
+from conftest import ARTIFACTS, HERE, free_port, run_todo
+
+SHOTS = ARTIFACTS / "screenshots"
+VIEWPORTS = {
+    "desktop": {"width": 1280, "height": 800, "mobile": False},
+    "phone": {"width": 390, "height": 844, "mobile": True},
+}
+
+
+@pytest.mark.parametrize("viewport", sorted(VIEWPORTS))
+def test_a_person_signs_in_and_consents_in_chromium(gatehouse, viewport: str):
+    with run_todo(gatehouse) as todo:
+        gatehouse.add_person()
+        metadata = httpx2.get(
+            f"{gatehouse.url}/.well-known/oauth-authorization-server{todo.issuer[len(gatehouse.url):]}"
+        ).json()
+        redirect = f"http://127.0.0.1:{free_port()}/callback"
+        reg = httpx2.post(
+            metadata["registration_endpoint"],
+            json={"client_name": "Claude Desktop", "redirect_uris": [redirect]},
+        )
+        assert reg.status_code == 201, reg.text
+        client_id = reg.json()["client_id"]
+
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        state = secrets.token_urlsafe(16)
+        authorize = metadata["authorization_endpoint"] + "?" + urlencode({
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect,
+            "scope": "todo:read todo:write",
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "resource": todo.mcp_url,
+        })
+
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        run = subprocess.run(
+            ["node", "browser_consent.mjs", json.dumps({
+                "authorizeUrl": authorize,
+                "redirectUri": redirect,
+                "email": pages.EMAIL,
+                "password": pages.PASSWORD,
+                "viewport": VIEWPORTS[viewport],
+                "shots": str(SHOTS),
+                "name": viewport,
+            })],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        seen = json.loads(run.stdout.strip().splitlines()[-1])
+
+    # The pages as the person saw them.
+    assert seen["signIn"]["heading"] == "Sign in"
+    assert urlsplit(seen["signIn"]["url"]).path == "/login"
+    assert seen["consent"]["heading"] == "Claude Desktop wants to use To-do list as you"
+    assert [s.split("\n")[0] for s in seen["consent"]["scopes"]] == ["Read your to-dos", "Change your to-dos"]
+    assert "runs on your own computer" in seen["consent"]["warning"]
+    assert not seen["consent"]["overflows"], "the consent page scrolls sideways"
+    assert seen["problems"] == [], "console errors or CSP violations"
+    for page in ("sign-in", "consent"):
+        shot = SHOTS / f"{viewport}-{page}.png"
+        assert shot.stat().st_size > 5_000, shot
+
+    # The browser came back to the client with a code, the state and the issuer.
+    q = parse_qs(urlsplit(seen["callback"]).query)
+    assert q["state"] == [state]
+    assert q["iss"] == [todo.issuer]
+    token = httpx2.post(metadata["token_endpoint"], data={
+        "grant_type": "authorization_code",
+        "code": q["code"][0],
+        "redirect_uri": redirect,
+        "code_verifier": verifier,
+        "client_id": client_id,
+        "resource": todo.mcp_url,
+    })
+    assert token.status_code == 200, token.text
+    assert token.json()["scope"] == "todo:read todo:write"
