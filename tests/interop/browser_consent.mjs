@@ -42,6 +42,7 @@ try {
     url: page.url(),
     title: await page.title(),
     heading: await page.locator("h1").innerText(),
+    lead: await page.locator("p.lead").innerText().catch(() => null),
   };
   await page.screenshot({ path: `${input.shots}/${input.name}-sign-in.png`, fullPage: true });
 

@@ -74,6 +74,7 @@ def test_a_person_signs_in_and_consents_in_chromium(gatehouse, viewport: str):
 
     # The pages as the person saw them.
     assert seen["signIn"]["heading"] == "Sign in"
+    assert seen["signIn"]["lead"] == "to continue to To-do list"
     assert urlsplit(seen["signIn"]["url"]).path == "/login"
     assert seen["consent"]["heading"] == "Claude Desktop wants to use To-do list as you"
     assert [s.split("\n")[0] for s in seen["consent"]["scopes"]] == ["Read your to-dos", "Change your to-dos"]

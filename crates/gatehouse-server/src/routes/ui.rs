@@ -171,22 +171,38 @@ pub async fn login_form(State(s): State<AppState>, Query(q): Query<LoginQuery>) 
         .as_deref()
         .and_then(safe_return_to)
         .unwrap_or("");
-    login_page(&s, StatusCode::OK, return_to, "", None)
+    login_page(&s, StatusCode::OK, return_to, "", None).await
 }
 
-fn login_page(
+/// The name of the MCP server an authorization request in `return_to` is for: from the
+/// per-server issuer's path, else from its `resource` parameter. Only the operator's own
+/// name for it is shown, never a name a client chose.
+async fn server_named_in(s: &AppState, return_to: &str) -> Option<String> {
+    let (path, query) = return_to.split_once('?').unwrap_or((return_to, ""));
+    let named = match path.strip_prefix("/resources/") {
+        Some(rest) => rest.split('/').next().map(str::to_owned),
+        None => form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "resource")
+            .map(|(_, v)| v.into_owned()),
+    }?;
+    let resource = s.engine.catalog().resource_named(&named).await.ok()??;
+    Some(resource.name.clone())
+}
+
+async fn login_page(
     s: &AppState,
     status: StatusCode,
     return_to: &str,
     email: &str,
     error: Option<&str>,
 ) -> Response {
+    let context = server_named_in(s, return_to).await;
     // Login CSRF: a fresh random value in a cookie and in the form (double submit).
     let csrf = gatehouse_core::random::secret("");
     let mut r = html(
         status,
         &LoginPage {
-            context: None,
+            context: context.as_deref(),
             error,
             csrf: &csrf,
             return_to,
@@ -230,7 +246,8 @@ pub async fn login(
             return_to,
             typed_email,
             Some("The sign-in form expired. Please try again."),
-        );
+        )
+        .await;
     }
     let ip = peer.ip().to_string();
     let email = normalize_email(typed_email).unwrap_or_default();
@@ -243,7 +260,8 @@ pub async fn login(
             return_to,
             typed_email,
             Some("Too many failed sign-ins. Wait 15 minutes and try again."),
-        );
+        )
+        .await;
     }
     let user = match s.engine.store().user_by_email(&email).await {
         Ok(u) => u,
@@ -276,7 +294,8 @@ pub async fn login(
             return_to,
             typed_email,
             Some("Wrong email or password."),
-        );
+        )
+        .await;
     };
     limits.sign_in_accounts.clear(&email);
     let token = match s.engine.start_session(&user).await {

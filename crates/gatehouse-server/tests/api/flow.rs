@@ -565,3 +565,41 @@ async fn prompt_login_asks_again_and_prompt_none_never_shows_a_page() {
     assert_eq!(param(&to, "error").as_deref(), Some("consent_required"));
     assert_eq!(param(&to, "iss"), Some(app.issuer_of(&r)));
 }
+
+#[tokio::test]
+async fn the_sign_in_page_names_the_mcp_server_the_request_is_for() {
+    let (app, r, path) = setup().await;
+    let client = app.register_public(&path).await;
+    let continues_to = |body: &str| {
+        body.split("to continue to <strong>")
+            .nth(1)
+            .and_then(|rest| rest.split("</strong>").next())
+            .map(str::to_owned)
+    };
+    let sign_in_page = |issuer_path: String, extra: Vec<(&'static str, String)>| {
+        let b = app.browser();
+        let client = client.clone();
+        async move {
+            let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let q = authorize_query(&client, &pkce(), &extra);
+            let to = b.get(&format!("{issuer_path}/oauth/authorize?{q}")).await;
+            b.get(to.location.as_deref().unwrap()).await.body
+        }
+    };
+    // Per-server issuer: from the path. Root issuer: from `resource`, by URL or id.
+    let name = Some(r.name.clone());
+    assert_eq!(
+        continues_to(&sign_in_page(path.clone(), vec![]).await),
+        name
+    );
+    let by_url = vec![("resource", r.url.as_str().to_owned())];
+    assert_eq!(
+        continues_to(&sign_in_page(String::new(), by_url).await),
+        name
+    );
+    // Nothing to name: the plain page.
+    let plain = app.browser().get("/login").await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(continues_to(&plain.body), None);
+    assert!(plain.body.contains("<h1>Sign in</h1>"));
+}
