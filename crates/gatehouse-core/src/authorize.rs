@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use crate::audit::{AuditEvent, EventType};
+use crate::clock::UnixTime;
 use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::resolve_resource;
@@ -301,6 +303,10 @@ pub async fn approve(
         .consent(user, &req.client.id, &req.resource.id)
         .await
         .map_err(|e| back(e.into()))?;
+    let newly_consented = req.prompt.consent
+        || !previous
+            .as_ref()
+            .is_some_and(|c| req.scopes.is_subset(&c.scopes));
     let scopes: ScopeSet = previous
         .map(|c| c.scopes.iter().cloned().collect::<Vec<_>>())
         .unwrap_or_default()
@@ -341,21 +347,41 @@ pub async fn approve(
         .insert_code(&grant, &record)
         .await
         .map_err(|e| back(e.into()))?;
+    if newly_consented {
+        engine.audit(event(EventType::ConsentGranted, now, user, req));
+    }
+    engine.audit(
+        event(EventType::AuthorizationGranted, now, user, req).detail("grant", grant.id.as_str()),
+    );
     Ok(req.redirect.with_code(&code))
 }
 
-/// The person refused: `access_denied` back to the client.
-pub fn deny(req: &AuthorizationRequest) -> String {
+/// The person refused: `access_denied` back to the client. Returns the redirect URL.
+pub fn deny(engine: &Engine, user: &UserId, req: &AuthorizationRequest) -> String {
+    engine.audit(event(
+        EventType::AuthorizationDenied,
+        engine.now(),
+        user,
+        req,
+    ));
     req.redirect.with_error(&OAuthError::new(
         ErrorCode::AccessDenied,
         "the person declined the request",
     ))
 }
 
+fn event(kind: EventType, at: UnixTime, user: &UserId, req: &AuthorizationRequest) -> AuditEvent {
+    AuditEvent::new(kind, at)
+        .resource(&req.resource.id)
+        .client(&req.client.id)
+        .user(user)
+        .detail("scope", req.scopes.to_param())
+        .detail("redirect_uri", req.redirect.redirect_uri())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::UnixTime;
     use crate::model::{NewResource, ScopeDef};
     use crate::types::ResourceUri;
 

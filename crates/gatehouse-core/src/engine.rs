@@ -4,6 +4,7 @@
 use std::sync::{Arc, RwLock};
 
 use crate::admin;
+use crate::audit::{AuditEvent, AuditSink};
 use crate::cache::Catalog;
 use crate::cimd::{DocumentFetcher, MetadataDocuments};
 use crate::clock::{Clock, UnixTime};
@@ -42,6 +43,8 @@ pub struct Settings {
     pub session_max: i64,
     /// A self-registered client that obtains no token for this long is deleted.
     pub registration_ttl: i64,
+    /// Audit events older than this are deleted.
+    pub audit_retention: i64,
 }
 
 impl Default for Settings {
@@ -53,6 +56,7 @@ impl Default for Settings {
             session_idle: 12 * 3_600,
             session_max: 7 * 86_400,
             registration_ttl: 30 * 86_400,
+            audit_retention: 90 * 86_400,
         }
     }
 }
@@ -71,6 +75,13 @@ pub enum StartError {
     Admin(#[from] admin::AdminError),
 }
 
+/// The sink of an engine without one: events are only logged.
+struct LogOnly;
+
+impl AuditSink for LogOnly {
+    fn record(&self, _: AuditEvent) {}
+}
+
 /// The authorization server's protocol engine.
 pub struct Engine {
     public: Issuer,
@@ -80,6 +91,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     settings: Settings,
     documents: Option<MetadataDocuments>,
+    audit: Arc<dyn AuditSink>,
 }
 
 impl Engine {
@@ -104,6 +116,7 @@ impl Engine {
             clock,
             settings: Settings::default(),
             documents: None,
+            audit: Arc::new(LogOnly),
         })
     }
 
@@ -122,6 +135,18 @@ impl Engine {
     ) -> Self {
         self.documents = Some(MetadataDocuments::new(fetcher, dev_loopback));
         self
+    }
+
+    /// Sends audit events to `sink` (by default they are only logged).
+    pub fn with_audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = sink;
+        self
+    }
+
+    /// Records an audit event: one structured log line, and the sink. Never blocks or fails.
+    pub fn audit(&self, event: AuditEvent) {
+        event.log();
+        self.audit.record(event);
     }
 
     /// The lifetimes in force.
@@ -162,6 +187,7 @@ impl Engine {
                 sessions_idle_before: now.plus(-self.settings.session_idle),
                 sessions_created_before: now.plus(-self.settings.session_max),
                 registrations_unused_before: now.plus(-self.settings.registration_ttl),
+                audit_before: now.plus(-self.settings.audit_retention),
             })
             .await?;
         if n > 0 {

@@ -7,6 +7,7 @@
 //! it returns.
 
 pub mod admin;
+pub mod audit;
 pub mod authorize;
 pub mod cache;
 pub mod cimd;

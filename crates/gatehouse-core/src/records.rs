@@ -149,4 +149,6 @@ pub struct Prune {
     pub sessions_created_before: UnixTime,
     /// Self-registered clients neither used nor created since this go.
     pub registrations_unused_before: UnixTime,
+    /// Audit events from before this go.
+    pub audit_before: UnixTime,
 }

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
 use gatehouse_core::keys::{SigningAlg, StoredKey};
 use gatehouse_core::model::{
     Client, ClientKind, RefreshPolicy, Resource, ScopeDef, TokenAuthMethod, User,
@@ -15,15 +16,15 @@ use gatehouse_core::records::{
 use gatehouse_core::redirect::RedirectUri;
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::store::{
-    ClientStore, GRANT_RETENTION_SECS, GrantStore, KeyStore, ResourceStore, RevocationStore,
-    RevokedToken, SessionStore, Store, StoreError, UserStore,
+    AuditStore, ClientStore, GRANT_RETENTION_SECS, GrantStore, KeyStore, ResourceStore,
+    RevocationStore, RevokedToken, SessionStore, Store, StoreError, UserStore,
 };
 use gatehouse_core::{ClientId, GrantId, Kid, ResourceId, ResourceUri, ScopeSet, UnixTime, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -843,6 +844,104 @@ impl GrantStore for SqliteStore {
 }
 
 #[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO audit_events
+                 (at, event, outcome, resource_id, client_id, user_id, actor, details)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(e.at.0)
+            .bind(e.event.as_str())
+            .bind(e.outcome.as_str())
+            .bind(e.resource.as_deref())
+            .bind(e.client.as_deref())
+            .bind(e.user.as_deref())
+            .bind(e.actor.as_deref())
+            .bind(serde_json::Value::Object(e.details.clone()).to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM audit_events WHERE 1 = 1");
+        if !q.events.is_empty() {
+            sql.push(" AND event IN (");
+            let mut names = sql.separated(", ");
+            for e in &q.events {
+                names.push_bind(e.as_str());
+            }
+            sql.push(")");
+        }
+        if let Some(o) = q.outcome {
+            sql.push(" AND outcome = ").push_bind(o.as_str());
+        }
+        for (column, value) in [
+            ("resource_id", &q.resource),
+            ("client_id", &q.client),
+            ("user_id", &q.user),
+        ] {
+            if let Some(v) = value {
+                sql.push(format_args!(" AND {column} = "))
+                    .push_bind(v.clone());
+            }
+        }
+        if let Some(t) = q.since {
+            sql.push(" AND at >= ").push_bind(t.0);
+        }
+        if let Some(t) = q.until {
+            sql.push(" AND at < ").push_bind(t.0);
+        }
+        if let Some(b) = q.before {
+            sql.push(" AND seq < ").push_bind(b);
+        }
+        sql.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(q.limit));
+        sql.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(audit_from_row)
+            .collect()
+    }
+}
+
+fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
+    let name: String = row.try_get("event").map_err(backend)?;
+    let outcome: String = row.try_get("outcome").map_err(backend)?;
+    let details: String = row.try_get("details").map_err(backend)?;
+    Ok(AuditEvent {
+        seq: Some(row.try_get("seq").map_err(backend)?),
+        at: UnixTime(row.try_get("at").map_err(backend)?),
+        event: EventType::parse(&name)
+            .ok_or_else(|| StoreError::Backend(format!("unknown audit event {name}")))?,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Backend(format!("unknown outcome {outcome}")))?,
+        resource: row.try_get("resource_id").map_err(backend)?,
+        client: row.try_get("client_id").map_err(backend)?,
+        user: row.try_get("user_id").map_err(backend)?,
+        actor: row.try_get("actor").map_err(backend)?,
+        details: match serde_json::from_str(&details) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => {
+                return Err(StoreError::Backend(
+                    "audit details are not an object".into(),
+                ));
+            }
+        },
+    })
+}
+
+#[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
@@ -905,7 +1004,8 @@ impl Store for SqliteStore {
             bump(&mut tx).await?;
         }
         n += clients;
-        let by_time: [(&str, i64); 6] = [
+        let by_time: [(&str, i64); 7] = [
+            ("DELETE FROM audit_events WHERE at < ?", p.audit_before.0),
             (
                 "DELETE FROM authorization_codes WHERE expires_at <= ?",
                 p.now.0,

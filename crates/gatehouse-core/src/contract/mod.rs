@@ -1,6 +1,7 @@
 //! The store contract suite. Every [`Store`] implementation runs [`run_all`] in its tests;
 //! each check below is a sentence of a trait's documented contract.
 
+mod audit;
 mod grants;
 
 use crate::clock::UnixTime;
@@ -27,6 +28,7 @@ where
     ping_answers(&make().await).await;
     registered_clients_round_trip(&make().await).await;
     grants::run_all(&make).await;
+    audit::run_all(&make).await;
 }
 
 pub(crate) fn resource(url: &str) -> Resource {

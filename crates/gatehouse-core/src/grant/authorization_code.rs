@@ -92,6 +92,7 @@ pub async fn grant(
             resource: &resource,
             scopes: &grant.scopes,
             with_refresh,
+            grant_type: "authorization_code",
             rotating: None,
         },
     )

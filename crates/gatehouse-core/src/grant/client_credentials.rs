@@ -43,13 +43,23 @@ pub async fn grant(
         now,
     );
     let signer = engine.signer(resource.signing_alg).await?;
-    Ok(TokenResponse {
+    let response = TokenResponse {
         access_token: signer.sign_jwt(&claims),
         token_type: "Bearer".into(),
         expires_in: resource.token_ttl,
         scope: scopes.to_param(),
         refresh_token: None,
-    })
+    };
+    engine.audit(super::issued(
+        engine,
+        "client_credentials",
+        client,
+        &resource,
+        None,
+        &claims.jti,
+        &response,
+    ));
+    Ok(response)
 }
 
 /// The scopes to grant: those requested, each of which the client must be allowed and the

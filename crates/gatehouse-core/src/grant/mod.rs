@@ -7,6 +7,7 @@ pub mod refresh_token;
 
 use std::sync::Arc;
 
+use crate::audit::{AuditEvent, EventType};
 use crate::client_auth::ClientCredentials;
 use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
@@ -16,7 +17,7 @@ use crate::records::{Grant, Issuance, IssuedAccess, RefreshRecord, Rotation};
 use crate::secret::SecretHash;
 use crate::store::StoreError;
 use crate::token::{AccessTokenClaims, TokenResponse};
-use crate::types::{ResourceId, ScopeSet};
+use crate::types::{ResourceId, ScopeSet, UserId};
 
 /// Grant types this server implements, as advertised in metadata.
 pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
@@ -24,8 +25,34 @@ pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "clie
 /// Prefix of refresh tokens, so that secret scanners can recognise them.
 const REFRESH_PREFIX: &str = "ghr_";
 
-/// Handles a token request at `ctx`'s token endpoint.
+/// Handles a token request at `ctx`'s token endpoint, and audits a refusal (issued tokens
+/// are audited where they are minted).
 pub async fn token(
+    engine: &Engine,
+    ctx: &IssuerContext,
+    authorization: Option<&str>,
+    params: &FormParams,
+) -> Result<TokenResponse, OAuthError> {
+    let result = run(engine, ctx, authorization, params).await;
+    if let Err(e) = &result {
+        let client = ClientCredentials::from_request(authorization, params)
+            .ok()
+            .map(|c| c.client_id().to_string());
+        let mut event = refused(engine, e)
+            .detail("grant_type", params.single("grant_type").ok().flatten())
+            .detail("issuer", ctx.issuer.as_str());
+        if let Some(c) = client {
+            event = event.client(c);
+        }
+        if let Some(r) = &ctx.resource {
+            event = event.resource(&r.id);
+        }
+        engine.audit(event);
+    }
+    result
+}
+
+async fn run(
     engine: &Engine,
     ctx: &IssuerContext,
     authorization: Option<&str>,
@@ -50,6 +77,38 @@ pub async fn token(
     }?;
     engine.note_client_use(&client).await;
     Ok(response)
+}
+
+/// A `token.refused` event for `e`: its code, its description, and the operator's detail.
+fn refused(engine: &Engine, e: &OAuthError) -> AuditEvent {
+    AuditEvent::new(EventType::TokenRefused, engine.now())
+        .detail("error", e.code.as_str())
+        .detail("reason", e.description.as_str())
+        .detail("detail", e.detail.clone())
+}
+
+/// The `token.issued` event of a token issued by the `grant_type` grant to `client` for
+/// `resource`; `person` is set for tokens that act for one.
+pub(crate) fn issued(
+    engine: &Engine,
+    grant_type: &str,
+    client: &Client,
+    resource: &Resource,
+    person: Option<&UserId>,
+    jti: &str,
+    response: &TokenResponse,
+) -> AuditEvent {
+    let mut e = AuditEvent::new(EventType::TokenIssued, engine.now())
+        .resource(&resource.id)
+        .client(&client.id)
+        .detail("grant_type", grant_type)
+        .detail("jti", jti)
+        .detail("scope", response.scope.as_str())
+        .detail("refresh_token", response.refresh_token.is_some());
+    if let Some(p) = person {
+        e = e.user(p);
+    }
+    e
 }
 
 /// Authenticates the client and checks that it belongs to this issuer: a per-MCP-server
@@ -166,6 +225,8 @@ pub(crate) struct Mint<'a> {
     pub resource: &'a Resource,
     pub scopes: &'a ScopeSet,
     pub with_refresh: bool,
+    /// `authorization_code` or `refresh_token`, for the audit log.
+    pub grant_type: &'static str,
     /// The refresh token being rotated: its hash, the token itself (to seal the retry
     /// answer) and the hash of the request.
     pub rotating: Option<(SecretHash, &'a str, SecretHash)>,
@@ -239,7 +300,18 @@ pub(crate) async fn mint(engine: &Engine, m: Mint<'_>) -> Result<TokenResponse, 
         rotates,
     };
     match engine.store().record_issue(&issue).await {
-        Ok(()) => Ok(response),
+        Ok(()) => {
+            engine.audit(issued(
+                engine,
+                m.grant_type,
+                m.client,
+                m.resource,
+                Some(&m.grant.user),
+                &claims.jti,
+                &response,
+            ));
+            Ok(response)
+        }
         Err(StoreError::Conflict(_)) => Err(MintError::Conflict),
         Err(e) => Err(MintError::Other(e.into())),
     }

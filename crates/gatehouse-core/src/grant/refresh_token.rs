@@ -5,6 +5,7 @@
 //! anything else revokes the grant → resource and scopes (which may only narrow) → a new
 //! access token and a new refresh token, the old one marked rotated in the same change.
 
+use crate::audit::{AuditEvent, EventType};
 use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
 use crate::model::{Client, RefreshPolicy};
@@ -66,6 +67,7 @@ pub async fn grant(
             resource: &resource,
             scopes: &scopes,
             with_refresh: true,
+            grant_type: "refresh_token",
             rotating: Some((hash.clone(), presented, request_hash.clone())),
         },
     )
@@ -105,6 +107,15 @@ async fn reuse(
         && let Some(plain) = crate::seal::open(presented, &retry.sealed)
         && let Ok(answer) = serde_json::from_slice::<TokenResponse>(&plain)
     {
+        engine.audit(
+            AuditEvent::new(EventType::TokenIssued, now)
+                .resource(&grant.resource)
+                .client(&grant.client)
+                .user(&grant.user)
+                .detail("grant_type", "refresh_token")
+                .detail("scope", answer.scope.as_str())
+                .detail("retry", true),
+        );
         return Ok(answer);
     }
     engine.store().revoke_grant(&grant.id, now).await?;

@@ -5,9 +5,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    ClientStore, GRANT_RETENTION_SECS, GrantStore, KeyStore, ResourceStore, RevocationStore,
-    RevokedToken, SessionStore, Store, StoreError, UserStore,
+    AuditStore, ClientStore, GRANT_RETENTION_SECS, GrantStore, KeyStore, ResourceStore,
+    RevocationStore, RevokedToken, SessionStore, Store, StoreError, UserStore,
 };
+use crate::audit::{AuditEvent, AuditQuery};
 use crate::clock::UnixTime;
 use crate::keys::StoredKey;
 use crate::model::{Client, ClientKind, Resource, User};
@@ -30,6 +31,8 @@ struct State {
     codes: Vec<CodeRecord>,
     refresh: Vec<RefreshRecord>,
     access: Vec<(GrantId, IssuedAccess)>,
+    audit: Vec<AuditEvent>,
+    audit_seq: i64,
     version: u64,
 }
 
@@ -413,6 +416,34 @@ impl RevocationStore for MemoryStore {
 }
 
 #[async_trait]
+impl AuditStore for MemoryStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.with(|s| {
+            for e in events {
+                s.audit_seq += 1;
+                s.audit.push(AuditEvent {
+                    seq: Some(s.audit_seq),
+                    ..e.clone()
+                });
+            }
+        });
+        Ok(())
+    }
+
+    async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok(self.with(|s| {
+            s.audit
+                .iter()
+                .rev()
+                .filter(|e| q.matches(e))
+                .take(q.limit as usize)
+                .cloned()
+                .collect()
+        }))
+    }
+}
+
+#[async_trait]
 impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
@@ -463,6 +494,9 @@ impl Store for MemoryStore {
             let live: Vec<GrantId> = s.refresh.iter().map(|r| r.grant.clone()).collect();
             n += s.delete_grants(|g| g.created_at < old && !live.contains(&g.id));
             s.access.retain(|(_, a)| a.expires_at > p.now);
+            let b = s.audit.len();
+            s.audit.retain(|e| e.at >= p.audit_before);
+            n += (b - s.audit.len()) as u64;
             n
         }))
     }

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 pub use memory::MemoryStore;
 
+use crate::audit::{AuditEvent, AuditQuery};
 use crate::clock::UnixTime;
 use crate::keys::StoredKey;
 use crate::model::{Client, Resource, User};
@@ -143,6 +144,16 @@ pub trait KeyStore: Send + Sync {
     async fn keys(&self) -> Result<Vec<StoredKey>, StoreError>;
 }
 
+/// The audit log ([`crate::audit`]).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends events, in order, in one change; each gets the next `seq` (any `seq` they
+    /// carry is ignored).
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// The events matching `query`, newest (highest `seq`) first, at most `query.limit`.
+    async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
 /// An access token revoked before its expiry (RFC 7009).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedToken {
@@ -170,7 +181,14 @@ pub trait RevocationStore: Send + Sync {
 /// Everything Gatehouse stores.
 #[async_trait]
 pub trait Store:
-    ResourceStore + ClientStore + KeyStore + RevocationStore + UserStore + SessionStore + GrantStore
+    ResourceStore
+    + ClientStore
+    + KeyStore
+    + RevocationStore
+    + UserStore
+    + SessionStore
+    + GrantStore
+    + AuditStore
 {
     /// Succeeds if the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -179,7 +197,8 @@ pub trait Store:
     async fn change_version(&self) -> Result<u64, StoreError>;
     /// Deletes what has expired (see [`Prune`]): codes and refresh tokens past their expiry,
     /// revocation records of expired tokens, idle or old sessions, grants older than a day
-    /// with no live refresh token, and self-registered clients unused since the cut-off
-    /// (with their grants and consents). Returns how many records went.
+    /// with no live refresh token, self-registered clients unused since the cut-off (with
+    /// their grants and consents), and audit events older than the retention. Returns how
+    /// many records went.
     async fn prune(&self, prune: &Prune) -> Result<u64, StoreError>;
 }

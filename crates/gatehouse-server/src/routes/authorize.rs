@@ -119,10 +119,7 @@ pub async fn post(
     }
     match decision.as_str() {
         "allow" => approve(&s, &user, &req, true).await,
-        "deny" => {
-            tracing::info!(client = %req.client.id, user = %user.id, "consent denied");
-            Redirect::to(&authorize::deny(&req)).into_response()
-        }
+        "deny" => Redirect::to(&authorize::deny(&s.engine, &user.id, &req)).into_response(),
         _ => message(
             StatusCode::BAD_REQUEST,
             "Choose Allow or Deny",
