@@ -233,8 +233,11 @@ impl AuditEvent {
 }
 
 /// Where the engine sends events. `record` must not block: it is called on request paths.
+#[async_trait::async_trait]
 pub trait AuditSink: Send + Sync {
     fn record(&self, event: AuditEvent);
+    /// Waits until every event recorded so far is stored (for shutdown and tests).
+    async fn flush(&self) {}
 }
 
 /// A sink that keeps events in memory, for tests and tools that read them back at once.
@@ -248,6 +251,7 @@ impl Recorder {
     }
 }
 
+#[async_trait::async_trait]
 impl AuditSink for Recorder {
     fn record(&self, event: AuditEvent) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);

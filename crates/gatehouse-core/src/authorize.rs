@@ -209,7 +209,15 @@ async fn load_client(
                 "this server does not accept client metadata documents",
             ));
         };
-        return docs.client(id).await;
+        return docs.client(id).await.inspect_err(|e| {
+            let mut event = AuditEvent::new(EventType::MetadataDocumentFailed, engine.now())
+                .client(id)
+                .detail("reason", e.description.as_str());
+            if let Some(r) = &ctx.resource {
+                event = event.resource(&r.id);
+            }
+            engine.audit(event);
+        });
     }
     let client = engine
         .catalog()

@@ -78,6 +78,7 @@ pub enum StartError {
 /// The sink of an engine without one: events are only logged.
 struct LogOnly;
 
+#[async_trait::async_trait]
 impl AuditSink for LogOnly {
     fn record(&self, _: AuditEvent) {}
 }
@@ -147,6 +148,11 @@ impl Engine {
     pub fn audit(&self, event: AuditEvent) {
         event.log();
         self.audit.record(event);
+    }
+
+    /// Waits until every audit event recorded so far is stored.
+    pub async fn flush_audit(&self) {
+        self.audit.flush().await;
     }
 
     /// The lifetimes in force.

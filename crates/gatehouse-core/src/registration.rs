@@ -6,6 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::audit::{AuditEvent, EventType};
 use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
 use crate::metadata::paths;
@@ -39,7 +40,34 @@ fn metadata_error(description: impl Into<String>) -> OAuthError {
 }
 
 /// Registers a client at `ctx`'s registration endpoint. Returns the RFC 7591 §3.2.1 body.
+/// Audited either way.
 pub async fn register(
+    engine: &Engine,
+    ctx: &IssuerContext,
+    body: &[u8],
+) -> Result<Value, OAuthError> {
+    let result = register_client(engine, ctx, body).await;
+    let mut event = match &result {
+        Ok(b) => AuditEvent::new(EventType::ClientRegistered, engine.now())
+            .client(b["client_id"].as_str().unwrap_or_default())
+            .detail("client_name", b.get("client_name").cloned())
+            .detail("redirect_uris", b["redirect_uris"].clone())
+            .detail(
+                "token_endpoint_auth_method",
+                b["token_endpoint_auth_method"].clone(),
+            ),
+        Err(e) => AuditEvent::new(EventType::ClientRegistrationRefused, engine.now())
+            .detail("error", e.code.as_str())
+            .detail("reason", e.description.as_str()),
+    };
+    if let Some(r) = &ctx.resource {
+        event = event.resource(&r.id);
+    }
+    engine.audit(event.detail("issuer", ctx.issuer.as_str()));
+    result
+}
+
+async fn register_client(
     engine: &Engine,
     ctx: &IssuerContext,
     body: &[u8],
@@ -168,6 +196,13 @@ pub async fn delete(
         .delete_client(&client.id, engine.now())
         .await?;
     engine.invalidate();
+    let mut event = AuditEvent::new(EventType::ClientDeleted, engine.now())
+        .client(&client.id)
+        .actor("registration access token");
+    if let Some(r) = &client.resource {
+        event = event.resource(r);
+    }
+    engine.audit(event);
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! force has its `jti` recorded. Either must have been issued to the caller. An invalid,
 //! expired or unknown token is answered with success (§2.2).
 
+use crate::audit::{AuditEvent, EventType};
 use crate::client_auth::ClientCredentials;
 use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
@@ -42,6 +43,14 @@ pub async fn revoke(
             return Err(not_yours());
         }
         store.revoke_grant(&grant.id, engine.now()).await?;
+        engine.audit(
+            AuditEvent::new(EventType::TokenRevoked, engine.now())
+                .resource(&grant.resource)
+                .client(&caller.id)
+                .user(&grant.user)
+                .detail("token_type", "refresh_token")
+                .detail("grant", grant.id.as_str()),
+        );
         return Ok(());
     }
     let Some(claims) = active_token(engine, token).await? else {
@@ -56,12 +65,19 @@ pub async fn revoke(
     engine
         .store()
         .revoke_token(&RevokedToken {
-            jti: claims.jti,
-            resource,
+            jti: claims.jti.clone(),
+            resource: resource.clone(),
             client: caller.id.clone(),
             expires_at: crate::clock::UnixTime(claims.exp),
             revoked_at: engine.now(),
         })
         .await?;
+    engine.audit(
+        AuditEvent::new(EventType::TokenRevoked, engine.now())
+            .resource(&resource)
+            .client(&caller.id)
+            .detail("token_type", "access_token")
+            .detail("jti", claims.jti),
+    );
     Ok(())
 }

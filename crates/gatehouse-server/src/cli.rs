@@ -6,12 +6,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use gatehouse_core::admin;
+use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{Client, NewResource, RefreshPolicy, Resource, ScopeDef, User};
 use gatehouse_core::password::Password;
+use gatehouse_core::store::{AuditStore, Store};
 use gatehouse_core::{Clock, Issuer, ResourceId, ResourceUri, ScopeSet, SystemClock};
 use serde_json::json;
 
+use crate::audit;
 use crate::config::{Config, FlagOverrides};
 use crate::serve::{BoxError, open_store};
 
@@ -33,6 +36,7 @@ environment variables, then flags. Unknown keys are rejected. Keys:
   registrations_per_ip_per_hour  dynamic registrations per client IP [60]
   sign_in_failures_per_account   failed sign-ins per account per 15 min [5]
   sign_in_failures_per_ip        failed sign-ins per IP per 15 min [20]
+  audit_retention_days           delete audit events older than this [90]
   dev_loopback_metadata_documents  DEVELOPMENT ONLY: fetch client metadata documents on loopback [false]
 Every key is also GATEHOUSE_<KEY> in upper case. See docs/configuration.md.";
 
@@ -80,6 +84,8 @@ pub enum Command {
     /// Manage the people who sign in (local accounts).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Read the audit log, newest first; every filter narrows.
+    Audit(AuditArgs),
     /// Try it: run Gatehouse and a protected to-do MCP server with an agent client, and print
     /// what to do next. Uses a temporary data directory unless --data-dir is given.
     Demo {
@@ -208,6 +214,70 @@ pub enum UsersCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this event type; repeat for more (token.issued, token.refused, token.revoked,
+    /// authorization.granted, authorization.denied, consent.granted, consent.revoked,
+    /// client.registered, client.registration_refused, client.deleted,
+    /// metadata_document.failed, sign_in.succeeded, sign_in.failed, sign_out, admin.change,
+    /// key.rotated).
+    #[arg(long = "event", value_name = "EVENT", value_parser = parse_event)]
+    events: Vec<EventType>,
+    /// Only events about this MCP server (res_…).
+    #[arg(long, value_name = "ID")]
+    server: Option<String>,
+    /// Only events about this client.
+    #[arg(long, value_name = "CLIENT_ID")]
+    client: Option<String>,
+    /// Only events about this person (usr_… or email).
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// Only successes or only failures.
+    #[arg(long, value_name = "success|failure", value_parser = parse_outcome)]
+    outcome: Option<Outcome>,
+    /// From this time: Unix seconds, RFC 3339, or a span back such as 24h or 7d.
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Only events older than this sequence number (the last one of the previous page).
+    #[arg(long, value_name = "SEQ")]
+    before: Option<i64>,
+    /// At most this many events (1 to 1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    limit: u32,
+    /// table, json, jsonl (one object per line) or csv.
+    #[arg(long, default_value = "table", value_parser = audit::Format::parse)]
+    format: audit::Format,
+    /// Print JSON (the same as --format json).
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_event(s: &str) -> Result<EventType, String> {
+    EventType::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = EventType::ALL.iter().map(|e| e.as_str()).collect();
+        format!("`{s}` is not an event type; they are: {}", all.join(", "))
+    })
+}
+
+fn parse_outcome(s: &str) -> Result<Outcome, String> {
+    Outcome::parse(s).ok_or_else(|| format!("`{s}` is not success or failure"))
+}
+
+/// Records an administrative change made from the command line.
+async fn audit_change(store: &dyn Store, event: AuditEvent) -> Result<(), BoxError> {
+    let event = event.actor("cli");
+    event.log();
+    store.append_audit(&[event]).await?;
+    Ok(())
+}
+
+fn admin_change(action: &str, now: gatehouse_core::UnixTime) -> AuditEvent {
+    AuditEvent::new(EventType::AdminChange, now).detail("action", action)
+}
+
 fn parse_refresh(s: &str) -> Result<RefreshPolicy, String> {
     RefreshPolicy::parse(s)
         .ok_or_else(|| format!("`{s}` is not one of always, offline-access, never"))
@@ -280,6 +350,13 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             new.dynamic_registration = Some(dynamic_registration);
             new.metadata_documents = Some(metadata_documents);
             let r = admin::register_resource(&store, new, now).await?;
+            audit_change(
+                &store,
+                admin_change("server.created", now)
+                    .resource(&r.id)
+                    .detail("name", r.name.as_str()),
+            )
+            .await?;
             if json {
                 pretty(&resource_json(&r, &public))
             } else {
@@ -314,6 +391,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
         }
         Command::Servers(ServersCommand::Remove { id }) => {
             admin::remove_resource(&store, &id).await?;
+            audit_change(&store, admin_change("server.deleted", now).resource(&id)).await?;
             format!("Removed MCP server {id} and its clients.")
         }
         Command::Clients(ClientsCommand::Add {
@@ -326,6 +404,14 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             let (client, secret) =
                 admin::create_agent_client(&store, &server, &name, scopes, now).await?;
             let resource = admin::resource(&store, &server).await?;
+            audit_change(
+                &store,
+                admin_change("client.created", now)
+                    .resource(&resource.id)
+                    .client(&client.id)
+                    .detail("scope", client.scopes.to_param()),
+            )
+            .await?;
             let token_endpoint = resource
                 .issuer(&public)
                 .join(gatehouse_core::metadata::paths::TOKEN);
@@ -381,6 +467,11 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
         }
         Command::Clients(ClientsCommand::Remove { id }) => {
             admin::remove_client(&store, &id, now).await?;
+            audit_change(
+                &store,
+                AuditEvent::new(EventType::ClientDeleted, now).client(&id),
+            )
+            .await?;
             format!("Removed client {id}; every token issued to it is revoked.")
         }
         Command::Users(UsersCommand::Add {
@@ -399,6 +490,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 (Password::generate(), true)
             };
             let user = admin::create_user(&store, &email, &password, now).await?;
+            audit_change(&store, admin_change("user.created", now).user(&user.id)).await?;
             if json {
                 let mut v = user_json(&user);
                 if generated {
@@ -432,10 +524,41 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
         }
         Command::Users(UsersCommand::Remove { user }) => {
             let u = admin::remove_user(&store, &user, now).await?;
+            audit_change(&store, admin_change("user.deleted", now).user(&u.id)).await?;
             format!(
                 "Removed user {} ({}); their sessions ended and every token issued on their behalf is revoked.",
                 u.email, u.id
             )
+        }
+        Command::Audit(a) => {
+            let user = match &a.user {
+                Some(u) => Some(admin::user(&store, u).await?.id.to_string()),
+                None => None,
+            };
+            let time =
+                |t: &Option<String>| t.as_deref().map(|t| audit::parse_time(t, now)).transpose();
+            let query = AuditQuery {
+                events: a.events,
+                outcome: a.outcome,
+                resource: a.server,
+                client: a.client,
+                user,
+                since: time(&a.since).map_err(|e| format!("--since: {e}"))?,
+                until: time(&a.until).map_err(|e| format!("--until: {e}"))?,
+                before: a.before,
+                limit: a.limit,
+            };
+            let events = store.audit_events(&query).await?;
+            let format = if a.json {
+                audit::Format::Json
+            } else {
+                a.format
+            };
+            if events.is_empty() && format == audit::Format::Table {
+                "No audit events match.".to_owned()
+            } else {
+                audit::render(&events, format).trim_end().to_owned()
+            }
         }
     };
     store.close().await;

@@ -46,6 +46,8 @@ pub struct Config {
     pub registration_expiry_days: u32,
     /// Dynamic client registrations accepted per client IP address per hour.
     pub registrations_per_ip_per_hour: u32,
+    /// Audit events older than this many days are deleted.
+    pub audit_retention_days: u32,
     /// Failed sign-ins allowed per account in 15 minutes before it is locked for the rest of
     /// the window.
     pub sign_in_failures_per_account: u32,
@@ -83,6 +85,7 @@ impl Default for Config {
             session_max_secs: 7 * 86_400,
             registration_expiry_days: 30,
             registrations_per_ip_per_hour: 60,
+            audit_retention_days: 90,
             sign_in_failures_per_account: 5,
             sign_in_failures_per_ip: 20,
             dev_loopback_metadata_documents: false,
@@ -144,7 +147,7 @@ impl Config {
     }
 
     fn check_ranges(&self) -> Result<(), ConfigError> {
-        let checks: [(&str, u32, std::ops::RangeInclusive<u32>); 7] = [
+        let checks: [(&str, u32, std::ops::RangeInclusive<u32>); 8] = [
             ("code_ttl_secs", self.code_ttl_secs, 5..=60),
             (
                 "refresh_token_ttl_secs",
@@ -168,6 +171,7 @@ impl Config {
                 self.registrations_per_ip_per_hour,
                 1..=100_000,
             ),
+            ("audit_retention_days", self.audit_retention_days, 1..=3650),
         ];
         for (key, value, range) in checks {
             if !range.contains(&value) {
@@ -196,6 +200,7 @@ impl Config {
             session_idle: i64::from(self.session_idle_secs),
             session_max: i64::from(self.session_max_secs),
             registration_ttl: i64::from(self.registration_expiry_days) * 86_400,
+            audit_retention: i64::from(self.audit_retention_days) * 86_400,
         }
     }
 

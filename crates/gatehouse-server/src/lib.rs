@@ -2,6 +2,7 @@
 //! the `gatehouse` command line.
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::app::router;
+use crate::audit::AuditWriter;
 use crate::config::Config;
 use crate::fetch::{AddressPolicy, SafeFetcher};
 use crate::routes::AppState;
@@ -106,9 +107,11 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task
+        let result = (&mut self.task)
             .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.engine.flush_audit().await;
+        result
     }
 
     /// Waits until the server ends (after `stop`, or on a fatal error).
@@ -166,10 +169,11 @@ pub async fn start_engine_with(
         AddressPolicy::PublicOnly
     };
     let fetcher = SafeFetcher::new(policy).map_err(|e| format!("HTTP client: {e}"))?;
-    let engine = Engine::start(public, store, Arc::new(SystemClock))
+    let engine = Engine::start(public, store.clone(), Arc::new(SystemClock))
         .await?
         .with_settings(config.engine_settings())
-        .with_document_fetcher(Arc::new(fetcher), config.dev_loopback_metadata_documents);
+        .with_document_fetcher(Arc::new(fetcher), config.dev_loopback_metadata_documents)
+        .with_audit_sink(AuditWriter::spawn(store));
     Ok(Arc::new(engine))
 }
 

@@ -467,3 +467,146 @@ fn users_add_list_remove() {
     let missing = gatehouse(d, &["users", "remove", "ada@example.com"]);
     assert!(stderr(&missing).contains("no user"), "{}", stderr(&missing));
 }
+
+#[test]
+fn admin_changes_are_audited_and_the_log_reads_back_filtered_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = json(&gatehouse(
+        d,
+        &[
+            "servers",
+            "add",
+            "--name",
+            "To-do",
+            "--url",
+            "https://mcp.example.com/mcp",
+            "--scope",
+            "todo:read",
+            "--json",
+        ],
+    ));
+    let id = server["id"].as_str().unwrap();
+    let client = json(&gatehouse(
+        d,
+        &[
+            "clients",
+            "add",
+            "--server",
+            id,
+            "--name",
+            "bot",
+            "--scope",
+            "todo:read",
+            "--json",
+        ],
+    ));
+    let cid = client["client_id"].as_str().unwrap();
+    json(&gatehouse(
+        d,
+        &["users", "add", "--email", "ada@example.com", "--json"],
+    ));
+    assert!(gatehouse(d, &["clients", "remove", cid]).status.success());
+
+    let all = json(&gatehouse(d, &["audit", "--json"]));
+    let all = all.as_array().unwrap();
+    let summary: Vec<(&str, &str)> = all
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap(),
+                e["details"]["action"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("client.deleted", ""),
+            ("admin.change", "user.created"),
+            ("admin.change", "client.created"),
+            ("admin.change", "server.created"),
+        ],
+        "newest first"
+    );
+    assert!(
+        all.iter()
+            .all(|e| e["actor"] == "cli" && e["outcome"] == "success")
+    );
+    assert!(
+        all.iter()
+            .all(|e| e["time"].as_str().unwrap().ends_with('Z'))
+    );
+    assert_eq!(all[2]["client"], cid);
+    assert_eq!(all[3]["resource"], id);
+
+    // Filters narrow; the person filter takes an email.
+    let only = json(&gatehouse(
+        d,
+        &["audit", "--event", "client.deleted", "--json"],
+    ));
+    assert_eq!(only.as_array().unwrap().len(), 1);
+    let theirs = json(&gatehouse(
+        d,
+        &["audit", "--user", "ada@example.com", "--json"],
+    ));
+    assert_eq!(theirs[0]["details"]["action"], "user.created");
+    let of_server = json(&gatehouse(d, &["audit", "--server", id, "--json"]));
+    assert_eq!(of_server.as_array().unwrap().len(), 2);
+    let failures = json(&gatehouse(d, &["audit", "--outcome", "failure", "--json"]));
+    assert_eq!(failures, Value::Array(vec![]));
+    let future = json(&gatehouse(
+        d,
+        &["audit", "--since", "2100-01-01T00:00:00Z", "--json"],
+    ));
+    assert_eq!(future, Value::Array(vec![]));
+    let recent = json(&gatehouse(d, &["audit", "--since", "1h", "--json"]));
+    assert_eq!(recent.as_array().unwrap().len(), 4);
+
+    // Pages: two at a time, continuing before the last seq.
+    let first = json(&gatehouse(d, &["audit", "--limit", "2", "--json"]));
+    let last = first[1]["seq"].as_i64().unwrap().to_string();
+    let second = json(&gatehouse(
+        d,
+        &["audit", "--limit", "2", "--before", &last, "--json"],
+    ));
+    assert_eq!(second[0]["details"]["action"], "client.created");
+    assert_eq!(second.as_array().unwrap().len(), 2);
+
+    // Exports.
+    let jsonl = gatehouse(d, &["audit", "--format", "jsonl"]);
+    let lines: Vec<Value> = String::from_utf8(jsonl.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    let csv = String::from_utf8(gatehouse(d, &["audit", "--format", "csv"]).stdout).unwrap();
+    assert!(csv.contains("details\r\n"), "RFC 4180 line ends");
+    let mut rows = csv.lines();
+    assert_eq!(
+        rows.next(),
+        Some("seq,time,event,outcome,resource,client,user,actor,details")
+    );
+    assert_eq!(rows.count(), 4);
+    let table = String::from_utf8(gatehouse(d, &["audit"]).stdout).unwrap();
+    assert!(table.starts_with("SEQ"), "{table}");
+    assert!(table.contains("admin.change"));
+
+    // Mistakes are explained.
+    let bad = gatehouse(d, &["audit", "--event", "token.exploded"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("they are: token.issued"),
+        "{}",
+        stderr(&bad)
+    );
+    let bad = gatehouse(d, &["audit", "--since", "yesterday"]);
+    assert!(
+        stderr(&bad).contains("--since: `yesterday` is not a time"),
+        "{}",
+        stderr(&bad)
+    );
+    let bad = gatehouse(d, &["audit", "--limit", "0"]);
+    assert!(!bad.status.success());
+}

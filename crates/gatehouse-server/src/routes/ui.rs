@@ -9,6 +9,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::User;
+use gatehouse_core::audit::{AuditEvent, EventType};
 use gatehouse_core::model::normalize_email;
 use gatehouse_core::params::FormParams;
 use gatehouse_core::password::Password;
@@ -253,7 +254,12 @@ pub async fn login(
     let email = normalize_email(typed_email).unwrap_or_default();
     let limits = &s.limits;
     if limits.sign_in_ips.is_blocked(&ip) || limits.sign_in_accounts.is_blocked(&email) {
-        tracing::warn!(%ip, "sign-in refused: too many failures");
+        s.engine.audit(
+            AuditEvent::new(EventType::SignInFailed, s.engine.now())
+                .detail("email", email.as_str())
+                .detail("ip", ip.as_str())
+                .detail("reason", "too many failed sign-ins"),
+        );
         return login_page(
             &s,
             StatusCode::TOO_MANY_REQUESTS,
@@ -287,7 +293,12 @@ pub async fn login(
     let Some(user) = user.filter(|_| ok) else {
         limits.sign_in_ips.fail(&ip);
         limits.sign_in_accounts.fail(&email);
-        tracing::info!(%ip, "sign-in failed");
+        s.engine.audit(
+            AuditEvent::new(EventType::SignInFailed, s.engine.now())
+                .detail("email", email.as_str())
+                .detail("ip", ip.as_str())
+                .detail("reason", "wrong email or password"),
+        );
         return login_page(
             &s,
             StatusCode::UNAUTHORIZED,
@@ -310,7 +321,12 @@ pub async fn login(
             );
         }
     };
-    tracing::info!(user = %user.id, "signed in");
+    s.engine.audit(
+        AuditEvent::new(EventType::SignInSucceeded, s.engine.now())
+            .user(&user.id)
+            .detail("ip", ip.as_str())
+            .detail("method", "password"),
+    );
     let to = if return_to.is_empty() { "/" } else { return_to };
     let mut r = Redirect::to(to).into_response();
     let secure = s.secure_cookies();
@@ -343,7 +359,7 @@ pub async fn logout(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Some((token, _)) = &session {
+    if let Some((token, user)) = &session {
         if !token.csrf_matches(field("csrf")) {
             return message(
                 StatusCode::BAD_REQUEST,
@@ -355,6 +371,8 @@ pub async fn logout(
         if let Err(e) = s.engine.end_session(token).await {
             tracing::error!(error = %e, "could not end a session");
         }
+        s.engine
+            .audit(AuditEvent::new(EventType::SignOut, s.engine.now()).user(&user.id));
     }
     let secure = s.secure_cookies();
     let mut r = match safe_return_to(field("return_to")) {
