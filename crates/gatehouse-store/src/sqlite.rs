@@ -843,30 +843,33 @@ impl GrantStore for SqliteStore {
     }
 }
 
+/// Events per INSERT statement: 8 parameters each, well under SQLite's limit of 32,766.
+const AUDIT_ROWS_PER_INSERT: usize = 500;
+
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
+        // One multi-row INSERT per chunk: far cheaper than a statement per event.
         let mut tx = self.write().await?;
-        for e in events {
-            sqlx::query(
+        for chunk in events.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut sql = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO audit_events
-                 (at, event, outcome, resource_id, client_id, user_id, actor, details)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(e.at.0)
-            .bind(e.event.as_str())
-            .bind(e.outcome.as_str())
-            .bind(e.resource.as_deref())
-            .bind(e.client.as_deref())
-            .bind(e.user.as_deref())
-            .bind(e.actor.as_deref())
-            .bind(serde_json::Value::Object(e.details.clone()).to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+                 (at, event, outcome, resource_id, client_id, user_id, actor, details) ",
+            );
+            sql.push_values(chunk, |mut row, e| {
+                row.push_bind(e.at.0)
+                    .push_bind(e.event.as_str())
+                    .push_bind(e.outcome.as_str())
+                    .push_bind(e.resource.clone())
+                    .push_bind(e.client.clone())
+                    .push_bind(e.user.clone())
+                    .push_bind(e.actor.clone())
+                    .push_bind(serde_json::Value::Object(e.details.clone()).to_string());
+            });
+            sql.build().execute(&mut *tx).await.map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
     }
