@@ -315,6 +315,15 @@ impl Engine {
         crate::revocation::revoke(self, ctx, authorization, params).await
     }
 
+    /// The revocation feed of an MCP server ([`crate::revocation::feed`]).
+    pub async fn revocations(
+        &self,
+        ctx: &IssuerContext,
+        params: &FormParams,
+    ) -> Result<serde_json::Value, OAuthError> {
+        crate::revocation::feed(self, ctx, params).await
+    }
+
     /// The metadata document of `ctx`'s issuer. The root issuer speaks for every MCP
     /// server: it lists all their scopes, and offers registration and metadata documents if
     /// any of them accepts them.

@@ -22,6 +22,8 @@ pub mod paths {
     pub const REVOKE: &str = "/oauth/revoke";
     /// JWKS, served from the root only (keys are shared by all issuers).
     pub const JWKS: &str = "/keys";
+    /// The revocation feed MCP servers poll (Gatehouse's own, not an RFC endpoint).
+    pub const REVOCATIONS: &str = "/revocations";
 }
 
 /// The metadata document.

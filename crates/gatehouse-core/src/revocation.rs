@@ -81,3 +81,73 @@ pub async fn revoke(
     );
     Ok(())
 }
+
+/// How far back each answer of the revocation feed reaches before the moment it was read, so
+/// that a revocation written in the same second, or by a node whose clock is a little behind,
+/// is not missed. Pollers dedupe by `jti` and `client_id`.
+pub const FEED_OVERLAP_SECS: i64 = 5;
+
+/// The revocation feed of one MCP server: what its guard must refuse before expiry.
+///
+/// `GET {issuer}/revocations?since=N` (the per-server issuer) or
+/// `GET /revocations?resource=URL&since=N` (the root). The answer lists revoked, unexpired
+/// access tokens by `jti` and deleted clients (every token they hold is refused), revoked at
+/// or after `since`, and `next_since` to ask with next time.
+pub async fn feed(
+    engine: &Engine,
+    ctx: &IssuerContext,
+    params: &FormParams,
+) -> Result<serde_json::Value, OAuthError> {
+    let resource = match (&ctx.resource, params.single("resource")?) {
+        (Some(r), None) => r.clone(),
+        (Some(r), Some(named)) => {
+            if !r.url.matches(named) && r.id.as_str() != named {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    format!("this issuer's MCP server is {}, not `{named}`", r.url),
+                ));
+            }
+            r.clone()
+        }
+        (None, Some(named)) => engine
+            .catalog()
+            .resource_named(named)
+            .await?
+            .ok_or_else(|| {
+                OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    format!("`{named}` is not an MCP server known here"),
+                )
+            })?,
+        (None, None) => {
+            return Err(OAuthError::invalid_request(
+                "resource is required at the root issuer: the MCP server's URL or res_ id",
+            ));
+        }
+    };
+    let since = match params.single("since")? {
+        None => 0,
+        Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            OAuthError::invalid_request("since must be a number of seconds since 1970 (≥ 0)")
+        })?,
+    };
+    let now = engine.now();
+    let found = engine
+        .store()
+        .revocations_since(&resource.id, crate::clock::UnixTime(since), now)
+        .await?;
+    Ok(serde_json::json!({
+        "resource": resource.url.as_str(),
+        "tokens": found.tokens.iter().map(|t| serde_json::json!({
+            "jti": t.jti,
+            "exp": t.expires_at.0,
+            "revoked_at": t.revoked_at.0,
+        })).collect::<Vec<_>>(),
+        "clients": found.clients.iter().map(|c| serde_json::json!({
+            "client_id": c.client.as_str(),
+            "revoked_at": c.revoked_at.0,
+            "until": c.expires_at.0,
+        })).collect::<Vec<_>>(),
+        "next_since": (now.0 - FEED_OVERLAP_SECS).max(0),
+    }))
+}

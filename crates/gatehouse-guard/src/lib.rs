@@ -8,6 +8,8 @@
 //!   request needs, and answers `401`/`403` with the RFC 6750 / RFC 9728 `WWW-Authenticate`
 //!   challenge MCP clients follow. Handlers find the verified [`Principal`] in the request
 //!   extensions; the `Authorization` header is removed so it cannot be passed on.
+//! - Tokens revoked before they expire are refused: the guard polls the authorization
+//!   server's revocation feed (every 30 s by default, [`GuardBuilder::revocation_poll`]).
 //! - [`Guard::metadata_router`] serves RFC 9728 Protected Resource Metadata.
 //!
 //! ```no_run
@@ -27,6 +29,7 @@ mod jwks;
 mod layer;
 mod mcp;
 mod prm;
+mod revocations;
 mod scope;
 mod verify;
 
@@ -70,6 +73,9 @@ pub struct GuardConfig {
     pub jwks_min_refetch: Duration,
     /// Timeout of each request to the authorization server.
     pub http_timeout: Duration,
+    /// How often to poll the authorization server's revocation feed; `None` turns polling
+    /// off (revoked tokens then pass until they expire).
+    pub revocation_poll: Option<Duration>,
 }
 
 /// A configuration the guard cannot work with.
@@ -151,6 +157,13 @@ impl GuardBuilder {
         self
     }
 
+    /// How often the revocation feed is polled (default every 30 s); `None` turns it off.
+    /// A token revoked at the authorization server is refused within one interval.
+    pub fn revocation_poll(mut self, every: Option<Duration>) -> Self {
+        self.0.revocation_poll = every;
+        self
+    }
+
     /// Checks the configuration and builds the guard.
     pub fn build(self) -> Result<Guard, ConfigError> {
         Guard::new(self.0)
@@ -183,6 +196,7 @@ impl Guard {
             jwks_max_age: Duration::from_secs(24 * 3600),
             jwks_min_refetch: Duration::from_secs(30),
             http_timeout: Duration::from_secs(10),
+            revocation_poll: Some(Duration::from_secs(30)),
         })
     }
 
@@ -221,11 +235,15 @@ impl Guard {
 
     /// Verifies a bearer token and returns who it speaks for.
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, VerifyError> {
+        self.inner.start_polling();
         self.inner.verify(token).await
     }
 
-    /// Fetches the issuer's metadata and keys now instead of at the first request.
+    /// Fetches the issuer's metadata, keys and revocations now instead of at the first
+    /// request, and starts polling the revocation feed.
     pub async fn warm_up(&self) -> Result<(), VerifyError> {
-        self.inner.warm_up().await
+        let result = self.inner.warm_up().await;
+        self.inner.start_polling();
+        result
     }
 }

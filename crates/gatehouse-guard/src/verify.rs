@@ -11,6 +11,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::jwks::{KeyCache, insert_well_known};
+use crate::revocations::Poller;
 use crate::{ConfigError, GuardConfig};
 
 /// Who a verified token speaks for. Handlers find it in the request extensions.
@@ -74,6 +75,9 @@ pub enum VerifyError {
     /// `nbf` or `iat` in the future.
     #[error("the token is not valid yet")]
     NotYetValid,
+    /// The authorization server revoked it (its revocation feed lists it or its client).
+    #[error("the token has been revoked")]
+    Revoked,
     /// The authorization server's keys could not be fetched.
     #[error("the authorization server is unreachable: {0}")]
     Unavailable(String),
@@ -122,6 +126,8 @@ pub(crate) struct Verifier {
     prm_url: String,
     keys: KeyCache,
     verified: Cache<[u8; 32], Arc<Principal>>,
+    revocations: Option<Poller>,
+    polling: std::sync::atomic::AtomicBool,
 }
 
 impl Verifier {
@@ -155,13 +161,19 @@ impl Verifier {
         {
             issuers.push(issuer[..i].to_owned());
         }
+        let issuer_for_feed = issuer.clone();
         let keys = KeyCache::new(
             issuer,
             config.http_timeout,
             config.jwks_max_age,
             config.jwks_min_refetch,
         );
+        let revocations = config
+            .revocation_poll
+            .map(|_| Poller::new(&issuer_for_feed, &config.resource, config.http_timeout));
         Ok(Verifier {
+            revocations,
+            polling: std::sync::atomic::AtomicBool::new(false),
             prm_url: insert_well_known(&config.resource, "oauth-protected-resource"),
             issuers,
             keys,
@@ -182,22 +194,52 @@ impl Verifier {
     }
 
     pub async fn warm_up(&self) -> Result<(), VerifyError> {
-        self.keys.refetch(true).await
+        self.keys.refetch(true).await?;
+        if let Some(p) = &self.revocations {
+            p.poll().await.map_err(VerifyError::Unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// The revocation poller, if polling is on.
+    pub fn poller(&self) -> Option<&Poller> {
+        self.revocations.as_ref()
+    }
+
+    /// Starts polling the revocation feed, the first time it is called.
+    pub fn start_polling(self: &Arc<Self>) {
+        if let Some(every) = self.config.revocation_poll
+            && !self
+                .polling
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            crate::revocations::start(self, every);
+        }
     }
 
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, VerifyError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = now();
         let leeway = self.config.leeway.as_secs() as i64;
-        if let Some(p) = self.verified.get(&digest) {
-            if p.expires_at + leeway > now {
-                return Ok(p);
+        let principal = match self.verified.get(&digest) {
+            Some(p) if p.expires_at + leeway > now => p,
+            Some(_) => {
+                self.verified.invalidate(&digest);
+                return Err(VerifyError::Expired);
             }
-            self.verified.invalidate(&digest);
-            return Err(VerifyError::Expired);
+            None => {
+                let p = Arc::new(self.verify_uncached(token, now, leeway).await?);
+                self.verified.insert(digest, p.clone());
+                p
+            }
+        };
+        if self
+            .revocations
+            .as_ref()
+            .is_some_and(|r| r.refuses(&principal))
+        {
+            return Err(VerifyError::Revoked);
         }
-        let principal = Arc::new(self.verify_uncached(token, now, leeway).await?);
-        self.verified.insert(digest, principal.clone());
         Ok(principal)
     }
 
@@ -279,7 +321,7 @@ impl Verifier {
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

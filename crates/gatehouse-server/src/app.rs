@@ -31,6 +31,11 @@ pub fn router(state: AppState) -> Router {
         .route(paths::TOKEN, post(oauth::token))
         .route(&format!("{RESOURCE}{}", paths::TOKEN), post(oauth::token))
         .route(paths::REVOKE, post(oauth::revoke))
+        .route(paths::REVOCATIONS, get(oauth::revocations))
+        .route(
+            &format!("{RESOURCE}{}", paths::REVOCATIONS),
+            get(oauth::revocations),
+        )
         .route(&format!("{RESOURCE}{}", paths::REVOKE), post(oauth::revoke))
         .route(paths::REGISTER, post(register::register))
         .route(

@@ -17,7 +17,8 @@ use gatehouse_core::redirect::RedirectUri;
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::store::{
     AuditStore, ClientStore, GRANT_RETENTION_SECS, GrantStore, KeyStore, ResourceStore,
-    RevocationStore, RevokedToken, SessionStore, Store, StoreError, UserStore,
+    RevocationStore, Revocations, RevokedClient, RevokedToken, SessionStore, Store, StoreError,
+    UserStore,
 };
 use gatehouse_core::{ClientId, GrantId, Kid, ResourceId, ResourceUri, ScopeSet, UnixTime, UserId};
 use sqlx::sqlite::{
@@ -299,6 +300,19 @@ impl ClientStore for SqliteStore {
 
     async fn delete_client(&self, id: &ClientId, now: UnixTime) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO revoked_clients (client_id, resource_id, revoked_at, expires_at)
+             SELECT id, resource_id, ?, ? FROM clients WHERE id = ?
+             ON CONFLICT (client_id) DO UPDATE
+             SET resource_id = excluded.resource_id, revoked_at = excluded.revoked_at,
+                 expires_at = excluded.expires_at",
+        )
+        .bind(now.0)
+        .bind(now.0 + GRANT_RETENTION_SECS)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         revoke_grants_where(&mut tx, GrantsOf::Client, id.as_str(), now).await?;
         for sql in [
             "DELETE FROM grants WHERE client_id = ?",
@@ -451,6 +465,71 @@ impl RevocationStore for SqliteStore {
             .map_err(backend)?;
         Ok(row.is_some())
     }
+
+    async fn revocations_since(
+        &self,
+        resource: &ResourceId,
+        since: UnixTime,
+        now: UnixTime,
+    ) -> Result<Revocations, StoreError> {
+        let tokens = sqlx::query(
+            "SELECT * FROM revoked_tokens
+             WHERE resource_id = ? AND revoked_at >= ? AND expires_at > ?
+             ORDER BY revoked_at, jti",
+        )
+        .bind(resource.as_str())
+        .bind(since.0)
+        .bind(now.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|row| {
+            Ok(RevokedToken {
+                jti: row.try_get("jti").map_err(backend)?,
+                resource: id(row, "resource_id", ResourceId::parse)?,
+                client: id(row, "client_id", ClientId::parse)?,
+                expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
+                revoked_at: UnixTime(row.try_get("revoked_at").map_err(backend)?),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let clients = sqlx::query(
+            "SELECT * FROM revoked_clients
+             WHERE (resource_id = ? OR resource_id IS NULL) AND revoked_at >= ? AND expires_at > ?
+             ORDER BY revoked_at, client_id",
+        )
+        .bind(resource.as_str())
+        .bind(since.0)
+        .bind(now.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|row| {
+            let resource: Option<String> = row.try_get("resource_id").map_err(backend)?;
+            Ok(RevokedClient {
+                client: id(row, "client_id", ClientId::parse)?,
+                resource: resource
+                    .map(|r| ResourceId::parse(&r).map_err(|e| StoreError::Backend(e.0)))
+                    .transpose()?,
+                revoked_at: UnixTime(row.try_get("revoked_at").map_err(backend)?),
+                expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Revocations { tokens, clients })
+    }
+}
+
+/// An id column parsed with `parse`.
+fn id<T, E: std::fmt::Display>(
+    row: &SqliteRow,
+    column: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<T, StoreError> {
+    let s: String = row.try_get(column).map_err(backend)?;
+    parse(&s).map_err(|e| StoreError::Backend(format!("{column}: {e}")))
 }
 
 fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
@@ -1007,8 +1086,9 @@ impl Store for SqliteStore {
             bump(&mut tx).await?;
         }
         n += clients;
-        let by_time: [(&str, i64); 7] = [
+        let by_time: [(&str, i64); 8] = [
             ("DELETE FROM audit_events WHERE at < ?", p.audit_before.0),
+            ("DELETE FROM revoked_clients WHERE expires_at <= ?", p.now.0),
             (
                 "DELETE FROM authorization_codes WHERE expires_at <= ?",
                 p.now.0,

@@ -24,6 +24,7 @@ where
     deleting_a_resource_deletes_its_clients(&make().await).await;
     keys_are_append_only_and_unique(&make().await).await;
     revocation_is_idempotent(&make().await).await;
+    the_revocation_feed_lists_what_concerns_one_server(&make().await).await;
     change_version_moves_on_writes_only(&make().await).await;
     ping_answers(&make().await).await;
     registered_clients_round_trip(&make().await).await;
@@ -256,6 +257,77 @@ async fn revocation_is_idempotent(store: &impl Store) {
         .unwrap();
     assert!(store.is_token_revoked("jti1").await.unwrap());
     assert!(!store.is_token_revoked("jti2").await.unwrap());
+}
+
+async fn the_revocation_feed_lists_what_concerns_one_server(store: &impl Store) {
+    let (a, b) = (
+        resource("https://a.example/mcp"),
+        resource("https://b.example/mcp"),
+    );
+    store.insert_resource(&a).await.unwrap();
+    store.insert_resource(&b).await.unwrap();
+    let token = |jti: &str, r: &Resource, revoked: i64, expires: i64| RevokedToken {
+        jti: jti.into(),
+        resource: r.id.clone(),
+        client: ClientId::generate_agent(),
+        expires_at: UnixTime(expires),
+        revoked_at: UnixTime(revoked),
+    };
+    for t in [
+        token("new-a", &a, 100, 1_000),
+        token("old-a", &a, 50, 1_000),
+        token("expired-a", &a, 100, 90),
+        token("new-b", &b, 100, 1_000),
+    ] {
+        store.revoke_token(&t).await.unwrap();
+    }
+    let (of_a, of_root, of_b) = (client(&a.id), registered(None), client(&b.id));
+    for c in [&of_a, &of_root, &of_b] {
+        store.insert_client(c).await.unwrap();
+    }
+    store.delete_client(&of_a.id, UnixTime(60)).await.unwrap();
+    store
+        .delete_client(&of_root.id, UnixTime(70))
+        .await
+        .unwrap();
+    store.delete_client(&of_b.id, UnixTime(80)).await.unwrap();
+    assert!(!store.delete_client(&of_a.id, UnixTime(90)).await.unwrap());
+
+    let feed = store
+        .revocations_since(&a.id, UnixTime(60), UnixTime(95))
+        .await
+        .unwrap();
+    assert_eq!(
+        feed.tokens
+            .iter()
+            .map(|t| t.jti.as_str())
+            .collect::<Vec<_>>(),
+        ["new-a"],
+        "this server's, revoked since, unexpired"
+    );
+    assert_eq!(
+        feed.clients.iter().map(|c| &c.client).collect::<Vec<_>>(),
+        [&of_a.id, &of_root.id],
+        "its clients and the root issuer's, oldest first"
+    );
+    assert_eq!(feed.clients[0].resource.as_ref(), Some(&a.id));
+    assert_eq!(feed.clients[1].resource, None);
+    assert_eq!(feed.clients[0].revoked_at, UnixTime(60));
+    assert_eq!(
+        feed.clients[0].expires_at,
+        UnixTime(60 + crate::store::GRANT_RETENTION_SECS)
+    );
+    let later = store
+        .revocations_since(&a.id, UnixTime(65), UnixTime(95))
+        .await
+        .unwrap();
+    assert_eq!(later.clients.len(), 1, "since is inclusive and narrows");
+    let much_later = UnixTime(60 + crate::store::GRANT_RETENTION_SECS);
+    let gone = store
+        .revocations_since(&a.id, UnixTime(0), much_later)
+        .await
+        .unwrap();
+    assert!(gone.clients.iter().all(|c| c.client != of_a.id), "expired");
 }
 
 async fn change_version_moves_on_writes_only(store: &impl Store) {

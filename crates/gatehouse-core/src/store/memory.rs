@@ -6,7 +6,8 @@ use async_trait::async_trait;
 
 use super::{
     AuditStore, ClientStore, GRANT_RETENTION_SECS, GrantStore, KeyStore, ResourceStore,
-    RevocationStore, RevokedToken, SessionStore, Store, StoreError, UserStore,
+    RevocationStore, Revocations, RevokedClient, RevokedToken, SessionStore, Store, StoreError,
+    UserStore,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::clock::UnixTime;
@@ -24,6 +25,7 @@ struct State {
     clients: Vec<Client>,
     keys: Vec<StoredKey>,
     revoked: Vec<RevokedToken>,
+    revoked_clients: Vec<RevokedClient>,
     users: Vec<User>,
     sessions: Vec<Session>,
     consents: Vec<Consent>,
@@ -177,17 +179,23 @@ impl ClientStore for MemoryStore {
 
     async fn delete_client(&self, id: &ClientId, now: UnixTime) -> Result<bool, StoreError> {
         Ok(self.with(|s| {
-            let before = s.clients.len();
-            s.clients.retain(|c| &c.id != id);
-            let removed = s.clients.len() != before;
-            if removed {
-                s.consents.retain(|c| &c.client != id);
-                // The grants go; their live access tokens stay listed as revoked.
-                s.revoke_grants(now, |g| &g.client == id);
-                s.delete_grants(|g| &g.client == id);
-                s.version += 1;
-            }
-            removed
+            let Some(gone) = s.clients.iter().position(|c| &c.id == id) else {
+                return false;
+            };
+            let client = s.clients.remove(gone);
+            s.revoked_clients.retain(|r| &r.client != id);
+            s.revoked_clients.push(RevokedClient {
+                client: client.id,
+                resource: client.resource,
+                revoked_at: now,
+                expires_at: now.plus(GRANT_RETENTION_SECS),
+            });
+            s.consents.retain(|c| &c.client != id);
+            // The grants go; their live access tokens stay listed as revoked.
+            s.revoke_grants(now, |g| &g.client == id);
+            s.delete_grants(|g| &g.client == id);
+            s.version += 1;
+            true
         }))
     }
 
@@ -413,6 +421,35 @@ impl RevocationStore for MemoryStore {
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         Ok(self.with(|s| s.revoked.iter().any(|t| t.jti == jti)))
     }
+
+    async fn revocations_since(
+        &self,
+        resource: &ResourceId,
+        since: UnixTime,
+        now: UnixTime,
+    ) -> Result<Revocations, StoreError> {
+        Ok(self.with(|s| {
+            let mut tokens: Vec<RevokedToken> = s
+                .revoked
+                .iter()
+                .filter(|t| &t.resource == resource && t.revoked_at >= since && t.expires_at > now)
+                .cloned()
+                .collect();
+            tokens.sort_by_key(|t| t.revoked_at);
+            let mut clients: Vec<RevokedClient> = s
+                .revoked_clients
+                .iter()
+                .filter(|c| {
+                    c.resource.as_ref().is_none_or(|r| r == resource)
+                        && c.revoked_at >= since
+                        && c.expires_at > now
+                })
+                .cloned()
+                .collect();
+            clients.sort_by_key(|c| c.revoked_at);
+            Revocations { tokens, clients }
+        }))
+    }
 }
 
 #[async_trait]
@@ -467,6 +504,9 @@ impl Store for MemoryStore {
             let b = s.revoked.len();
             s.revoked.retain(|t| t.expires_at > p.now);
             drop(b, s.revoked.len());
+            let b = s.revoked_clients.len();
+            s.revoked_clients.retain(|c| c.expires_at > p.now);
+            drop(b, s.revoked_clients.len());
             let b = s.sessions.len();
             s.sessions.retain(|x| {
                 x.last_seen_at >= p.sessions_idle_before

@@ -61,7 +61,9 @@ pub trait ClientStore: Send + Sync {
     /// Every client, or those of one MCP server, oldest first.
     async fn clients(&self, resource: Option<&ResourceId>) -> Result<Vec<Client>, StoreError>;
     /// Deletes the client and, in the same change, its grants (their access tokens become
-    /// revoked) and consents. `false` if there was no such client.
+    /// revoked) and consents, and records it as a [`RevokedClient`] until
+    /// [`GRANT_RETENTION_SECS`] after `now`, when every token it holds has expired. `false`
+    /// if there was no such client.
     async fn delete_client(&self, id: &ClientId, now: UnixTime) -> Result<bool, StoreError>;
     /// Records that the client obtained a token at `now`. Does not move the change version:
     /// it changes nothing a cache relies on except this timestamp.
@@ -169,6 +171,25 @@ pub struct RevokedToken {
     pub revoked_at: UnixTime,
 }
 
+/// A client deleted while tokens issued to it may be unexpired ([`ClientStore::delete_client`]
+/// records one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedClient {
+    pub client: ClientId,
+    /// Its MCP server; `None` for a client of the root issuer (its tokens may be for any).
+    pub resource: Option<ResourceId>,
+    pub revoked_at: UnixTime,
+    /// When every token it could hold has expired; the record may go then.
+    pub expires_at: UnixTime,
+}
+
+/// What MCP servers must refuse before expiry: the revocation feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocations {
+    pub tokens: Vec<RevokedToken>,
+    pub clients: Vec<RevokedClient>,
+}
+
 /// Revoked access tokens.
 #[async_trait]
 pub trait RevocationStore: Send + Sync {
@@ -176,6 +197,15 @@ pub trait RevocationStore: Send + Sync {
     async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError>;
     /// Whether the token with this `jti` was revoked.
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    /// The revocations that concern `resource`, revoked at or after `since` and not expired
+    /// at `now`: its revoked tokens, and deleted clients of it or of the root issuer. Oldest
+    /// first.
+    async fn revocations_since(
+        &self,
+        resource: &ResourceId,
+        since: UnixTime,
+        now: UnixTime,
+    ) -> Result<Revocations, StoreError>;
 }
 
 /// Everything Gatehouse stores.
@@ -196,7 +226,7 @@ pub trait Store:
     /// process using the same storage. Caches compare it to know when to reload.
     async fn change_version(&self) -> Result<u64, StoreError>;
     /// Deletes what has expired (see [`Prune`]): codes and refresh tokens past their expiry,
-    /// revocation records of expired tokens, idle or old sessions, grants older than a day
+    /// revocation records of expired tokens and clients, idle or old sessions, grants older than a day
     /// with no live refresh token, self-registered clients unused since the cut-off (with
     /// their grants and consents), and audit events older than the retention. Returns how
     /// many records went.

@@ -2,10 +2,11 @@
 //! handler serves the root issuer (no path id) and `/resources/{id}/…`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::OAuthError;
+use gatehouse_core::params::FormParams;
 
 use super::{AppState, AtIssuer};
 use crate::error::ApiError;
@@ -51,6 +52,18 @@ pub async fn revoke(
     // RFC 7009 §2.2: 200 with an empty body.
     no_store(result.map(|()| ().into_response()))
 }
+/// `GET /revocations?resource=…&since=…`, `GET /resources/{id}/revocations?since=…`: what
+/// guards poll to refuse revoked tokens before they expire.
+pub async fn revocations(
+    State(s): State<AppState>,
+    AtIssuer(ctx): AtIssuer,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = FormParams::parse(query.unwrap_or_default().as_bytes());
+    let result = s.engine.revocations(&ctx, &params).await;
+    no_store(result.map(|body| Json(body).into_response()))
+}
+
 fn no_store(result: Result<Response, OAuthError>) -> Response {
     let mut r = match result {
         Ok(r) => r,

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use gatehouse_core::keys::{SigningAlg, StoredKey};
 use gatehouse_core::model::Resource;
 use gatehouse_core::store::KeyStore;
-use gatehouse_guard::{Guard, Principal};
+use gatehouse_guard::{Guard, GuardBuilder, Principal};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -25,14 +25,23 @@ struct Protected {
 
 /// Gatehouse, an MCP server registered with `alg`, and the to-do server behind the guard.
 async fn setup(alg: SigningAlg, guard_min_refetch: Duration) -> Protected {
+    setup_with(alg, |b| {
+        b.jwks_timing(Duration::from_secs(3600), guard_min_refetch)
+    })
+    .await
+}
+
+/// The same, with the guard's builder tuned by `tune`.
+async fn setup_with(alg: SigningAlg, tune: impl FnOnce(GuardBuilder) -> GuardBuilder) -> Protected {
     let app = TestApp::spawn().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mcp = format!("http://{}/mcp", listener.local_addr().unwrap());
     let resource = app.add_server(&mcp, alg).await;
     let client = app.add_client(&resource, "todo:read todo:write").await;
-    let mut builder = Guard::builder(&mcp, app.issuer_of(&resource))
-        .scopes_supported(["todo:read", "todo:write"])
-        .jwks_timing(Duration::from_secs(3600), guard_min_refetch);
+    let mut builder = tune(
+        Guard::builder(&mcp, app.issuer_of(&resource))
+            .scopes_supported(["todo:read", "todo:write"]),
+    );
     for (tool, scope) in todo_mcp::TOOL_SCOPES {
         builder = builder.tool_scopes(tool, [scope]);
     }
@@ -453,4 +462,158 @@ async fn handlers_see_the_principal_but_not_the_token() {
             .status(),
         403
     );
+}
+
+/// Calls `tools/list` with `token` until the guard refuses it (or `limit` passes); returns
+/// how long that took and the refusal.
+async fn until_refused(
+    p: &Protected,
+    token: &str,
+    limit: Duration,
+) -> (Duration, reqwest::Response) {
+    let start = std::time::Instant::now();
+    loop {
+        let r = mcp(p, Some(token), &mcp_body("tools/list", json!({}))).await;
+        if r.status() != 200 || start.elapsed() > limit {
+            return (start.elapsed(), r);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_client_s_unexpired_token_is_refused_within_one_poll_interval() {
+    let poll = Duration::from_millis(300);
+    let p = setup_with(SigningAlg::RS256, |b| b.revocation_poll(Some(poll))).await;
+    let token = p.app.token("", &p.client, &[]).await;
+    let ok = mcp(&p, Some(&token), &mcp_body("tools/list", json!({}))).await;
+    assert_eq!(ok.status(), 200);
+
+    gatehouse_core::admin::remove_client(
+        p.app.store.as_ref(),
+        &p.client.id,
+        gatehouse_core::UnixTime(now()),
+    )
+    .await
+    .unwrap();
+    let (took, refused) = until_refused(&p, &token, Duration::from_secs(5)).await;
+    assert_eq!(refused.status(), 401, "still accepted after {took:?}");
+    assert!(took <= poll + Duration::from_millis(250), "took {took:?}");
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+    assert!(challenge.contains("revoked"), "{challenge}");
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_and_the_client_s_other_tokens_still_pass() {
+    let poll = Duration::from_millis(300);
+    let p = setup_with(SigningAlg::ES256, |b| b.revocation_poll(Some(poll))).await;
+    let revoked = p.app.token("", &p.client, &[]).await;
+    let kept = p.app.token("", &p.client, &[]).await;
+    for t in [&revoked, &kept] {
+        assert_eq!(
+            mcp(&p, Some(t), &mcp_body("tools/list", json!({})))
+                .await
+                .status(),
+            200
+        );
+    }
+    let r = p
+        .app
+        .post_form("/oauth/revoke", &[("token", &revoked)], Some(&p.client))
+        .await;
+    assert_eq!(r.status(), 200);
+    let (took, refused) = until_refused(&p, &revoked, Duration::from_secs(5)).await;
+    assert_eq!(refused.status(), 401, "still accepted after {took:?}");
+    assert!(took <= poll + Duration::from_millis(250), "took {took:?}");
+    let still = mcp(&p, Some(&kept), &mcp_body("tools/list", json!({}))).await;
+    assert_eq!(still.status(), 200);
+}
+
+#[tokio::test]
+async fn without_polling_a_revoked_token_passes_until_it_expires() {
+    let p = setup_with(SigningAlg::RS256, |b| b.revocation_poll(None)).await;
+    let token = p.app.token("", &p.client, &[]).await;
+    let r = p
+        .app
+        .post_form("/oauth/revoke", &[("token", &token)], Some(&p.client))
+        .await;
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = mcp(&p, Some(&token), &mcp_body("tools/list", json!({}))).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "the documented trade-off of turning polling off"
+    );
+}
+
+#[tokio::test]
+async fn the_revocation_feed_answers_per_server_and_at_the_root() {
+    let p = setup_with(SigningAlg::RS256, |b| b.revocation_poll(None)).await;
+    let token = p.app.token("", &p.client, &[]).await;
+    p.app
+        .post_form("/oauth/revoke", &[("token", &token)], Some(&p.client))
+        .await;
+    let jti = claims(&token)["jti"].as_str().unwrap().to_owned();
+    let get = |url: String| {
+        let http = p.app.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            let status = r.status().as_u16();
+            let cache = r
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, cache, r.json::<Value>().await.unwrap())
+        }
+    };
+    let issuer = p.app.issuer_of(&p.resource);
+    let (status, cache, feed) = get(format!("{issuer}/revocations")).await;
+    assert_eq!(status, 200);
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    assert_eq!(feed["resource"], p.mcp.as_str());
+    assert_eq!(feed["tokens"][0]["jti"], jti.as_str());
+    assert_eq!(feed["clients"], json!([]));
+    let next = feed["next_since"].as_i64().unwrap();
+    assert!(next > 0 && next <= now());
+
+    let (_, _, root) = get(format!("{}/revocations?resource={}", p.app.base, p.mcp)).await;
+    assert_eq!(root["tokens"], feed["tokens"]);
+    let (_, _, by_id) = get(format!(
+        "{}/revocations?resource={}",
+        p.app.base, p.resource.id
+    ))
+    .await;
+    assert_eq!(by_id["tokens"], feed["tokens"]);
+    let (_, _, later) = get(format!("{issuer}/revocations?since={}", now() + 60)).await;
+    assert_eq!(later["tokens"], json!([]), "since narrows");
+
+    for (url, error) in [
+        (format!("{}/revocations", p.app.base), "invalid_request"),
+        (
+            format!(
+                "{}/revocations?resource=https://nope.example/mcp",
+                p.app.base
+            ),
+            "invalid_target",
+        ),
+        (
+            format!("{issuer}/revocations?since=yesterday"),
+            "invalid_request",
+        ),
+        (
+            format!("{issuer}/revocations?resource=https://nope.example/mcp"),
+            "invalid_target",
+        ),
+    ] {
+        let (status, _, body) = get(url.clone()).await;
+        assert_eq!(status, 400, "{url}");
+        assert_eq!(body["error"], error, "{url}");
+    }
+    let (status, _, _) = get(format!("{}/resources/res_nothere/revocations", p.app.base)).await;
+    assert_eq!(status, 404);
 }
