@@ -8,8 +8,9 @@ use crate::model::{
     Client, ClientKind, NewResource, Resource, TokenAuthMethod, User, normalize_email,
 };
 use crate::password::Password;
+use crate::records::Consent;
 use crate::secret::ClientSecret;
-use crate::store::{Store, StoreError};
+use crate::store::{ConsentFilter, Store, StoreError};
 use crate::types::{ClientId, ResourceId, ScopeSet, UserId};
 
 /// Why an operator action failed. Messages are written for the operator.
@@ -146,6 +147,59 @@ pub async fn remove_client(store: &dyn Store, id: &str, now: UnixTime) -> Result
         Ok(())
     } else {
         Err(AdminError::NotFound(format!("no client {id}")))
+    }
+}
+
+/// Gives an agent client a new secret, shown once; the old one stops working at once (tokens
+/// already issued stay valid until they expire).
+pub async fn rotate_client_secret(
+    store: &dyn Store,
+    id: &str,
+) -> Result<(Client, ClientSecret), AdminError> {
+    let parsed = ClientId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
+    let client = store
+        .client(&parsed)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no client {id}")))?;
+    if client.kind != ClientKind::Agent {
+        return Err(AdminError::Invalid(format!(
+            "{id} is a {} client: only agent clients have a secret the operator manages",
+            client.kind.as_str()
+        )));
+    }
+    let secret = ClientSecret::generate();
+    if !store.replace_client_secret(&parsed, &secret.hash()).await? {
+        return Err(AdminError::NotFound(format!("no client {id}")));
+    }
+    Ok((client, secret))
+}
+
+/// The consents matching `filter`, oldest first.
+pub async fn consents(
+    store: &dyn Store,
+    filter: &ConsentFilter,
+) -> Result<Vec<Consent>, AdminError> {
+    Ok(store.consents(filter).await?)
+}
+
+/// Withdraws what `user` allowed `client` at `resource`: the consent goes and every token
+/// issued from it is revoked; the person is asked again next time.
+pub async fn revoke_consent(
+    store: &dyn Store,
+    user: &str,
+    client: &str,
+    resource: &str,
+    now: UnixTime,
+) -> Result<(UserId, ClientId, ResourceId), AdminError> {
+    let u = self::user(store, user).await?.id;
+    let c = ClientId::parse(client).map_err(|e| AdminError::Invalid(e.0))?;
+    let r = ResourceId::parse(resource).map_err(|e| AdminError::Invalid(e.0))?;
+    if store.revoke_consent(&u, &c, &r, now).await? {
+        Ok((u, c, r))
+    } else {
+        Err(AdminError::NotFound(format!(
+            "{user} has no consent for {client} at {resource}"
+        )))
     }
 }
 

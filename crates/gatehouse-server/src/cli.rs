@@ -10,8 +10,8 @@ use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{Client, NewResource, RefreshPolicy, Resource, ScopeDef, User};
 use gatehouse_core::password::Password;
-use gatehouse_core::store::{AuditStore, Store};
-use gatehouse_core::{Clock, Issuer, ResourceId, ResourceUri, ScopeSet, SystemClock};
+use gatehouse_core::store::{AuditStore, ConsentFilter, Store};
+use gatehouse_core::{ClientId, Clock, Issuer, ResourceId, ResourceUri, ScopeSet, SystemClock};
 use serde_json::json;
 
 use crate::audit;
@@ -84,6 +84,9 @@ pub enum Command {
     /// Manage the people who sign in (local accounts).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// See and withdraw what people allowed clients to do.
+    #[command(subcommand)]
+    Consents(ConsentsCommand),
     /// Read the audit log, newest first; every filter narrows.
     Audit(AuditArgs),
     /// Try it: run Gatehouse and a protected to-do MCP server with an agent client, and print
@@ -178,10 +181,51 @@ pub enum ClientsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a client; its tokens stop introspecting as active.
+    /// Remove a client; its tokens stop introspecting as active, and guards refuse them
+    /// within their revocation poll interval.
     Remove {
         /// The client id.
         id: String,
+    },
+    /// Give an agent client a new secret (printed once); the old one stops working at once.
+    RotateSecret {
+        /// The client id (m2m_…).
+        id: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsentsCommand {
+    /// List what people allowed which clients; every filter narrows.
+    List {
+        /// Only consents at this MCP server (res_…).
+        #[arg(long, value_name = "ID")]
+        server: Option<String>,
+        /// Only consents given to this client.
+        #[arg(long, value_name = "CLIENT_ID")]
+        client: Option<String>,
+        /// Only this person's (usr_… or email).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a consent: every token issued from it is revoked and the person is asked
+    /// again next time.
+    Revoke {
+        /// The person (usr_… or email).
+        #[arg(long, value_name = "USER")]
+        user: String,
+        /// The client.
+        #[arg(long, value_name = "CLIENT_ID")]
+        client: String,
+        /// The MCP server (res_…).
+        #[arg(long, value_name = "ID")]
+        server: String,
     },
 }
 
@@ -473,6 +517,99 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             )
             .await?;
             format!("Removed client {id}; every token issued to it is revoked.")
+        }
+        Command::Clients(ClientsCommand::RotateSecret { id, json }) => {
+            let (client, secret) = admin::rotate_client_secret(&store, &id).await?;
+            let mut event = admin_change("client.secret_rotated", now).client(&client.id);
+            if let Some(r) = &client.resource {
+                event = event.resource(r);
+            }
+            audit_change(&store, event).await?;
+            if json {
+                let mut v = client_json(&client);
+                v["client_secret"] = secret.expose_secret().into();
+                pretty(&v)
+            } else {
+                format!(
+                    "New secret for {} (\"{}\"):\n\n  client_secret: {}\n\nThe secret is shown once: store it now. The old one no longer works.",
+                    client.id,
+                    client.name,
+                    secret.expose_secret()
+                )
+            }
+        }
+        Command::Consents(ConsentsCommand::List {
+            server,
+            client,
+            user,
+            json,
+        }) => {
+            let filter = ConsentFilter {
+                user: match user {
+                    Some(u) => Some(admin::user(&store, &u).await?.id),
+                    None => None,
+                },
+                client: client
+                    .as_deref()
+                    .map(ClientId::parse)
+                    .transpose()
+                    .map_err(|e| format!("--client: {}", e.0))?,
+                resource: server
+                    .as_deref()
+                    .map(ResourceId::parse)
+                    .transpose()
+                    .map_err(|e| format!("--server: {}", e.0))?,
+            };
+            let list = admin::consents(&store, &filter).await?;
+            if json {
+                pretty(&json!(
+                    list.iter()
+                        .map(|c| json!({
+                            "user": c.user,
+                            "client_id": c.client,
+                            "server": c.resource,
+                            "scopes": c.scopes.to_vec(),
+                            "granted_at": c.granted_at,
+                        }))
+                        .collect::<Vec<_>>()
+                ))
+            } else if list.is_empty() {
+                "No consents match.".to_owned()
+            } else {
+                let mut out = format!(
+                    "{:<26} {:<26} {:<26} {:<20} {}\n",
+                    "USER", "CLIENT", "SERVER", "GRANTED", "SCOPES"
+                );
+                for c in &list {
+                    out.push_str(&format!(
+                        "{:<26} {:<26} {:<26} {:<20} {}\n",
+                        c.user,
+                        c.client,
+                        c.resource,
+                        audit::rfc3339(c.granted_at),
+                        c.scopes
+                    ));
+                }
+                out.trim_end().to_owned()
+            }
+        }
+        Command::Consents(ConsentsCommand::Revoke {
+            user,
+            client,
+            server,
+        }) => {
+            let (u, c, r) = admin::revoke_consent(&store, &user, &client, &server, now).await?;
+            audit_change(
+                &store,
+                AuditEvent::new(EventType::ConsentRevoked, now)
+                    .user(&u)
+                    .client(&c)
+                    .resource(&r),
+            )
+            .await?;
+            format!(
+                "Revoked the consent of {user} for {client} at {server}: its tokens are revoked and they will be asked again."
+            )
         }
         Command::Users(UsersCommand::Add {
             email,

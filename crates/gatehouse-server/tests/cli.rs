@@ -610,3 +610,89 @@ fn admin_changes_are_audited_and_the_log_reads_back_filtered_in_every_format() {
     let bad = gatehouse(d, &["audit", "--limit", "0"]);
     assert!(!bad.status.success());
 }
+
+#[test]
+fn rotating_a_secret_prints_a_new_one_and_consents_are_listed_and_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = json(&gatehouse(
+        d,
+        &[
+            "servers",
+            "add",
+            "--name",
+            "To-do",
+            "--url",
+            "https://mcp.example.com/mcp",
+            "--json",
+        ],
+    ));
+    let id = server["id"].as_str().unwrap();
+    let client = json(&gatehouse(
+        d,
+        &["clients", "add", "--server", id, "--name", "bot", "--json"],
+    ));
+    let cid = client["client_id"].as_str().unwrap();
+    let rotated = json(&gatehouse(d, &["clients", "rotate-secret", cid, "--json"]));
+    assert_eq!(rotated["client_id"], cid);
+    let new = rotated["client_secret"].as_str().unwrap();
+    assert!(new.starts_with("ghs_") && new != client["client_secret"].as_str().unwrap());
+    let text = gatehouse(d, &["clients", "rotate-secret", cid]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("shown once"));
+    let audit = json(&gatehouse(
+        d,
+        &[
+            "audit",
+            "--event",
+            "admin.change",
+            "--client",
+            cid,
+            "--json",
+        ],
+    ));
+    assert_eq!(audit[0]["details"]["action"], "client.secret_rotated");
+    assert_eq!(audit[0]["resource"], id);
+    let missing = gatehouse(d, &["clients", "rotate-secret", "m2m_nothere000000000000"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no client"),
+        "{}",
+        stderr(&missing)
+    );
+
+    json(&gatehouse(
+        d,
+        &["users", "add", "--email", "ada@example.com", "--json"],
+    ));
+    assert_eq!(
+        json(&gatehouse(d, &["consents", "list", "--json"])),
+        Value::Array(vec![])
+    );
+    let none = gatehouse(d, &["consents", "list"]);
+    assert!(String::from_utf8_lossy(&none.stdout).contains("No consents match."));
+    let revoke = gatehouse(
+        d,
+        &[
+            "consents",
+            "revoke",
+            "--user",
+            "ada@example.com",
+            "--client",
+            cid,
+            "--server",
+            id,
+        ],
+    );
+    assert!(!revoke.status.success());
+    assert!(
+        stderr(&revoke).contains("has no consent"),
+        "{}",
+        stderr(&revoke)
+    );
+    let unknown = gatehouse(d, &["consents", "list", "--user", "bob@example.com"]);
+    assert!(
+        stderr(&unknown).contains("no user bob@example.com"),
+        "{}",
+        stderr(&unknown)
+    );
+}

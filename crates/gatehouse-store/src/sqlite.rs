@@ -16,9 +16,9 @@ use gatehouse_core::records::{
 use gatehouse_core::redirect::RedirectUri;
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::store::{
-    AuditStore, ClientStore, GRANT_RETENTION_SECS, GrantStore, KeyStore, ResourceStore,
-    RevocationStore, Revocations, RevokedClient, RevokedToken, SessionStore, Store, StoreError,
-    UserStore,
+    AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore, KeyStore,
+    ResourceStore, RevocationStore, Revocations, RevokedClient, RevokedToken, SessionStore, Store,
+    StoreError, UserStore,
 };
 use gatehouse_core::{ClientId, GrantId, Kid, ResourceId, ResourceUri, ScopeSet, UnixTime, UserId};
 use sqlx::sqlite::{
@@ -336,6 +336,27 @@ impl ClientStore for SqliteStore {
         }
         tx.commit().await.map_err(backend)?;
         Ok(deleted)
+    }
+
+    async fn replace_client_secret(
+        &self,
+        id: &ClientId,
+        secret_hash: &SecretHash,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let changed = sqlx::query("UPDATE clients SET secret_hash = ? WHERE id = ?")
+            .bind(secret_hash.as_str())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+            > 0;
+        if changed {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(changed)
     }
 
     async fn touch_client(&self, id: &ClientId, now: UnixTime) -> Result<(), StoreError> {
@@ -761,6 +782,72 @@ impl GrantStore for SqliteStore {
         .await
         .map_err(|e| classify(e, "user or MCP server missing"))?;
         Ok(())
+    }
+
+    async fn consents(&self, f: &ConsentFilter) -> Result<Vec<Consent>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM consents WHERE 1 = 1");
+        for (column, value) in [
+            ("user_id", f.user.as_ref().map(|u| u.as_str())),
+            ("client_id", f.client.as_ref().map(|c| c.as_str())),
+            ("resource_id", f.resource.as_ref().map(|r| r.as_str())),
+        ] {
+            if let Some(v) = value {
+                sql.push(format_args!(" AND {column} = "))
+                    .push_bind(v.to_owned());
+            }
+        }
+        sql.push(" ORDER BY granted_at, rowid");
+        sql.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| {
+                Ok(Consent {
+                    user: id(row, "user_id", UserId::parse)?,
+                    client: id(row, "client_id", ClientId::parse)?,
+                    resource: id(row, "resource_id", ResourceId::parse)?,
+                    scopes: ScopeSet::parse(&row.try_get::<String, _>("scopes").map_err(backend)?)
+                        .map_err(|_| corrupt("scopes"))?,
+                    granted_at: UnixTime(row.try_get("granted_at").map_err(backend)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_consent(
+        &self,
+        user: &UserId,
+        client: &ClientId,
+        resource: &ResourceId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM consents WHERE user_id = ? AND client_id = ? AND resource_id = ?",
+        )
+        .bind(user.as_str())
+        .bind(client.as_str())
+        .bind(resource.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        let grants: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM grants WHERE user_id = ? AND client_id = ? AND resource_id = ?",
+        )
+        .bind(user.as_str())
+        .bind(client.as_str())
+        .bind(resource.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut revoked = 0;
+        for g in &grants {
+            revoked += revoke_grants_where(&mut tx, GrantsOf::Id, g, now).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted > 0 || revoked > 0)
     }
 
     async fn insert_code(&self, g: &Grant, c: &CodeRecord) -> Result<(), StoreError> {

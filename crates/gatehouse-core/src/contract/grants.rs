@@ -8,7 +8,7 @@ use crate::records::{
     Rotation, Session,
 };
 use crate::secret::SecretHash;
-use crate::store::{Store, StoreError};
+use crate::store::{ConsentFilter, Store, StoreError};
 use crate::types::{GrantId, ResourceId, ScopeSet, UserId};
 
 const T0: i64 = 1_700_000_000;
@@ -27,6 +27,7 @@ where
     deleting_a_user_or_client_revokes_their_grants(&make().await).await;
     prune_removes_what_expired(&make().await).await;
     concurrent_writers_all_succeed(&make().await).await;
+    revoking_a_consent_revokes_its_grants(&make().await).await;
 }
 
 fn user(email: &str) -> User {
@@ -472,4 +473,71 @@ async fn concurrent_writers_all_succeed(store: &impl Store) {
     ] {
         r.expect("every concurrent write succeeds");
     }
+}
+
+async fn revoking_a_consent_revokes_its_grants(store: &impl Store) {
+    let f = fixture(store).await;
+    let consent = Consent {
+        user: f.user.id.clone(),
+        client: f.grant.client.clone(),
+        resource: f.resource.clone(),
+        scopes: f.grant.scopes.clone(),
+        granted_at: UnixTime(T0),
+    };
+    store.save_consent(&consent).await.unwrap();
+    store
+        .record_issue(&issue(&f.grant.id, "jti_c", Some("ghr_c"), None, T0 + 1))
+        .await
+        .unwrap();
+    let everyone = ConsentFilter::default();
+    assert_eq!(
+        store.consents(&everyone).await.unwrap(),
+        vec![consent.clone()]
+    );
+    let theirs = ConsentFilter {
+        user: Some(f.user.id.clone()),
+        resource: Some(f.resource.clone()),
+        ..ConsentFilter::default()
+    };
+    assert_eq!(store.consents(&theirs).await.unwrap().len(), 1);
+    let others = ConsentFilter {
+        user: Some(UserId::generate()),
+        ..ConsentFilter::default()
+    };
+    assert_eq!(store.consents(&others).await.unwrap(), vec![]);
+
+    let (u, c, r) = (&f.user.id, &f.grant.client, &f.resource);
+    assert!(
+        store
+            .revoke_consent(u, c, r, UnixTime(T0 + 2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.consents(&everyone).await.unwrap(), vec![]);
+    assert_eq!(store.consent(u, c, r).await.unwrap(), None);
+    let grant = store.grant(&f.grant.id).await.unwrap().unwrap();
+    assert_eq!(grant.revoked_at, Some(UnixTime(T0 + 2)));
+    assert!(store.is_token_revoked("jti_c").await.unwrap());
+    assert!(
+        matches!(
+            store
+                .record_issue(&issue(
+                    &f.grant.id,
+                    "jti_d",
+                    Some("ghr_d"),
+                    Some("ghr_c"),
+                    T0 + 3
+                ))
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "the refresh token of a revoked grant is dead"
+    );
+    assert!(
+        !store
+            .revoke_consent(u, c, r, UnixTime(T0 + 4))
+            .await
+            .unwrap(),
+        "nothing left to revoke"
+    );
 }

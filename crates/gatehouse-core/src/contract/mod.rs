@@ -25,6 +25,7 @@ where
     keys_are_append_only_and_unique(&make().await).await;
     revocation_is_idempotent(&make().await).await;
     the_revocation_feed_lists_what_concerns_one_server(&make().await).await;
+    a_client_secret_is_replaced(&make().await).await;
     change_version_moves_on_writes_only(&make().await).await;
     ping_answers(&make().await).await;
     registered_clients_round_trip(&make().await).await;
@@ -328,6 +329,27 @@ async fn the_revocation_feed_lists_what_concerns_one_server(store: &impl Store) 
         .await
         .unwrap();
     assert!(gone.clients.iter().all(|c| c.client != of_a.id), "expired");
+}
+
+async fn a_client_secret_is_replaced(store: &impl Store) {
+    let r = resource("https://a.example/mcp");
+    store.insert_resource(&r).await.unwrap();
+    let c = client(&r.id);
+    store.insert_client(&c).await.unwrap();
+    let v = store.change_version().await.unwrap();
+    let new = ClientSecret::generate().hash();
+    assert!(store.replace_client_secret(&c.id, &new).await.unwrap());
+    assert_eq!(
+        store.client(&c.id).await.unwrap().unwrap().secret_hash,
+        Some(new.clone())
+    );
+    assert_ne!(
+        store.change_version().await.unwrap(),
+        v,
+        "caches must reload"
+    );
+    let missing = ClientId::generate_agent();
+    assert!(!store.replace_client_secret(&missing, &new).await.unwrap());
 }
 
 async fn change_version_moves_on_writes_only(store: &impl Store) {

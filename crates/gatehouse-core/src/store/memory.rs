@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    AuditStore, ClientStore, GRANT_RETENTION_SECS, GrantStore, KeyStore, ResourceStore,
-    RevocationStore, Revocations, RevokedClient, RevokedToken, SessionStore, Store, StoreError,
-    UserStore,
+    AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore, KeyStore,
+    ResourceStore, RevocationStore, Revocations, RevokedClient, RevokedToken, SessionStore, Store,
+    StoreError, UserStore,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::clock::UnixTime;
@@ -199,6 +199,21 @@ impl ClientStore for MemoryStore {
         }))
     }
 
+    async fn replace_client_secret(
+        &self,
+        id: &ClientId,
+        secret_hash: &SecretHash,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(c) = s.clients.iter_mut().find(|c| &c.id == id) else {
+                return false;
+            };
+            c.secret_hash = Some(secret_hash.clone());
+            s.version += 1;
+            true
+        }))
+    }
+
     async fn touch_client(&self, id: &ClientId, now: UnixTime) -> Result<(), StoreError> {
         self.with(|s| {
             if let Some(c) = s.clients.iter_mut().find(|c| &c.id == id) {
@@ -315,6 +330,41 @@ impl GrantStore for MemoryStore {
             s.consents.push(consent.clone());
         });
         Ok(())
+    }
+
+    async fn consents(&self, f: &ConsentFilter) -> Result<Vec<Consent>, StoreError> {
+        Ok(self.with(|s| {
+            let mut list: Vec<Consent> = s
+                .consents
+                .iter()
+                .filter(|c| {
+                    f.user.as_ref().is_none_or(|u| &c.user == u)
+                        && f.client.as_ref().is_none_or(|x| &c.client == x)
+                        && f.resource.as_ref().is_none_or(|r| &c.resource == r)
+                })
+                .cloned()
+                .collect();
+            list.sort_by_key(|c| c.granted_at);
+            list
+        }))
+    }
+
+    async fn revoke_consent(
+        &self,
+        user: &UserId,
+        client: &ClientId,
+        resource: &ResourceId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let before = s.consents.len();
+            s.consents
+                .retain(|c| !(&c.user == user && &c.client == client && &c.resource == resource));
+            let of = |g: &Grant| &g.user == user && &g.client == client && &g.resource == resource;
+            let live = s.grants.iter().any(|g| of(g) && g.revoked_at.is_none());
+            s.revoke_grants(now, of);
+            s.consents.len() != before || live
+        }))
     }
 
     async fn insert_code(&self, grant: &Grant, code: &CodeRecord) -> Result<(), StoreError> {

@@ -68,6 +68,13 @@ pub trait ClientStore: Send + Sync {
     /// Records that the client obtained a token at `now`. Does not move the change version:
     /// it changes nothing a cache relies on except this timestamp.
     async fn touch_client(&self, id: &ClientId, now: UnixTime) -> Result<(), StoreError>;
+    /// Replaces the client's secret hash (rotation) and moves the change version. `false` if
+    /// there is no such client.
+    async fn replace_client_secret(
+        &self,
+        id: &ClientId,
+        secret_hash: &SecretHash,
+    ) -> Result<bool, StoreError>;
 }
 
 /// People who sign in.
@@ -99,6 +106,14 @@ pub trait SessionStore: Send + Sync {
     async fn delete_session(&self, hash: &SecretHash) -> Result<(), StoreError>;
 }
 
+/// Which consents [`GrantStore::consents`] lists; `None` matches any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsentFilter {
+    pub user: Option<UserId>,
+    pub client: Option<ClientId>,
+    pub resource: Option<ResourceId>,
+}
+
 /// Consents, grants, authorization codes and refresh tokens.
 #[async_trait]
 pub trait GrantStore: Send + Sync {
@@ -111,6 +126,19 @@ pub trait GrantStore: Send + Sync {
     ) -> Result<Option<Consent>, StoreError>;
     /// Stores a consent, replacing the one for the same person, client and MCP server.
     async fn save_consent(&self, consent: &Consent) -> Result<(), StoreError>;
+    /// The consents matching every given filter, oldest first.
+    async fn consents(&self, filter: &ConsentFilter) -> Result<Vec<Consent>, StoreError>;
+    /// Withdraws a consent, in one change: deletes it and revokes every grant `user` gave
+    /// `client` at `resource` (their access tokens recorded as revoked, their refresh tokens
+    /// dead), so the person is asked again next time. `false` if there was no consent and
+    /// no unrevoked grant.
+    async fn revoke_consent(
+        &self,
+        user: &UserId,
+        client: &ClientId,
+        resource: &ResourceId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
     /// Stores a new grant and its authorization code, in one change. `Conflict` if either
     /// exists.
     async fn insert_code(&self, grant: &Grant, code: &CodeRecord) -> Result<(), StoreError>;

@@ -603,3 +603,77 @@ async fn the_sign_in_page_names_the_mcp_server_the_request_is_for() {
     assert_eq!(continues_to(&plain.body), None);
     assert!(plain.body.contains("<h1>Sign in</h1>"));
 }
+
+#[tokio::test]
+async fn a_revoked_consent_kills_its_tokens_and_is_asked_again() {
+    let (app, r, path) = setup().await;
+    let client = app.register_public(&path).await;
+    let b = app.browser();
+    let p = pkce();
+    let q = authorize_query(&client, &p, &[("scope", "todo:read offline_access")]);
+    let to = b.authorize(&path, &q).await;
+    let (status, tokens) = exchange(&app, &path, &client, &param(&to, "code").unwrap(), &p).await;
+    assert_eq!(status, 200, "{tokens}");
+    let jti = claims(tokens["access_token"].as_str().unwrap())["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let person = gatehouse_core::admin::user(app.store.as_ref(), EMAIL)
+        .await
+        .unwrap();
+    gatehouse_core::admin::revoke_consent(
+        app.store.as_ref(),
+        EMAIL,
+        &client,
+        r.id.as_str(),
+        crate::helpers::now_unix(),
+    )
+    .await
+    .unwrap();
+    let listed = gatehouse_core::admin::consents(
+        app.store.as_ref(),
+        &gatehouse_core::store::ConsentFilter {
+            user: Some(person.id),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed, vec![]);
+
+    // The refresh token is dead, the access token is in the revocation feed...
+    let (status, refused) = app
+        .token_request(
+            &path,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+                ("client_id", client.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let feed: Value = app
+        .http
+        .get(format!("{}{path}/revocations", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(feed["tokens"][0]["jti"], jti.as_str());
+    // ...and the same request shows the consent page again instead of a code.
+    let again = b
+        .get(&format!(
+            "{path}/oauth/authorize?{}",
+            authorize_query(&client, &pkce(), &[("scope", "todo:read offline_access")])
+        ))
+        .await;
+    assert_eq!(again.status, 200);
+    assert!(again.body.contains("wants to use"), "consent page");
+}
