@@ -208,10 +208,11 @@ impl Verifier {
 
     /// Starts polling the revocation feed, the first time it is called.
     pub fn start_polling(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // A load first: on every request after the first, no write to a shared cache line.
         if let Some(every) = self.config.revocation_poll
-            && !self
-                .polling
-                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            && !self.polling.load(Relaxed)
+            && !self.polling.swap(true, Relaxed)
         {
             crate::revocations::start(self, every);
         }
