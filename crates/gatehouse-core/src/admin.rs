@@ -5,13 +5,14 @@
 use crate::clock::UnixTime;
 use crate::keys::{KeyError, SigningAlg, StoredKey};
 use crate::model::{
-    Client, ClientKind, NewResource, Resource, TokenAuthMethod, User, normalize_email,
+    ApiKey, Client, ClientKind, NewResource, Resource, TokenAuthMethod, User, normalize_email,
 };
 use crate::password::Password;
 use crate::records::Consent;
 use crate::secret::ClientSecret;
+use crate::secret::SecretHash;
 use crate::store::{ConsentFilter, Store, StoreError};
-use crate::types::{ClientId, ResourceId, ScopeSet, UserId};
+use crate::types::{ApiKeyId, ClientId, ResourceId, ScopeSet, UserId};
 
 /// Why an operator action failed. Messages are written for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -221,10 +222,95 @@ pub async fn create_user(
         id: UserId::generate(),
         email,
         password_hash: password.hash(),
+        admin: false,
         created_at: now,
     };
     store.insert_user(&user).await?;
     Ok(user)
+}
+
+/// Makes a person an administrator, or not.
+pub async fn set_admin(
+    store: &dyn Store,
+    id_or_email: &str,
+    admin: bool,
+) -> Result<User, AdminError> {
+    let u = user(store, id_or_email).await?;
+    store.set_admin(&u.id, admin).await?;
+    Ok(User { admin, ..u })
+}
+
+/// Prefix of admin API key secrets, so that secret scanners recognise them.
+pub const API_KEY_PREFIX: &str = "gha_";
+
+/// Creates an API key acting as administrator `owner`; the secret is returned once.
+pub async fn create_api_key(
+    store: &dyn Store,
+    owner: &str,
+    name: &str,
+    now: UnixTime,
+) -> Result<(ApiKey, ClientSecret), AdminError> {
+    let u = user(store, owner).await?;
+    if !u.admin {
+        return Err(AdminError::Invalid(format!(
+            "{} is not an administrator: make them one first (gatehouse users set-admin {} on)",
+            u.email, u.email
+        )));
+    }
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AdminError::Invalid(
+            "an API key needs a name of 1 to 100 characters".into(),
+        ));
+    }
+    let secret = ClientSecret::new(crate::random::secret(API_KEY_PREFIX));
+    let key = ApiKey {
+        id: ApiKeyId::generate(),
+        name: name.to_owned(),
+        user: u.id,
+        secret_hash: SecretHash::of(secret.expose_secret()),
+        created_at: now,
+        revoked_at: None,
+    };
+    store.insert_api_key(&key).await?;
+    Ok((key, secret))
+}
+
+/// Revokes an API key; requests with it are refused from now on.
+pub async fn revoke_api_key(store: &dyn Store, id: &str, now: UnixTime) -> Result<(), AdminError> {
+    let parsed = ApiKeyId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
+    if store.revoke_api_key(&parsed, now).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(format!("no API key {id}")))
+    }
+}
+
+/// Why a request to the admin API or dashboard is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No credential, or one that does not (or no longer) exists or was revoked: 401.
+    Unauthenticated,
+    /// A valid credential of someone who is not an administrator: 403.
+    NotAdmin,
+}
+
+/// The administrator an API key secret acts as. One SHA-256 and one lookup.
+pub async fn api_key_holder(
+    store: &dyn Store,
+    secret: &str,
+) -> Result<Result<User, Denied>, StoreError> {
+    let Some(key) = store.api_key(&SecretHash::of(secret)).await? else {
+        return Ok(Err(Denied::Unauthenticated));
+    };
+    if key.revoked_at.is_some() {
+        return Ok(Err(Denied::Unauthenticated));
+    }
+    Ok(match store.user(&key.user).await? {
+        None => Err(Denied::Unauthenticated),
+        Some(u) if !u.admin => Err(Denied::NotAdmin),
+        Some(u) => Ok(u),
+    })
 }
 
 /// The person with this id (`usr_…`) or email.

@@ -364,8 +364,24 @@ pub struct User {
     pub email: String,
     /// Their password as an argon2id PHC string.
     pub password_hash: String,
+    /// Whether they administer Gatehouse (the dashboard and the admin API).
+    pub admin: bool,
     /// When the account was created.
     pub created_at: UnixTime,
+}
+
+/// A key to the admin API. It acts as the administrator who owns it, with their rights at
+/// the time of each request. The secret (`gha_…`) is shown once and stored as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: crate::types::ApiKeyId,
+    /// What it is for, as the operator named it.
+    pub name: String,
+    /// The administrator it acts as.
+    pub user: UserId,
+    pub secret_hash: crate::secret::SecretHash,
+    pub created_at: UnixTime,
+    pub revoked_at: Option<UnixTime>,
 }
 
 /// Normalises an email address for storage and lookup: trimmed and lower-cased; it must look

@@ -56,6 +56,10 @@ string_newtype!(
     GrantId
 );
 string_newtype!(
+    /// An admin API key's id: `key_` and 20 base-32 characters (not the secret).
+    ApiKeyId
+);
+string_newtype!(
     /// A signing key id (`kid`): the RFC 7638 thumbprint of the public key, so a `kid` is
     /// never reused for another key.
     Kid
@@ -100,6 +104,28 @@ impl UserId {
         } else {
             Err(err(format!(
                 "`{s}` is not a user id (they look like usr_…)"
+            )))
+        }
+    }
+}
+
+impl ApiKeyId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        ApiKeyId(crate::random::id("key_"))
+    }
+
+    /// Parses an id as found in a path or a command line.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let ok = s.len() <= 64
+            && s.len() > 4
+            && s.starts_with("key_")
+            && s[4..].bytes().all(|b| b.is_ascii_alphanumeric());
+        if ok {
+            Ok(ApiKeyId(s.to_owned()))
+        } else {
+            Err(err(format!(
+                "`{s}` is not an API key id (they look like key_…)"
             )))
         }
     }

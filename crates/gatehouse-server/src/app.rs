@@ -12,7 +12,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::not_found;
-use crate::routes::{AppState, authorize, health, metadata, oauth, register, ui};
+use crate::routes::{AppState, admin_api, authorize, health, metadata, oauth, register, ui};
 
 /// Prefix of the per-MCP-server endpoints.
 const RESOURCE: &str = "/resources/{id}";
@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
     public
         .merge(private)
         .merge(pages)
+        .merge(admin_api::router())
         .fallback(|| async { not_found("no such endpoint") })
         .layer(CatchPanicLayer::new())
         .layer(

@@ -84,6 +84,9 @@ pub enum Command {
     /// Manage the people who sign in (local accounts).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Keys to the admin API.
+    #[command(subcommand)]
+    ApiKeys(ApiKeysCommand),
     /// See and withdraw what people allowed clients to do.
     #[command(subcommand)]
     Consents(ConsentsCommand),
@@ -240,6 +243,9 @@ pub enum UsersCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// Make them an administrator (dashboard and admin API).
+        #[arg(long)]
+        admin: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -255,6 +261,42 @@ pub enum UsersCommand {
     Remove {
         /// Their id (usr_…) or email.
         user: String,
+    },
+    /// Make a person an administrator (on) or not (off).
+    SetAdmin {
+        /// Their id (usr_…) or email.
+        user: String,
+        /// on or off.
+        #[arg(value_name = "on|off", value_parser = parse_switch, action = clap::ArgAction::Set)]
+        admin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create a key to the admin API (/admin/api/v1) acting as an administrator; the
+    /// secret is printed once.
+    Create {
+        /// The administrator it acts as (usr_… or email).
+        #[arg(long, value_name = "USER")]
+        user: String,
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List API keys (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key.
+    Revoke {
+        /// The key id (key_…).
+        id: String,
     },
 }
 
@@ -538,6 +580,84 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 )
             }
         }
+        Command::Users(UsersCommand::SetAdmin { user, admin: on }) => {
+            let u = admin::set_admin(&store, &user, on).await?;
+            let action = if on {
+                "user.admin_granted"
+            } else {
+                "user.admin_revoked"
+            };
+            audit_change(&store, admin_change(action, now).user(&u.id)).await?;
+            if on {
+                format!("{} ({}) is an administrator.", u.email, u.id)
+            } else {
+                format!(
+                    "{} ({}) is no longer an administrator; their API keys stop working.",
+                    u.email, u.id
+                )
+            }
+        }
+        Command::ApiKeys(ApiKeysCommand::Create { user, name, json }) => {
+            let (key, secret) = admin::create_api_key(&store, &user, &name, now).await?;
+            audit_change(
+                &store,
+                admin_change("api_key.created", now)
+                    .user(&key.user)
+                    .detail("api_key", key.id.as_str()),
+            )
+            .await?;
+            if json {
+                let mut v = api_key_json(&key);
+                v["secret"] = secret.expose_secret().into();
+                pretty(&v)
+            } else {
+                format!(
+                    "Created API key {} (\"{}\") acting as {}.\n\n  secret: {}\n\nThe secret is shown once: store it now. Use it as a bearer token:\n  curl -H 'Authorization: Bearer {}' {}/admin/api/v1/servers",
+                    key.id,
+                    key.name,
+                    user,
+                    secret.expose_secret(),
+                    secret.expose_secret(),
+                    public
+                )
+            }
+        }
+        Command::ApiKeys(ApiKeysCommand::List { json }) => {
+            let keys = gatehouse_core::store::ApiKeyStore::api_keys(&store).await?;
+            if json {
+                pretty(&json!(keys.iter().map(api_key_json).collect::<Vec<_>>()))
+            } else if keys.is_empty() {
+                "No API keys yet. Create one with `gatehouse api-keys create --user EMAIL --name NAME`.".to_owned()
+            } else {
+                let mut out = format!(
+                    "{:<26} {:<20} {:<26} {}\n",
+                    "KEY ID", "NAME", "USER", "STATE"
+                );
+                for k in &keys {
+                    out.push_str(&format!(
+                        "{:<26} {:<20} {:<26} {}\n",
+                        k.id,
+                        k.name,
+                        k.user,
+                        if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
+                    ));
+                }
+                out.trim_end().to_owned()
+            }
+        }
+        Command::ApiKeys(ApiKeysCommand::Revoke { id }) => {
+            admin::revoke_api_key(&store, &id, now).await?;
+            audit_change(
+                &store,
+                admin_change("api_key.revoked", now).detail("api_key", id.as_str()),
+            )
+            .await?;
+            format!("Revoked API key {id}.")
+        }
         Command::Consents(ConsentsCommand::List {
             server,
             client,
@@ -614,6 +734,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
         Command::Users(UsersCommand::Add {
             email,
             password_stdin,
+            admin,
             json,
         }) => {
             let (password, generated) = if password_stdin {
@@ -626,8 +747,16 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             } else {
                 (Password::generate(), true)
             };
-            let user = admin::create_user(&store, &email, &password, now).await?;
+            let mut user = admin::create_user(&store, &email, &password, now).await?;
             audit_change(&store, admin_change("user.created", now).user(&user.id)).await?;
+            if admin {
+                user = admin::set_admin(&store, user.id.as_str(), true).await?;
+                audit_change(
+                    &store,
+                    admin_change("user.admin_granted", now).user(&user.id),
+                )
+                .await?;
+            }
             if json {
                 let mut v = user_json(&user);
                 if generated {
@@ -748,7 +877,17 @@ fn client_json(c: &Client) -> serde_json::Value {
 }
 
 fn user_json(u: &User) -> serde_json::Value {
-    json!({ "id": u.id, "email": u.email, "created_at": u.created_at })
+    json!({ "id": u.id, "email": u.email, "admin": u.admin, "created_at": u.created_at })
+}
+
+fn api_key_json(k: &gatehouse_core::model::ApiKey) -> serde_json::Value {
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "user": k.user,
+        "created_at": k.created_at,
+        "revoked_at": k.revoked_at,
+    })
 }
 
 fn resource_text(r: &Resource, public: &Issuer, added: bool) -> String {
@@ -783,4 +922,15 @@ fn resource_text(r: &Resource, public: &Issuer, added: bool) -> String {
         on_off(r.metadata_documents),
         pretty(&r.protected_resource_metadata(public)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // clap checks its own definition only when a command is parsed; this checks them all.
+        super::Cli::command().debug_assert();
+    }
 }

@@ -696,3 +696,108 @@ fn rotating_a_secret_prints_a_new_one_and_consents_are_listed_and_explained() {
         stderr(&unknown)
     );
 }
+
+#[test]
+fn administrators_and_api_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = json(&gatehouse(
+        d,
+        &[
+            "users",
+            "add",
+            "--email",
+            "root@example.com",
+            "--admin",
+            "--json",
+        ],
+    ));
+    assert_eq!(root["admin"], true);
+    json(&gatehouse(
+        d,
+        &["users", "add", "--email", "ada@example.com", "--json"],
+    ));
+    let refused = gatehouse(
+        d,
+        &[
+            "api-keys",
+            "create",
+            "--user",
+            "ada@example.com",
+            "--name",
+            "x",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("not an administrator"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        gatehouse(d, &["users", "set-admin", "ada@example.com", "on"])
+            .status
+            .success()
+    );
+
+    let key = json(&gatehouse(
+        d,
+        &[
+            "api-keys",
+            "create",
+            "--user",
+            "ada@example.com",
+            "--name",
+            "deploy",
+            "--json",
+        ],
+    ));
+    assert!(key["secret"].as_str().unwrap().starts_with("gha_"));
+    assert!(key["id"].as_str().unwrap().starts_with("key_"));
+    let listed = json(&gatehouse(d, &["api-keys", "list", "--json"]));
+    assert_eq!(listed[0]["name"], "deploy");
+    assert!(listed[0].get("secret").is_none(), "never listed");
+    let id = key["id"].as_str().unwrap();
+    assert!(gatehouse(d, &["api-keys", "revoke", id]).status.success());
+    assert!(!json(&gatehouse(d, &["api-keys", "list", "--json"]))[0]["revoked_at"].is_null());
+    let missing = gatehouse(d, &["api-keys", "revoke", "key_nothere00000000000"]);
+    assert!(
+        stderr(&missing).contains("no API key"),
+        "{}",
+        stderr(&missing)
+    );
+    assert!(
+        gatehouse(d, &["users", "set-admin", "ada@example.com", "off"])
+            .status
+            .success()
+    );
+    let users = json(&gatehouse(d, &["users", "list", "--json"]));
+    assert!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["admin"] == (u["email"] == "root@example.com"))
+    );
+    let actions: Vec<String> = json(&gatehouse(
+        d,
+        &["audit", "--event", "admin.change", "--json"],
+    ))
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|e| e["details"]["action"].as_str().unwrap().to_owned())
+    .collect();
+    assert_eq!(
+        actions,
+        [
+            "user.admin_revoked",
+            "api_key.revoked",
+            "api_key.created",
+            "user.admin_granted",
+            "user.created",
+            "user.admin_granted",
+            "user.created",
+        ]
+    );
+}

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
 use gatehouse_core::keys::{SigningAlg, StoredKey};
 use gatehouse_core::model::{
-    Client, ClientKind, RefreshPolicy, Resource, ScopeDef, TokenAuthMethod, User,
+    ApiKey, Client, ClientKind, RefreshPolicy, Resource, ScopeDef, TokenAuthMethod, User,
 };
 use gatehouse_core::records::{
     CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, RetryAnswer, Session,
@@ -16,10 +16,11 @@ use gatehouse_core::records::{
 use gatehouse_core::redirect::RedirectUri;
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::store::{
-    AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore, KeyStore,
-    ResourceStore, RevocationStore, Revocations, RevokedClient, RevokedToken, SessionStore, Store,
-    StoreError, UserStore,
+    ApiKeyStore, AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore,
+    KeyStore, ResourceStore, RevocationStore, Revocations, RevokedClient, RevokedToken,
+    SessionStore, Store, StoreError, UserStore,
 };
+use gatehouse_core::types::ApiKeyId;
 use gatehouse_core::{ClientId, GrantId, Kid, ResourceId, ResourceUri, ScopeSet, UnixTime, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -559,6 +560,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
         id: UserId::parse(&get_s("id")?).map_err(|_| corrupt("user id"))?,
         email: get_s("email")?,
         password_hash: get_s("password_hash")?,
+        admin: row.try_get("admin").map_err(backend)?,
         created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
     })
 }
@@ -622,10 +624,13 @@ fn refresh_from_row(row: &SqliteRow) -> Result<RefreshRecord, StoreError> {
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn insert_user(&self, u: &User) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, admin, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
             .bind(u.id.as_str())
             .bind(&u.email)
             .bind(&u.password_hash)
+            .bind(u.admin)
             .bind(u.created_at.0)
             .execute(&self.pool)
             .await
@@ -679,6 +684,90 @@ impl UserStore for SqliteStore {
         tx.commit().await.map_err(backend)?;
         Ok(deleted)
     }
+
+    async fn set_admin(&self, id: &UserId, admin: bool) -> Result<bool, StoreError> {
+        Ok(sqlx::query("UPDATE users SET admin = ? WHERE id = ?")
+            .bind(admin)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+            > 0)
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for SqliteStore {
+    async fn insert_api_key(&self, k: &ApiKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, user_id, secret_hash, created_at, revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(k.id.as_str())
+        .bind(&k.name)
+        .bind(k.user.as_str())
+        .bind(k.secret_hash.as_str())
+        .bind(k.created_at.0)
+        .bind(k.revoked_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(e, "API key exists or user missing"))?;
+        Ok(())
+    }
+
+    async fn api_key(&self, secret_hash: &SecretHash) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query("SELECT * FROM api_keys WHERE secret_hash = ?")
+            .bind(secret_hash.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(api_key_from_row)
+            .transpose()
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query("SELECT * FROM api_keys ORDER BY created_at, rowid")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(api_key_from_row)
+            .collect()
+    }
+
+    async fn revoke_api_key(&self, id: &ApiKeyId, now: UnixTime) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let found = sqlx::query("SELECT 1 FROM api_keys WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .is_some();
+        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now.0)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(found)
+    }
+}
+
+fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    let revoked: Option<i64> = row.try_get("revoked_at").map_err(backend)?;
+    Ok(ApiKey {
+        id: id(row, "id", ApiKeyId::parse)?,
+        name: row.try_get("name").map_err(backend)?,
+        user: id(row, "user_id", UserId::parse)?,
+        secret_hash: SecretHash::from_stored(
+            row.try_get::<String, _>("secret_hash").map_err(backend)?,
+        ),
+        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+        revoked_at: revoked.map(UnixTime),
+    })
 }
 
 #[async_trait]

@@ -2,14 +2,14 @@
 
 use super::{registered, resource};
 use crate::clock::UnixTime;
-use crate::model::User;
+use crate::model::{ApiKey, User};
 use crate::records::{
     CodeRecord, Consent, Grant, Issuance, IssuedAccess, Prune, RefreshRecord, RetryAnswer,
     Rotation, Session,
 };
 use crate::secret::SecretHash;
 use crate::store::{ConsentFilter, Store, StoreError};
-use crate::types::{GrantId, ResourceId, ScopeSet, UserId};
+use crate::types::{ApiKeyId, GrantId, ResourceId, ScopeSet, UserId};
 
 const T0: i64 = 1_700_000_000;
 
@@ -28,6 +28,7 @@ where
     prune_removes_what_expired(&make().await).await;
     concurrent_writers_all_succeed(&make().await).await;
     revoking_a_consent_revokes_its_grants(&make().await).await;
+    admins_and_their_api_keys(&make().await).await;
 }
 
 fn user(email: &str) -> User {
@@ -35,6 +36,7 @@ fn user(email: &str) -> User {
         id: UserId::generate(),
         email: email.into(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        admin: false,
         created_at: UnixTime(T0),
     }
 }
@@ -539,5 +541,75 @@ async fn revoking_a_consent_revokes_its_grants(store: &impl Store) {
             .await
             .unwrap(),
         "nothing left to revoke"
+    );
+}
+
+async fn admins_and_their_api_keys(store: &impl Store) {
+    let ada = user("ada@example.com");
+    store.insert_user(&ada).await.unwrap();
+    assert!(!store.user(&ada.id).await.unwrap().unwrap().admin);
+    assert!(store.set_admin(&ada.id, true).await.unwrap());
+    assert!(store.user(&ada.id).await.unwrap().unwrap().admin);
+    assert!(!store.set_admin(&UserId::generate(), true).await.unwrap());
+
+    let key = ApiKey {
+        id: ApiKeyId::generate(),
+        name: "deploy".into(),
+        user: ada.id.clone(),
+        secret_hash: SecretHash::of("gha_secret"),
+        created_at: UnixTime(T0),
+        revoked_at: None,
+    };
+    store.insert_api_key(&key).await.unwrap();
+    assert!(matches!(
+        store.insert_api_key(&key).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let orphan = ApiKey {
+        id: ApiKeyId::generate(),
+        user: UserId::generate(),
+        secret_hash: SecretHash::of("gha_other"),
+        ..key.clone()
+    };
+    assert!(matches!(
+        store.insert_api_key(&orphan).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.api_key(&SecretHash::of("gha_secret")).await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(
+        store.api_key(&SecretHash::of("gha_nope")).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .revoke_api_key(&key.id, UnixTime(T0 + 5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke_api_key(&key.id, UnixTime(T0 + 9))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.api_keys().await.unwrap()[0].revoked_at,
+        Some(UnixTime(T0 + 5)),
+        "the first revocation counts"
+    );
+    assert!(
+        !store
+            .revoke_api_key(&ApiKeyId::generate(), UnixTime(T0))
+            .await
+            .unwrap()
+    );
+    store.delete_user(&ada.id, UnixTime(T0 + 10)).await.unwrap();
+    assert_eq!(
+        store.api_keys().await.unwrap(),
+        vec![],
+        "their keys go with them"
     );
 }

@@ -5,19 +5,19 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore, KeyStore,
-    ResourceStore, RevocationStore, Revocations, RevokedClient, RevokedToken, SessionStore, Store,
-    StoreError, UserStore,
+    ApiKeyStore, AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore,
+    KeyStore, ResourceStore, RevocationStore, Revocations, RevokedClient, RevokedToken,
+    SessionStore, Store, StoreError, UserStore,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::clock::UnixTime;
 use crate::keys::StoredKey;
-use crate::model::{Client, ClientKind, Resource, User};
+use crate::model::{ApiKey, Client, ClientKind, Resource, User};
 use crate::records::{
     CodeRecord, Consent, Grant, Issuance, IssuedAccess, Prune, RefreshRecord, Session,
 };
 use crate::secret::SecretHash;
-use crate::types::{ClientId, GrantId, ResourceId, UserId};
+use crate::types::{ApiKeyId, ClientId, GrantId, ResourceId, UserId};
 
 #[derive(Default)]
 struct State {
@@ -35,6 +35,7 @@ struct State {
     access: Vec<(GrantId, IssuedAccess)>,
     audit: Vec<AuditEvent>,
     audit_seq: i64,
+    api_keys: Vec<ApiKey>,
     version: u64,
 }
 
@@ -264,9 +265,22 @@ impl UserStore for MemoryStore {
                 s.consents.retain(|c| &c.user != id);
                 s.revoke_grants(now, |g| &g.user == id);
                 s.delete_grants(|g| &g.user == id);
+                s.api_keys.retain(|k| &k.user != id);
             }
             removed
         }))
+    }
+
+    async fn set_admin(&self, id: &UserId, admin: bool) -> Result<bool, StoreError> {
+        Ok(
+            self.with(|s| match s.users.iter_mut().find(|u| &u.id == id) {
+                Some(u) => {
+                    u.admin = admin;
+                    true
+                }
+                None => false,
+            }),
+        )
     }
 }
 
@@ -499,6 +513,50 @@ impl RevocationStore for MemoryStore {
             clients.sort_by_key(|c| c.revoked_at);
             Revocations { tokens, clients }
         }))
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for MemoryStore {
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.with(|s| {
+            if !s.users.iter().any(|u| u.id == key.user) {
+                return Err(StoreError::Conflict(format!("no user {}", key.user)));
+            }
+            if s.api_keys
+                .iter()
+                .any(|k| k.id == key.id || k.secret_hash == key.secret_hash)
+            {
+                return Err(StoreError::Conflict("API key exists".into()));
+            }
+            s.api_keys.push(key.clone());
+            Ok(())
+        })
+    }
+
+    async fn api_key(&self, secret_hash: &SecretHash) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.with(|s| {
+            s.api_keys
+                .iter()
+                .find(|k| &k.secret_hash == secret_hash)
+                .cloned()
+        }))
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        Ok(self.with(|s| s.api_keys.clone()))
+    }
+
+    async fn revoke_api_key(&self, id: &ApiKeyId, now: UnixTime) -> Result<bool, StoreError> {
+        Ok(
+            self.with(|s| match s.api_keys.iter_mut().find(|k| &k.id == id) {
+                Some(k) => {
+                    k.revoked_at.get_or_insert(now);
+                    true
+                }
+                None => false,
+            }),
+        )
     }
 }
 

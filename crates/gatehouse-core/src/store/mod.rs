@@ -14,10 +14,10 @@ pub use memory::MemoryStore;
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::clock::UnixTime;
 use crate::keys::StoredKey;
-use crate::model::{Client, Resource, User};
+use crate::model::{ApiKey, Client, Resource, User};
 use crate::records::{CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, Session};
 use crate::secret::SecretHash;
-use crate::types::{ClientId, GrantId, ResourceId, UserId};
+use crate::types::{ApiKeyId, ClientId, GrantId, ResourceId, UserId};
 
 /// Grants older than this with no live refresh token are pruned ([`Store::prune`]): by then
 /// every code and access token issued from them has expired (the longest token lifetime is a
@@ -88,9 +88,12 @@ pub trait UserStore: Send + Sync {
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
     /// Everyone, oldest first.
     async fn users(&self) -> Result<Vec<User>, StoreError>;
-    /// Deletes the person and, in the same change, their sessions, consents and grants (their
-    /// unexpired access tokens become revoked). `false` if there was no such person.
+    /// Deletes the person and, in the same change, their sessions, consents, grants (their
+    /// unexpired access tokens become revoked) and API keys. `false` if there was no such
+    /// person.
     async fn delete_user(&self, id: &UserId, now: UnixTime) -> Result<bool, StoreError>;
+    /// Makes the person an administrator or not. `false` if there is no such person.
+    async fn set_admin(&self, id: &UserId, admin: bool) -> Result<bool, StoreError>;
 }
 
 /// Browser sessions.
@@ -174,6 +177,19 @@ pub trait KeyStore: Send + Sync {
     async fn keys(&self) -> Result<Vec<StoredKey>, StoreError>;
 }
 
+/// Administrators' API keys.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores a new key. `Conflict` if its id or secret exists, or its user does not.
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    /// The key with this secret hash, revoked or not.
+    async fn api_key(&self, secret_hash: &SecretHash) -> Result<Option<ApiKey>, StoreError>;
+    /// Every key, oldest first.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Marks a key revoked at `now` (the first time only). `false` if there is no such key.
+    async fn revoke_api_key(&self, id: &ApiKeyId, now: UnixTime) -> Result<bool, StoreError>;
+}
+
 /// The audit log ([`crate::audit`]).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -247,6 +263,7 @@ pub trait Store:
     + SessionStore
     + GrantStore
     + AuditStore
+    + ApiKeyStore
 {
     /// Succeeds if the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -1,5 +1,6 @@
 //! HTTP routes. Handlers are thin: extract → call the engine → respond.
 
+pub mod admin_api;
 pub mod authorize;
 pub mod health;
 pub mod metadata;

@@ -1,5 +1,6 @@
 //! HTTP tests: the real server on a loopback port, a fresh SQLite database per test.
 
+mod admin_api;
 mod audit;
 mod bad_input;
 mod flow;

@@ -1,0 +1,608 @@
+//! The admin REST API, `/admin/api/v1`: API keys as bearer tokens (`gatehouse api-keys
+//! create`), JSON in and out, errors as `{"error": {"code", "message"}}` with stable codes,
+//! lists paged with `limit` and `cursor`. Its OpenAPI document is generated from these
+//! handlers and served at `/admin/api/v1/openapi.json`. Every change is audited with the
+//! administrator as actor.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use gatehouse_core::admin::{self, AdminError, Denied};
+use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
+use gatehouse_core::keys::SigningAlg;
+use gatehouse_core::model::{NewResource, RefreshPolicy, Resource, ScopeDef, User};
+use gatehouse_core::store::StoreError;
+use gatehouse_core::{ResourceUri, UnixTime};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use crate::audit::{parse_time, rfc3339};
+
+/// Where the API is mounted.
+pub const BASE: &str = "/admin/api/v1";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Gatehouse admin API",
+        description = "Manage MCP servers and read the audit log. Authenticate with an API key \
+                       (`gatehouse api-keys create`) as a bearer token.",
+        version = "1"
+    ),
+    modifiers(&BearerAuth),
+    security(("api_key" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// The API's routes and its OpenAPI document (served at `{BASE}/openapi.json`).
+pub fn router() -> Router<AppState> {
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_servers, create_server))
+        .routes(routes!(get_server, delete_server))
+        .routes(routes!(list_audit))
+        .split_for_parts();
+    doc.servers = Some(vec![utoipa::openapi::Server::new(BASE)]);
+    let doc = Json(doc);
+    let api = api
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move { doc.clone() }),
+        )
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        });
+    Router::new().nest(BASE, api)
+}
+
+// ---------------------------------------------------------------- errors
+
+/// An error: a stable `code` for programs and a `message` for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ErrorDetail {
+    /// One of `unauthenticated`, `forbidden`, `not_found`, `invalid`, `conflict`,
+    /// `unavailable`.
+    code: &'static str,
+    message: String,
+}
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message: message.into(),
+                },
+            },
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="gatehouse-admin""#),
+            );
+        }
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Invalid(m) => ApiError::invalid(m),
+            AdminError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            AdminError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            AdminError::Store(e) => e.into(),
+            AdminError::Key(e) => {
+                tracing::error!(error = %e, "admin API: key failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "unavailable",
+                    "a signing key could not be made",
+                )
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "admin API: storage failure");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database could not be reached; try again",
+        )
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        ApiError::invalid(format!(
+            "the body is not what this endpoint takes: {}",
+            e.body_text()
+        ))
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+// ---------------------------------------------------------------- authentication
+
+/// The administrator a request acts as, from its `Authorization: Bearer gha_…` API key.
+pub struct Admin(pub User);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        let unauthenticated = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send an API key as `Authorization: Bearer gha_…` (gatehouse api-keys create)",
+            )
+        };
+        let Some(key) = key else {
+            return Err(unauthenticated());
+        };
+        match admin::api_key_holder(s.engine.store().as_ref(), key).await? {
+            Ok(user) => Ok(Admin(user)),
+            Err(Denied::Unauthenticated) => Err(unauthenticated()),
+            Err(Denied::NotAdmin) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this API key belongs to someone who is not an administrator",
+            )),
+        }
+    }
+}
+
+/// Query parameters, with malformed ones answered as an [`ApiError`] like everything else.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, s)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::invalid(format!("query: {}", e.body_text())))
+    }
+}
+
+/// Records an admin change made through the API.
+fn audit(s: &AppState, admin: &User, event: AuditEvent) {
+    s.engine.audit(event.actor(&admin.id));
+}
+
+// ---------------------------------------------------------------- MCP servers
+
+/// A scope an MCP server offers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ScopeView {
+    /// The scope token, e.g. `todo:read`.
+    name: String,
+    /// What it allows, shown on the consent page.
+    #[serde(default)]
+    description: String,
+}
+
+/// A registered MCP server.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerView {
+    /// `res_…`
+    id: String,
+    name: String,
+    /// The MCP server's URL: the token audience.
+    url: String,
+    /// Its own issuer.
+    issuer: String,
+    scopes: Vec<ScopeView>,
+    /// Access-token lifetime in seconds.
+    token_ttl: u32,
+    /// `RS256`, `ES256` or `EdDSA`.
+    signing_alg: String,
+    /// `always`, `offline_access` or `never`.
+    refresh_tokens: String,
+    dynamic_registration: bool,
+    metadata_documents: bool,
+    /// RFC 3339.
+    created_at: String,
+    /// The Protected Resource Metadata the MCP server publishes.
+    #[schema(value_type = Object)]
+    protected_resource_metadata: serde_json::Value,
+}
+
+fn server_view(s: &AppState, r: &Resource) -> ServerView {
+    let public = s.engine.public_issuer();
+    ServerView {
+        id: r.id.to_string(),
+        name: r.name.clone(),
+        url: r.url.to_string(),
+        issuer: r.issuer(public).to_string(),
+        scopes: r
+            .scopes
+            .iter()
+            .map(|d| ScopeView {
+                name: d.name.to_string(),
+                description: d.description.clone(),
+            })
+            .collect(),
+        token_ttl: r.token_ttl,
+        signing_alg: r.signing_alg.as_str().to_owned(),
+        refresh_tokens: r.refresh_tokens.as_str().to_owned(),
+        dynamic_registration: r.dynamic_registration,
+        metadata_documents: r.metadata_documents,
+        created_at: rfc3339(r.created_at),
+        protected_resource_metadata: r.protected_resource_metadata(public),
+    }
+}
+
+/// What to register.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewServer {
+    /// Shown to people on consent.
+    name: String,
+    /// The MCP server's URL (https, or http on loopback).
+    url: String,
+    #[serde(default)]
+    scopes: Vec<ScopeView>,
+    /// Access-token lifetime in seconds, 60 to 86400 (default 3600).
+    token_ttl: Option<u32>,
+    /// `RS256` (default), `ES256` or `EdDSA`.
+    signing_alg: Option<String>,
+    /// `always`, `offline_access` (default) or `never`.
+    refresh_tokens: Option<String>,
+    /// Default true.
+    dynamic_registration: Option<bool>,
+    /// Default true.
+    metadata_documents: Option<bool>,
+}
+
+/// A page of MCP servers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerPage {
+    items: Vec<ServerView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// Paging of a list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// At most this many (1 to 200, default 50).
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of `all` (sorted by id) after `cursor`.
+fn page<T>(
+    mut all: Vec<T>,
+    id: impl Fn(&T) -> String,
+    p: &PageParams,
+) -> ApiResult<(Vec<T>, Option<String>)> {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit must be 1 to 200"));
+    }
+    all.sort_by_key(&id);
+    if let Some(c) = &p.cursor {
+        all.retain(|x| id(x).as_str() > c.as_str());
+    }
+    let more = all.len() > limit as usize;
+    all.truncate(limit as usize);
+    let next = if more { all.last().map(&id) } else { None };
+    Ok((all, next))
+}
+
+/// List MCP servers, by id.
+#[utoipa::path(get, path = "/servers", params(PageParams), tag = "servers",
+    responses(
+        (status = 200, body = ServerPage),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)
+    ))]
+async fn list_servers(
+    State(s): State<AppState>,
+    Admin(_admin): Admin,
+    ApiQuery(p): ApiQuery<PageParams>,
+) -> ApiResult<Json<ServerPage>> {
+    let all = s.engine.store().resources().await?;
+    let (items, next_cursor) = page(all, |r| r.id.to_string(), &p)?;
+    Ok(Json(ServerPage {
+        items: items.iter().map(|r| server_view(&s, r)).collect(),
+        next_cursor,
+    }))
+}
+
+/// Register an MCP server.
+#[utoipa::path(post, path = "/servers", request_body = NewServer, tag = "servers",
+    responses(
+        (status = 201, body = ServerView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)
+    ))]
+async fn create_server(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    body: Result<Json<NewServer>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<ServerView>)> {
+    let Json(n) = body?;
+    let url = ResourceUri::parse(&n.url).map_err(|e| ApiError::invalid(format!("url: {}", e.0)))?;
+    let scopes = n
+        .scopes
+        .iter()
+        .map(|sc| {
+            let text = if sc.description.is_empty() {
+                sc.name.clone()
+            } else {
+                format!("{}={}", sc.name, sc.description)
+            };
+            ScopeDef::parse(&text).map_err(|e| ApiError::invalid(format!("scopes: {}", e.0)))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let mut new = NewResource::new(n.name, url, scopes);
+    new.token_ttl = n.token_ttl;
+    new.signing_alg = n
+        .signing_alg
+        .as_deref()
+        .map(|a| {
+            SigningAlg::parse(a).ok_or_else(|| {
+                ApiError::invalid(format!("signing_alg `{a}`: use RS256, ES256 or EdDSA"))
+            })
+        })
+        .transpose()?;
+    new.refresh_tokens = n
+        .refresh_tokens
+        .as_deref()
+        .map(|p| {
+            RefreshPolicy::parse(p).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "refresh_tokens `{p}`: use always, offline_access or never"
+                ))
+            })
+        })
+        .transpose()?;
+    new.dynamic_registration = n.dynamic_registration;
+    new.metadata_documents = n.metadata_documents;
+    let r = admin::register_resource(s.engine.store().as_ref(), new, s.engine.now()).await?;
+    s.engine.invalidate();
+    audit(
+        &s,
+        &who,
+        AuditEvent::new(EventType::AdminChange, s.engine.now())
+            .detail("action", "server.created")
+            .resource(&r.id)
+            .detail("name", r.name.as_str()),
+    );
+    Ok((StatusCode::CREATED, Json(server_view(&s, &r))))
+}
+
+/// One MCP server.
+#[utoipa::path(get, path = "/servers/{id}", tag = "servers",
+    params(("id" = String, Path, description = "res_…")),
+    responses(
+        (status = 200, body = ServerView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn get_server(
+    State(s): State<AppState>,
+    Admin(_admin): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ServerView>> {
+    let r = admin::resource(s.engine.store().as_ref(), &id).await?;
+    Ok(Json(server_view(&s, &r)))
+}
+
+/// Remove an MCP server and all its clients.
+#[utoipa::path(delete, path = "/servers/{id}", tag = "servers",
+    params(("id" = String, Path, description = "res_…")),
+    responses(
+        (status = 204), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn delete_server(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    admin::remove_resource(s.engine.store().as_ref(), &id).await?;
+    s.engine.invalidate();
+    audit(
+        &s,
+        &who,
+        AuditEvent::new(EventType::AdminChange, s.engine.now())
+            .detail("action", "server.deleted")
+            .resource(&id),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- audit log
+
+/// Filters of the audit log; every one narrows.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// One event type, e.g. `token.refused`.
+    event: Option<String>,
+    /// `success` or `failure`.
+    outcome: Option<String>,
+    /// An MCP server id (`res_…`).
+    server: Option<String>,
+    client: Option<String>,
+    /// A person id (`usr_…`).
+    user: Option<String>,
+    /// From: Unix seconds, RFC 3339 or a span back such as `24h`.
+    since: Option<String>,
+    /// Before (same forms).
+    until: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// At most this many (1 to 1000, default 100).
+    limit: Option<u32>,
+}
+
+/// One audit event (see docs/audit.md).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    seq: i64,
+    /// Unix seconds.
+    at: i64,
+    /// RFC 3339.
+    time: String,
+    event: String,
+    /// `success` or `failure`.
+    outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<String>,
+    #[schema(value_type = Object)]
+    details: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    items: Vec<EventView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// Read the audit log, newest first.
+#[utoipa::path(get, path = "/audit", params(AuditParams), tag = "audit",
+    responses(
+        (status = 200, body = EventPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)
+    ))]
+async fn list_audit(
+    State(s): State<AppState>,
+    Admin(_admin): Admin,
+    ApiQuery(p): ApiQuery<AuditParams>,
+) -> ApiResult<Json<EventPage>> {
+    let now = s.engine.now();
+    let time = |t: &Option<String>, name: &str| {
+        t.as_deref()
+            .map(|t| parse_time(t, now).map_err(|e| ApiError::invalid(format!("{name}: {e}"))))
+            .transpose()
+    };
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=AuditQuery::MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid("limit must be 1 to 1000"));
+    }
+    let query = AuditQuery {
+        events: match &p.event {
+            Some(e) => {
+                vec![EventType::parse(e).ok_or_else(|| {
+                    ApiError::invalid(format!("event `{e}` is not an event type"))
+                })?]
+            }
+            None => vec![],
+        },
+        outcome: p
+            .outcome
+            .as_deref()
+            .map(|o| {
+                Outcome::parse(o).ok_or_else(|| ApiError::invalid("outcome is success or failure"))
+            })
+            .transpose()?,
+        resource: p.server.clone(),
+        client: p.client.clone(),
+        user: p.user.clone(),
+        since: time(&p.since, "since")?,
+        until: time(&p.until, "until")?,
+        before: p
+            .cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<i64>()
+                    .map_err(|_| ApiError::invalid("cursor is not one this API gave"))
+            })
+            .transpose()?,
+        limit,
+    };
+    let events = s.engine.store().audit_events(&query).await?;
+    let next_cursor = (events.len() == limit as usize)
+        .then(|| events.last().and_then(|e| e.seq).map(|s| s.to_string()))
+        .flatten();
+    Ok(Json(EventPage {
+        items: events
+            .into_iter()
+            .map(|e| EventView {
+                seq: e.seq.unwrap_or_default(),
+                at: e.at.0,
+                time: rfc3339(UnixTime(e.at.0)),
+                event: e.event.as_str().to_owned(),
+                outcome: e.outcome.as_str().to_owned(),
+                resource: e.resource,
+                client: e.client,
+                user: e.user,
+                actor: e.actor,
+                details: e.details,
+            })
+            .collect(),
+        next_cursor,
+    }))
+}

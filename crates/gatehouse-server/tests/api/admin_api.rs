@@ -1,0 +1,332 @@
+//! The admin REST API: API-key authentication (401, 403), MCP servers, the audit log, errors
+//! with stable codes, paging, and the OpenAPI document generated from the handlers.
+
+use gatehouse_core::admin;
+use gatehouse_core::password::Password;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, now_unix};
+
+const BASE: &str = "/admin/api/v1";
+
+struct Api {
+    app: TestApp,
+    key: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .app
+            .http
+            .request(method, format!("{}{BASE}{path}", self.app.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(Method::GET, path, Some(&self.key.clone()), None)
+            .await
+    }
+}
+
+/// Gatehouse with an administrator (and their key) and a person who is not one.
+async fn setup() -> Api {
+    let app = TestApp::spawn().await;
+    let store = app.store.as_ref();
+    let pw = Password::new_checked("correct horse battery").unwrap();
+    admin::create_user(store, "root@example.com", &pw, now_unix())
+        .await
+        .unwrap();
+    admin::set_admin(store, "root@example.com", true)
+        .await
+        .unwrap();
+    let (_, secret) = admin::create_api_key(store, "root@example.com", "tests", now_unix())
+        .await
+        .unwrap();
+    Api {
+        app,
+        key: secret.expose_secret().to_owned(),
+    }
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("(none)")
+}
+
+#[tokio::test]
+async fn no_key_a_wrong_or_revoked_key_is_401_and_a_non_admin_s_key_is_403() {
+    let api = setup().await;
+    let store = api.app.store.as_ref();
+    let (status, body) = api.call(Method::GET, "/servers", None, None).await;
+    assert_eq!((status, code(&body)), (401, "unauthenticated"));
+    let (status, body) = api
+        .call(Method::GET, "/servers", Some("gha_wrong"), None)
+        .await;
+    assert_eq!((status, code(&body)), (401, "unauthenticated"));
+
+    // A key whose holder is no longer an administrator.
+    let pw = Password::new_checked("correct horse battery").unwrap();
+    admin::create_user(store, "ex@example.com", &pw, now_unix())
+        .await
+        .unwrap();
+    admin::set_admin(store, "ex@example.com", true)
+        .await
+        .unwrap();
+    let (key, secret) = admin::create_api_key(store, "ex@example.com", "old", now_unix())
+        .await
+        .unwrap();
+    let ex = secret.expose_secret().to_owned();
+    assert_eq!(
+        api.call(Method::GET, "/servers", Some(&ex), None).await.0,
+        200
+    );
+    admin::set_admin(store, "ex@example.com", false)
+        .await
+        .unwrap();
+    let (status, body) = api.call(Method::GET, "/servers", Some(&ex), None).await;
+    assert_eq!((status, code(&body)), (403, "forbidden"));
+    // Every endpoint says the same.
+    for (m, p) in [
+        (Method::POST, "/servers"),
+        (Method::GET, "/servers/res_abc"),
+        (Method::DELETE, "/servers/res_abc"),
+        (Method::GET, "/audit"),
+    ] {
+        let (status, body) = api.call(m.clone(), p, Some(&ex), Some(json!({}))).await;
+        assert_eq!((status, code(&body)), (403, "forbidden"), "{m} {p}");
+        let (status, body) = api.call(m.clone(), p, None, Some(json!({}))).await;
+        assert_eq!((status, code(&body)), (401, "unauthenticated"), "{m} {p}");
+    }
+    admin::set_admin(store, "ex@example.com", true)
+        .await
+        .unwrap();
+    admin::revoke_api_key(store, key.id.as_str(), now_unix())
+        .await
+        .unwrap();
+    let (status, _) = api.call(Method::GET, "/servers", Some(&ex), None).await;
+    assert_eq!(status, 401, "revoked");
+    // Non-admins cannot be given keys at all, and a key needs a name.
+    admin::create_user(store, "plain@example.com", &pw, now_unix())
+        .await
+        .unwrap();
+    let err = admin::create_api_key(store, "plain@example.com", "x", now_unix())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not an administrator"), "{err}");
+    assert!(
+        admin::create_api_key(store, "root@example.com", " ", now_unix())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn servers_are_created_listed_paged_read_and_deleted() {
+    let api = setup().await;
+    let k = api.key.clone();
+    let new = json!({
+        "name": "To-do list",
+        "url": "https://todo.example/mcp",
+        "scopes": [{"name": "todo:read", "description": "Read your to-dos"}, {"name": "todo:write"}],
+        "token_ttl": 900,
+        "signing_alg": "ES256",
+        "refresh_tokens": "always",
+        "dynamic_registration": false
+    });
+    let (status, created) = api
+        .call(Method::POST, "/servers", Some(&k), Some(new.clone()))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("res_"));
+    assert_eq!(
+        created["issuer"],
+        format!("{}/resources/{id}", api.app.base)
+    );
+    assert_eq!(
+        created["scopes"][0],
+        json!({"name": "todo:read", "description": "Read your to-dos"})
+    );
+    assert_eq!(created["token_ttl"], 900);
+    assert_eq!(created["signing_alg"], "ES256");
+    assert_eq!(created["refresh_tokens"], "always");
+    assert_eq!(created["dynamic_registration"], false);
+    assert_eq!(created["metadata_documents"], true);
+    assert_eq!(
+        created["protected_resource_metadata"]["resource"],
+        "https://todo.example/mcp"
+    );
+    // The server is live at once: its metadata answers.
+    let meta = api
+        .app
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server/resources/{id}",
+            api.app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(meta.status(), 200);
+
+    let (status, again) = api
+        .call(Method::POST, "/servers", Some(&k), Some(new))
+        .await;
+    assert_eq!((status, code(&again)), (409, "conflict"));
+    for (body, why) in [
+        (json!({"name": "x", "url": "ftp://x.example/mcp"}), "url"),
+        (
+            json!({"name": "x", "url": "https://x.example/mcp", "token_ttl": 5}),
+            "token_ttl",
+        ),
+        (
+            json!({"name": "x", "url": "https://x.example/mcp", "signing_alg": "HS256"}),
+            "signing_alg",
+        ),
+        (
+            json!({"name": "x", "url": "https://x.example/mcp", "scopes": [{"name": "bad scope"}]}),
+            "scopes",
+        ),
+        (
+            json!({"name": "x", "url": "https://x.example/mcp", "colour": "blue"}),
+            "unknown field",
+        ),
+        (json!({"url": "https://x.example/mcp"}), "name"),
+        (json!("not an object"), "body"),
+    ] {
+        let (status, body) = api
+            .call(Method::POST, "/servers", Some(&k), Some(body))
+            .await;
+        assert_eq!((status, code(&body)), (400, "invalid"), "{why}: {body}");
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    }
+
+    for i in 0..4 {
+        let body = json!({"name": format!("S{i}"), "url": format!("https://s{i}.example/mcp")});
+        assert_eq!(
+            api.call(Method::POST, "/servers", Some(&k), Some(body))
+                .await
+                .0,
+            201
+        );
+    }
+    let mut seen = vec![];
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/servers?limit=2&cursor={c}"),
+            None => "/servers?limit=2".into(),
+        };
+        let (status, page) = api.get(&q).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "in id order, no repeats");
+    let (status, body) = api.get("/servers?limit=0").await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    let (status, body) = api.get("/servers?limit=abc").await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+
+    let (status, one) = api.get(&format!("/servers/{id}")).await;
+    assert_eq!((status, one["name"].as_str()), (200, Some("To-do list")));
+    let (status, body) = api.get("/servers/nonsense").await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    let (status, _) = api
+        .call(Method::DELETE, &format!("/servers/{id}"), Some(&k), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = api.get(&format!("/servers/{id}")).await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, body) = api.get("/nothing/here").await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+
+    // Each change is in the audit log with the administrator as actor.
+    api.app.engine.flush_audit().await;
+    let (status, log) = api.get("/audit?event=admin.change&limit=3").await;
+    assert_eq!(status, 200);
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0]["details"]["action"], "server.deleted");
+    assert_eq!(items[0]["resource"], id.as_str());
+    let root = admin::user(api.app.store.as_ref(), "root@example.com")
+        .await
+        .unwrap();
+    assert_eq!(items[0]["actor"], root.id.as_str());
+    assert!(items[0]["time"].as_str().unwrap().ends_with('Z'));
+    let next = log["next_cursor"].as_str().unwrap();
+    let (_, older) = api
+        .get(&format!("/audit?event=admin.change&limit=3&cursor={next}"))
+        .await;
+    let older = older["items"].as_array().unwrap();
+    assert_eq!(older.len(), 3, "six servers created and one deleted");
+    assert!(older[0]["seq"].as_i64() < items[2]["seq"].as_i64());
+    for bad in [
+        "event=token.exploded",
+        "outcome=maybe",
+        "since=yesterday",
+        "limit=5000",
+        "cursor=x",
+    ] {
+        let (status, body) = api.get(&format!("/audit?{bad}")).await;
+        assert_eq!((status, code(&body)), (400, "invalid"), "{bad}");
+    }
+    let (_, failures) = api.get("/audit?outcome=failure").await;
+    assert_eq!(failures["items"], json!([]));
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_endpoint() {
+    let api = setup().await;
+    let r = api
+        .app
+        .http
+        .get(format!("{}{BASE}/openapi.json", api.app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(doc["servers"][0]["url"], BASE);
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, ["/audit", "/servers", "/servers/{id}"]);
+    assert!(doc["paths"]["/servers"]["post"]["responses"]["409"].is_object());
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+}
