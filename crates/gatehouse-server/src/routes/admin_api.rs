@@ -55,14 +55,19 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The API's routes and its OpenAPI document (served at `{BASE}/openapi.json`).
-pub fn router() -> Router<AppState> {
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(list_servers, create_server))
         .routes(routes!(get_server, delete_server))
         .routes(routes!(list_audit))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new(BASE)]);
+    (api, doc)
+}
+
+/// The API's routes and its OpenAPI document (served at `{BASE}/openapi.json`).
+pub fn router() -> Router<AppState> {
+    let (api, doc) = api();
     let doc = Json(doc);
     let api = api
         .route(
@@ -235,6 +240,7 @@ fn audit(s: &AppState, admin: &User, event: AuditEvent) {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ScopeView {
     /// The scope token, e.g. `todo:read`.
+    #[schema(pattern = "^[!#-\\[\\]-~]+$")]
     name: String,
     /// What it allows, shown on the consent page.
     #[serde(default)]
@@ -297,16 +303,21 @@ fn server_view(s: &AppState, r: &Resource) -> ServerView {
 #[serde(deny_unknown_fields)]
 pub struct NewServer {
     /// Shown to people on consent.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
     /// The MCP server's URL (https, or http on loopback).
+    #[schema(pattern = "^https?://[^/?#\\s]+")]
     url: String,
     #[serde(default)]
     scopes: Vec<ScopeView>,
     /// Access-token lifetime in seconds, 60 to 86400 (default 3600).
+    #[schema(minimum = 60, maximum = 86400)]
     token_ttl: Option<u32>,
     /// `RS256` (default), `ES256` or `EdDSA`.
+    #[schema(pattern = "^(RS256|ES256|EdDSA)$")]
     signing_alg: Option<String>,
     /// `always`, `offline_access` (default) or `never`.
+    #[schema(pattern = "^(always|offline_access|never)$")]
     refresh_tokens: Option<String>,
     /// Default true.
     dynamic_registration: Option<bool>,
@@ -328,6 +339,7 @@ pub struct ServerPage {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// At most this many (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -437,7 +449,7 @@ async fn create_server(
 
 /// One MCP server.
 #[utoipa::path(get, path = "/servers/{id}", tag = "servers",
-    params(("id" = String, Path, description = "res_…")),
+    params(("id" = String, Path, description = "res_…", pattern = "^res_[A-Za-z0-9]{1,60}$")),
     responses(
         (status = 200, body = ServerView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
@@ -453,7 +465,7 @@ async fn get_server(
 
 /// Remove an MCP server and all its clients.
 #[utoipa::path(delete, path = "/servers/{id}", tag = "servers",
-    params(("id" = String, Path, description = "res_…")),
+    params(("id" = String, Path, description = "res_…", pattern = "^res_[A-Za-z0-9]{1,60}$")),
     responses(
         (status = 204), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
@@ -482,8 +494,12 @@ async fn delete_server(
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// One event type, e.g. `token.refused`.
+    #[param(
+        pattern = "^(token\\.issued|token\\.refused|token\\.revoked|authorization\\.granted|authorization\\.denied|consent\\.granted|consent\\.revoked|client\\.registered|client\\.registration_refused|client\\.deleted|metadata_document\\.failed|sign_in\\.succeeded|sign_in\\.failed|sign_out|admin\\.change|key\\.rotated)$"
+    )]
     event: Option<String>,
     /// `success` or `failure`.
+    #[param(pattern = "^(success|failure)$")]
     outcome: Option<String>,
     /// An MCP server id (`res_…`).
     server: Option<String>,
@@ -495,8 +511,10 @@ pub struct AuditParams {
     /// Before (same forms).
     until: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]+$")]
     cursor: Option<String>,
     /// At most this many (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -605,4 +623,30 @@ async fn list_audit(
             .collect(),
         next_cursor,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use gatehouse_core::audit::EventType;
+
+    #[test]
+    fn the_documented_event_filter_names_every_event_type() {
+        let doc = serde_json::to_value(super::api().1).unwrap();
+        let params = doc["paths"]["/audit"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let event = params.iter().find(|p| p["name"] == "event").unwrap();
+        let pattern = event["schema"]["pattern"].as_str().unwrap();
+        let listed: Vec<String> = pattern
+            .trim_start_matches("^(")
+            .trim_end_matches(")$")
+            .split('|')
+            .map(|n| n.replace("\\.", "."))
+            .collect();
+        let all: Vec<String> = EventType::ALL
+            .iter()
+            .map(|e| e.as_str().to_owned())
+            .collect();
+        assert_eq!(listed, all);
+    }
 }
