@@ -212,6 +212,17 @@ pub async fn create_user(
     password: &Password,
     now: UnixTime,
 ) -> Result<User, AdminError> {
+    create_user_with_hash(store, email, password.hash(), now).await
+}
+
+/// Creates a person from a password already hashed (with [`Password::hash`], off the async
+/// threads).
+pub async fn create_user_with_hash(
+    store: &dyn Store,
+    email: &str,
+    password_hash: String,
+    now: UnixTime,
+) -> Result<User, AdminError> {
     let email = normalize_email(email).map_err(|e| AdminError::Invalid(e.0))?;
     if store.user_by_email(&email).await?.is_some() {
         return Err(AdminError::Conflict(format!(
@@ -221,7 +232,7 @@ pub async fn create_user(
     let user = User {
         id: UserId::generate(),
         email,
-        password_hash: password.hash(),
+        password_hash,
         admin: false,
         created_at: now,
     };

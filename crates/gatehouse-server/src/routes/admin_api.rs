@@ -60,6 +60,14 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_servers, create_server))
         .routes(routes!(get_server, delete_server))
         .routes(routes!(list_audit))
+        .routes(routes!(list_clients, create_client))
+        .routes(routes!(delete_client))
+        .routes(routes!(rotate_client_secret))
+        .routes(routes!(list_consents, revoke_consent))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(delete_user, update_user))
+        .routes(routes!(list_api_keys, create_api_key))
+        .routes(routes!(revoke_api_key))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new(BASE)]);
     (api, doc)
@@ -483,6 +491,592 @@ async fn delete_server(
         AuditEvent::new(EventType::AdminChange, s.engine.now())
             .detail("action", "server.deleted")
             .resource(&id),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- clients
+
+/// An OAuth client of an MCP server.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientView {
+    client_id: String,
+    name: String,
+    /// `agent` (client credentials, made by an operator), `registered` (Dynamic Client
+    /// Registration) or `metadata_document`.
+    kind: String,
+    /// Its MCP server (`res_…`); absent for clients of the root issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
+    scopes: Vec<String>,
+    redirect_uris: Vec<String>,
+    token_endpoint_auth_method: String,
+    /// RFC 3339.
+    created_at: String,
+    /// RFC 3339; absent if it never got a token (recorded at most daily).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<String>,
+}
+
+fn client_view(c: &gatehouse_core::model::Client) -> ClientView {
+    ClientView {
+        client_id: c.id.to_string(),
+        name: c.name.clone(),
+        kind: c.kind.as_str().to_owned(),
+        server: c.resource.as_ref().map(ToString::to_string),
+        scopes: c.scopes.iter().map(ToString::to_string).collect(),
+        redirect_uris: c
+            .redirect_uris
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect(),
+        token_endpoint_auth_method: c.auth_method.as_str().to_owned(),
+        created_at: rfc3339(c.created_at),
+        last_used_at: c.last_used_at.map(rfc3339),
+    }
+}
+
+/// A page of clients.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientPage {
+    items: Vec<ClientView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// A new agent client (client credentials).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    #[schema(min_length = 1, max_length = 100)]
+    name: String,
+    /// Scopes it may request; each must be offered by the MCP server.
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+/// A client with its secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientWithSecret {
+    #[serde(flatten)]
+    client: ClientView,
+    client_secret: String,
+}
+
+/// The clients of an MCP server, by id.
+#[utoipa::path(get, path = "/servers/{id}/clients", tag = "clients",
+    params(("id" = String, Path, description = "res_…", pattern = "^res_[A-Za-z0-9]{1,60}$"), PageParams),
+    responses(
+        (status = 200, body = ClientPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn list_clients(
+    State(s): State<AppState>,
+    Admin(_admin): Admin,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<PageParams>,
+) -> ApiResult<Json<ClientPage>> {
+    let r = admin::resource(s.engine.store().as_ref(), &id).await?;
+    let all = s.engine.store().clients(Some(&r.id)).await?;
+    let (items, next_cursor) = page(all, |c| c.id.to_string(), &p)?;
+    Ok(Json(ClientPage {
+        items: items.iter().map(client_view).collect(),
+        next_cursor,
+    }))
+}
+
+/// Create an agent client; its secret is in the answer, and nowhere else ever.
+#[utoipa::path(post, path = "/servers/{id}/clients", tag = "clients", request_body = NewClient,
+    params(("id" = String, Path, description = "res_…", pattern = "^res_[A-Za-z0-9]{1,60}$")),
+    responses(
+        (status = 201, body = ClientWithSecret), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn create_client(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+    body: Result<Json<NewClient>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<ClientWithSecret>)> {
+    let Json(n) = body?;
+    let scopes = gatehouse_core::ScopeSet::parse(&n.scopes.join(" "))
+        .map_err(|e| ApiError::invalid(format!("scopes: {}", e.0)))?;
+    let now = s.engine.now();
+    let (c, secret) =
+        admin::create_agent_client(s.engine.store().as_ref(), &id, &n.name, scopes, now).await?;
+    s.engine.invalidate();
+    audit(
+        &s,
+        &who,
+        AuditEvent::new(EventType::AdminChange, now)
+            .detail("action", "client.created")
+            .resource(&id)
+            .client(&c.id),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(ClientWithSecret {
+            client: client_view(&c),
+            client_secret: secret.expose_secret().to_owned(),
+        }),
+    ))
+}
+
+/// Delete a client: its grants and consents go, its tokens are revoked (introspection at
+/// once, guards within their poll interval).
+#[utoipa::path(delete, path = "/clients/{client_id}", tag = "clients",
+    params(("client_id" = String, Path)),
+    responses(
+        (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn delete_client(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(client_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = s.engine.now();
+    admin::remove_client(s.engine.store().as_ref(), &client_id, now).await?;
+    s.engine.invalidate();
+    audit(
+        &s,
+        &who,
+        AuditEvent::new(EventType::ClientDeleted, now).client(&client_id),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Give an agent client a new secret; the old one stops working at once.
+#[utoipa::path(post, path = "/clients/{client_id}/rotate-secret", tag = "clients",
+    params(("client_id" = String, Path)),
+    responses(
+        (status = 200, body = ClientWithSecret), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn rotate_client_secret(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(client_id): Path<String>,
+) -> ApiResult<Json<ClientWithSecret>> {
+    let (c, secret) = admin::rotate_client_secret(s.engine.store().as_ref(), &client_id).await?;
+    s.engine.invalidate();
+    audit(
+        &s,
+        &who,
+        AuditEvent::new(EventType::AdminChange, s.engine.now())
+            .detail("action", "client.secret_rotated")
+            .client(&c.id),
+    );
+    Ok(Json(ClientWithSecret {
+        client: client_view(&c),
+        client_secret: secret.expose_secret().to_owned(),
+    }))
+}
+
+// ---------------------------------------------------------------- consents
+
+/// What a person allowed a client at an MCP server.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentView {
+    user: String,
+    client_id: String,
+    server: String,
+    scopes: Vec<String>,
+    /// RFC 3339.
+    granted_at: String,
+}
+
+/// Which consents; every filter narrows (revoking needs all three).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsentParams {
+    /// A person (`usr_…` or email).
+    user: Option<String>,
+    client: Option<String>,
+    /// An MCP server (`res_…`).
+    #[param(pattern = "^res_[A-Za-z0-9]{1,60}$")]
+    server: Option<String>,
+}
+
+/// List consents, oldest first.
+#[utoipa::path(get, path = "/consents", tag = "consents", params(ConsentParams),
+    responses(
+        (status = 200, body = Vec<ConsentView>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn list_consents(
+    State(s): State<AppState>,
+    Admin(_admin): Admin,
+    ApiQuery(p): ApiQuery<ConsentParams>,
+) -> ApiResult<Json<Vec<ConsentView>>> {
+    let store = s.engine.store().as_ref();
+    let filter = gatehouse_core::store::ConsentFilter {
+        user: match &p.user {
+            Some(u) => Some(admin::user(store, u).await?.id),
+            None => None,
+        },
+        client: p
+            .client
+            .as_deref()
+            .map(gatehouse_core::ClientId::parse)
+            .transpose()
+            .map_err(|e| ApiError::invalid(format!("client: {}", e.0)))?,
+        resource: p
+            .server
+            .as_deref()
+            .map(gatehouse_core::ResourceId::parse)
+            .transpose()
+            .map_err(|e| ApiError::invalid(format!("server: {}", e.0)))?,
+    };
+    let list = admin::consents(store, &filter).await?;
+    Ok(Json(
+        list.iter()
+            .map(|c| ConsentView {
+                user: c.user.to_string(),
+                client_id: c.client.to_string(),
+                server: c.resource.to_string(),
+                scopes: c.scopes.iter().map(ToString::to_string).collect(),
+                granted_at: rfc3339(c.granted_at),
+            })
+            .collect(),
+    ))
+}
+
+/// Revoke a consent: every token issued from it is revoked and the person is asked again.
+#[utoipa::path(delete, path = "/consents", tag = "consents", params(ConsentParams),
+    responses(
+        (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn revoke_consent(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    ApiQuery(p): ApiQuery<ConsentParams>,
+) -> ApiResult<StatusCode> {
+    let (Some(user), Some(client), Some(server)) = (&p.user, &p.client, &p.server) else {
+        return Err(ApiError::invalid(
+            "user, client and server are all required",
+        ));
+    };
+    let now = s.engine.now();
+    let (u, c, r) =
+        admin::revoke_consent(s.engine.store().as_ref(), user, client, server, now).await?;
+    audit(
+        &s,
+        &who,
+        AuditEvent::new(EventType::ConsentRevoked, now)
+            .user(&u)
+            .client(&c)
+            .resource(&r),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- people
+
+/// A person who signs in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// `usr_…`
+    id: String,
+    email: String,
+    admin: bool,
+    /// RFC 3339.
+    created_at: String,
+}
+
+fn user_view(u: &User) -> UserView {
+    UserView {
+        id: u.id.to_string(),
+        email: u.email.clone(),
+        admin: u.admin,
+        created_at: rfc3339(u.created_at),
+    }
+}
+
+/// A page of people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    items: Vec<UserView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// A new person.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    #[schema(min_length = 3, max_length = 254)]
+    email: String,
+    /// At least 10 characters; without one, a strong password is generated and returned.
+    #[schema(min_length = 10, max_length = 1024)]
+    password: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// A new person, with the password generated for them (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedUser {
+    #[serde(flatten)]
+    user: UserView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
+}
+
+/// A change to a person.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    /// Make them an administrator, or not.
+    admin: Option<bool>,
+}
+
+/// List people, by id.
+#[utoipa::path(get, path = "/users", tag = "users", params(PageParams),
+    responses(
+        (status = 200, body = UserPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)
+    ))]
+async fn list_users(
+    State(s): State<AppState>,
+    Admin(_admin): Admin,
+    ApiQuery(p): ApiQuery<PageParams>,
+) -> ApiResult<Json<UserPage>> {
+    let all = s.engine.store().users().await?;
+    let (items, next_cursor) = page(all, |u| u.id.to_string(), &p)?;
+    Ok(Json(UserPage {
+        items: items.iter().map(user_view).collect(),
+        next_cursor,
+    }))
+}
+
+/// Create a person who signs in with an email and a password.
+#[utoipa::path(post, path = "/users", tag = "users", request_body = NewUser,
+    responses(
+        (status = 201, body = CreatedUser), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)
+    ))]
+async fn create_user(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    body: Result<Json<NewUser>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
+    let Json(n) = body?;
+    let (password, generated) = match n.password {
+        Some(p) => (
+            gatehouse_core::password::Password::new_checked(p)
+                .map_err(|e| ApiError::invalid(format!("password: {}", e.0)))?,
+            false,
+        ),
+        None => (gatehouse_core::password::Password::generate(), true),
+    };
+    let store = s.engine.store().clone();
+    let now = s.engine.now();
+    // argon2 costs ~24 ms of CPU: off the async threads.
+    let email = n.email.clone();
+    let hashed = tokio::task::spawn_blocking(move || {
+        let hash = password.hash();
+        (password, hash)
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unavailable",
+            "hashing failed",
+        )
+    })?;
+    let (password, hash) = hashed;
+    let mut u = admin::create_user_with_hash(store.as_ref(), &email, hash, now).await?;
+    if n.admin {
+        u = admin::set_admin(store.as_ref(), u.id.as_str(), true).await?;
+    }
+    audit(
+        &s,
+        &who,
+        AuditEvent::new(EventType::AdminChange, now)
+            .detail("action", "user.created")
+            .detail("admin", u.admin)
+            .user(&u.id),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedUser {
+            user: user_view(&u),
+            password: generated.then(|| password.expose_secret().to_owned()),
+        }),
+    ))
+}
+
+/// Remove a person: their sessions, consents and API keys go; their tokens are revoked.
+#[utoipa::path(delete, path = "/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "usr_… or email")),
+    responses(
+        (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn delete_user(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = s.engine.now();
+    let u = admin::remove_user(s.engine.store().as_ref(), &id, now).await?;
+    audit(
+        &s,
+        &who,
+        AuditEvent::new(EventType::AdminChange, now)
+            .detail("action", "user.deleted")
+            .user(&u.id),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change a person (the admin role).
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", request_body = UserChange,
+    params(("id" = String, Path, description = "usr_… or email")),
+    responses(
+        (status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn update_user(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+    body: Result<Json<UserChange>, JsonRejection>,
+) -> ApiResult<Json<UserView>> {
+    let Json(change) = body?;
+    let store = s.engine.store().as_ref();
+    let mut u = admin::user(store, &id).await?;
+    if let Some(on) = change.admin {
+        u = admin::set_admin(store, u.id.as_str(), on).await?;
+        let action = if on {
+            "user.admin_granted"
+        } else {
+            "user.admin_revoked"
+        };
+        audit(
+            &s,
+            &who,
+            AuditEvent::new(EventType::AdminChange, s.engine.now())
+                .detail("action", action)
+                .user(&u.id),
+        );
+    }
+    Ok(Json(user_view(&u)))
+}
+
+// ---------------------------------------------------------------- API keys
+
+/// An API key (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    /// `key_…`
+    id: String,
+    name: String,
+    /// The administrator it acts as.
+    user: String,
+    /// RFC 3339.
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+}
+
+fn key_view(k: &gatehouse_core::model::ApiKey) -> ApiKeyView {
+    ApiKeyView {
+        id: k.id.to_string(),
+        name: k.name.clone(),
+        user: k.user.to_string(),
+        created_at: rfc3339(k.created_at),
+        revoked_at: k.revoked_at.map(rfc3339),
+    }
+}
+
+/// A new API key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    #[schema(min_length = 1, max_length = 100)]
+    name: String,
+    /// The administrator it acts as (default: the caller).
+    user: Option<String>,
+}
+
+/// A new API key with its secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    key: ApiKeyView,
+    secret: String,
+}
+
+/// List API keys, oldest first.
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys",
+    responses(
+        (status = 200, body = Vec<ApiKeyView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)
+    ))]
+async fn list_api_keys(
+    State(s): State<AppState>,
+    Admin(_admin): Admin,
+) -> ApiResult<Json<Vec<ApiKeyView>>> {
+    let keys = s.engine.store().api_keys().await?;
+    Ok(Json(keys.iter().map(key_view).collect()))
+}
+
+/// Create an API key.
+#[utoipa::path(post, path = "/api-keys", tag = "api-keys", request_body = NewApiKey,
+    responses(
+        (status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn create_api_key(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    body: Result<Json<NewApiKey>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    let Json(n) = body?;
+    let owner = n.user.unwrap_or_else(|| who.id.to_string());
+    let now = s.engine.now();
+    let (key, secret) =
+        admin::create_api_key(s.engine.store().as_ref(), &owner, &n.name, now).await?;
+    audit(
+        &s,
+        &who,
+        AuditEvent::new(EventType::AdminChange, now)
+            .detail("action", "api_key.created")
+            .detail("api_key", key.id.as_str())
+            .user(&key.user),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            key: key_view(&key),
+            secret: secret.expose_secret().to_owned(),
+        }),
+    ))
+}
+
+/// Revoke an API key.
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys",
+    params(("id" = String, Path, description = "key_…", pattern = "^key_[A-Za-z0-9]{1,60}$")),
+    responses(
+        (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn revoke_api_key(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = s.engine.now();
+    admin::revoke_api_key(s.engine.store().as_ref(), &id, now).await?;
+    audit(
+        &s,
+        &who,
+        AuditEvent::new(EventType::AdminChange, now)
+            .detail("action", "api_key.revoked")
+            .detail("api_key", id.as_str()),
     );
     Ok(StatusCode::NO_CONTENT)
 }

@@ -110,6 +110,19 @@ async fn no_key_a_wrong_or_revoked_key_is_401_and_a_non_admin_s_key_is_403() {
         (Method::GET, "/servers/res_abc"),
         (Method::DELETE, "/servers/res_abc"),
         (Method::GET, "/audit"),
+        (Method::GET, "/servers/res_abc/clients"),
+        (Method::POST, "/servers/res_abc/clients"),
+        (Method::DELETE, "/clients/m2m_abc"),
+        (Method::POST, "/clients/m2m_abc/rotate-secret"),
+        (Method::GET, "/consents"),
+        (Method::DELETE, "/consents"),
+        (Method::GET, "/users"),
+        (Method::POST, "/users"),
+        (Method::DELETE, "/users/usr_abc"),
+        (Method::PATCH, "/users/usr_abc"),
+        (Method::GET, "/api-keys"),
+        (Method::POST, "/api-keys"),
+        (Method::DELETE, "/api-keys/key_abc"),
     ] {
         let (status, body) = api.call(m.clone(), p, Some(&ex), Some(json!({}))).await;
         assert_eq!((status, code(&body)), (403, "forbidden"), "{m} {p}");
@@ -322,11 +335,219 @@ async fn the_openapi_document_describes_every_endpoint() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     assert_eq!(doc["servers"][0]["url"], BASE);
     let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
-    assert_eq!(paths, ["/audit", "/servers", "/servers/{id}"]);
+    assert_eq!(
+        paths,
+        [
+            "/api-keys",
+            "/api-keys/{id}",
+            "/audit",
+            "/clients/{client_id}",
+            "/clients/{client_id}/rotate-secret",
+            "/consents",
+            "/servers",
+            "/servers/{id}",
+            "/servers/{id}/clients",
+            "/users",
+            "/users/{id}"
+        ]
+    );
     assert!(doc["paths"]["/servers"]["post"]["responses"]["409"].is_object());
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     assert_eq!(
         doc["components"]["securitySchemes"]["api_key"]["scheme"],
         "bearer"
     );
+}
+
+#[tokio::test]
+async fn clients_consents_people_and_keys() {
+    let api = setup().await;
+    let k = api.key.clone();
+    let (_, server) = api
+        .call(
+            Method::POST,
+            "/servers",
+            Some(&k),
+            Some(json!({"name": "To-do", "url": "http://127.0.0.1:8001/mcp", "scopes": [{"name": "todo:read"}]})),
+        )
+        .await;
+    let sid = server["id"].as_str().unwrap().to_owned();
+
+    // An agent client: created with its secret, which gets a token; rotated; deleted.
+    let (status, made) = api
+        .call(
+            Method::POST,
+            &format!("/servers/{sid}/clients"),
+            Some(&k),
+            Some(json!({"name": "bot", "scopes": ["todo:read"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let cid = made["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(made["kind"], "agent");
+    let secret = made["client_secret"].as_str().unwrap().to_owned();
+    let agent = crate::helpers::AgentClient {
+        id: cid.clone(),
+        secret: secret.clone(),
+    };
+    api.app.token("", &agent, &[]).await;
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/servers/{sid}/clients"),
+            Some(&k),
+            Some(json!({"name": "bot", "scopes": ["todo:admin"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "invalid"),
+        "a scope the server does not offer"
+    );
+    let (status, list) = api.get(&format!("/servers/{sid}/clients")).await;
+    assert_eq!(
+        (status, list["items"][0]["client_id"].as_str()),
+        (200, Some(cid.as_str()))
+    );
+    assert!(list["items"][0].get("client_secret").is_none());
+    let (status, rotated) = api
+        .call(
+            Method::POST,
+            &format!("/clients/{cid}/rotate-secret"),
+            Some(&k),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_ne!(rotated["client_secret"], secret.as_str());
+    let old = api
+        .app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+            Some(&agent),
+        )
+        .await;
+    assert_eq!(old.status(), 401, "the old secret stopped working");
+    assert_eq!(
+        api.call(Method::DELETE, &format!("/clients/{cid}"), Some(&k), None)
+            .await
+            .0,
+        204
+    );
+    let (status, body) = api
+        .call(Method::DELETE, &format!("/clients/{cid}"), Some(&k), None)
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+
+    // People: created (with a generated password), made admin, listed, removed.
+    let (status, ada) = api
+        .call(
+            Method::POST,
+            "/users",
+            Some(&k),
+            Some(json!({"email": "Ada@Example.com"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{ada}");
+    assert_eq!(ada["email"], "ada@example.com");
+    assert!(ada["password"].as_str().unwrap().len() >= 16);
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/users",
+            Some(&k),
+            Some(json!({"email": "ada@example.com", "password": "long enough pw"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (409, "conflict"));
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/users",
+            Some(&k),
+            Some(json!({"email": "bob@example.com", "password": "short"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    let uid = ada["id"].as_str().unwrap().to_owned();
+    let (status, changed) = api
+        .call(
+            Method::PATCH,
+            &format!("/users/{uid}"),
+            Some(&k),
+            Some(json!({"admin": true})),
+        )
+        .await;
+    assert_eq!((status, changed["admin"].as_bool()), (200, Some(true)));
+    let (_, people) = api.get("/users").await;
+    assert_eq!(people["items"].as_array().unwrap().len(), 2);
+
+    // Their API key, made by the root administrator for them, then revoked.
+    let (status, key) = api
+        .call(
+            Method::POST,
+            "/api-keys",
+            Some(&k),
+            Some(json!({"name": "ada's", "user": "ada@example.com"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let theirs = key["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.call(Method::GET, "/users", Some(&theirs), None).await.0,
+        200
+    );
+    let (_, keys) = api.get("/api-keys").await;
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k.get("secret").is_none())
+    );
+    let kid = key["id"].as_str().unwrap();
+    assert_eq!(
+        api.call(Method::DELETE, &format!("/api-keys/{kid}"), Some(&k), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call(Method::GET, "/users", Some(&theirs), None).await.0,
+        401
+    );
+
+    // Consents: none yet; revoking needs all three names.
+    let (status, consents) = api.get("/consents").await;
+    assert_eq!((status, consents), (200, json!([])));
+    let (status, body) = api
+        .call(
+            Method::DELETE,
+            "/consents?user=ada@example.com",
+            Some(&k),
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    let (status, body) = api
+        .call(
+            Method::DELETE,
+            &format!("/consents?user=ada@example.com&client=dcr_x&server={sid}"),
+            Some(&k),
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+
+    assert_eq!(
+        api.call(Method::DELETE, &format!("/users/{uid}"), Some(&k), None)
+            .await
+            .0,
+        204
+    );
+    let (status, body) = api
+        .call(Method::DELETE, &format!("/users/{uid}"), Some(&k), None)
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
 }
