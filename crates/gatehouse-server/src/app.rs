@@ -12,7 +12,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::not_found;
-use crate::routes::{AppState, admin_api, authorize, health, metadata, oauth, register, ui};
+use crate::routes::{
+    AppState, admin_api, admin_ui, authorize, health, metadata, oauth, register, ui,
+};
 
 /// Prefix of the per-MCP-server endpoints.
 const RESOURCE: &str = "/resources/{id}";
@@ -74,6 +76,30 @@ pub fn router(state: AppState) -> Router {
             get(authorize::get).post(authorize::post),
         )
         .route("/login", get(ui::login_form).post(ui::login))
+        .route("/admin", get(admin_ui::servers))
+        .route("/admin/servers", post(admin_ui::create_server))
+        .route("/admin/servers/{id}", get(admin_ui::server))
+        .route("/admin/servers/{id}/delete", post(admin_ui::delete_server))
+        .route("/admin/servers/{id}/clients", post(admin_ui::create_client))
+        .route(
+            "/admin/clients/{client_id}/rotate",
+            post(admin_ui::rotate_client),
+        )
+        .route(
+            "/admin/clients/{client_id}/delete",
+            post(admin_ui::delete_client),
+        )
+        .route("/admin/consents/revoke", post(admin_ui::revoke_consent))
+        .route(
+            "/admin/people",
+            get(admin_ui::people).post(admin_ui::create_person),
+        )
+        .route("/admin/people/{id}/delete", post(admin_ui::delete_person))
+        .route("/admin/people/{id}/admin", post(admin_ui::set_admin))
+        .route("/admin/keys", post(admin_ui::create_key))
+        .route("/admin/keys/{id}/revoke", post(admin_ui::revoke_key))
+        .route("/admin/audit", get(admin_ui::audit_log))
+        .route("/admin/audit/export", get(admin_ui::audit_export))
         .route("/logout", post(ui::logout))
         .route("/", get(ui::home))
         .layer(SetResponseHeaderLayer::overriding(

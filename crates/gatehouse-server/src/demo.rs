@@ -76,6 +76,8 @@ pub async fn run(
         None => {
             let password = Password::generate();
             let u = admin::create_user(store.as_ref(), demo_email, &password, now).await?;
+            // The demo person also administers the demo, so the dashboard can be tried.
+            let u = admin::set_admin(store.as_ref(), u.id.as_str(), true).await?;
             (u, Some(password))
         }
     };
@@ -119,7 +121,7 @@ pub async fn run(
   MCP server            {mcp_url}   (todo-mcp, protected by the guard)
   Agent client          {cid}
   Client secret         {secret}
-  Person                {email}
+  Person                {email}   (also an administrator: {public}/admin)
   Password              {password_line}
   Data directory        {dir}{temp_note}
 

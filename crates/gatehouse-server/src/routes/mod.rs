@@ -1,6 +1,7 @@
 //! HTTP routes. Handlers are thin: extract → call the engine → respond.
 
 pub mod admin_api;
+pub mod admin_ui;
 pub mod authorize;
 pub mod health;
 pub mod metadata;

@@ -143,7 +143,13 @@ pub fn safe_return_to(s: &str) -> Option<&str> {
         return None;
     }
     let path = s.split('?').next().unwrap_or("");
-    let ok = path == "/oauth/authorize"
+    let dashboard = path == "/admin"
+        || path.strip_prefix("/admin/").is_some_and(|rest| {
+            rest.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-/".contains(&b))
+        });
+    let ok = dashboard
+        || path == "/oauth/authorize"
         || path
             .strip_prefix("/resources/")
             .and_then(|rest| rest.strip_suffix("/oauth/authorize"))

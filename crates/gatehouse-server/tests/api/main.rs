@@ -3,6 +3,7 @@
 mod admin_api;
 mod audit;
 mod bad_input;
+mod dashboard;
 mod flow;
 mod guard;
 mod helpers;

@@ -1,0 +1,1024 @@
+//! The admin dashboard at `/admin`: server-rendered pages for administrators, signed in with
+//! the same session as the sign-in page. Every form carries the session's CSRF token; every
+//! change goes through the same `gatehouse_core::admin` operations as the CLI and the API and
+//! is audited with the administrator as actor. Secrets (agent client secrets, API keys) are
+//! shown once, on the page that answers the form that made them.
+
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use gatehouse_core::admin::{self, AdminError};
+use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
+use gatehouse_core::model::{ClientKind, NewResource, RefreshPolicy, Resource, ScopeDef, User};
+use gatehouse_core::params::FormParams;
+use gatehouse_core::session::SessionToken;
+use gatehouse_core::store::ConsentFilter;
+use gatehouse_core::{ResourceUri, ScopeSet};
+
+use super::AppState;
+use super::ui::{html, login_url, message, signed_in};
+use crate::audit::{Format, parse_time, render, rfc3339};
+
+/// The signed-in administrator, or the response that sends anyone else away.
+async fn administrator(
+    s: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+) -> Result<(SessionToken, User), Response> {
+    match signed_in(s, headers).await? {
+        None => Err(Redirect::to(&login_url(here)).into_response()),
+        Some((_, user)) if !user.admin => Err(message(
+            StatusCode::FORBIDDEN,
+            "Administrators only",
+            &format!(
+                "You are signed in as {}, who is not an administrator of this Gatehouse.",
+                user.email
+            ),
+            Some("forbidden"),
+        )),
+        Some(found) => Ok(found),
+    }
+}
+
+/// An administrator who posted a form with the right CSRF token, and the form.
+async fn form_of_administrator(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(SessionToken, User, FormParams), Response> {
+    let (token, user) = administrator(s, headers, "/admin").await?;
+    let form = FormParams::parse(body);
+    let csrf = form.single("csrf").ok().flatten().unwrap_or("");
+    if !token.csrf_matches(csrf) {
+        return Err(message(
+            StatusCode::BAD_REQUEST,
+            "The form expired",
+            "Go back, reload the page and try again.",
+            Some("invalid_request"),
+        ));
+    }
+    Ok((token, user, form))
+}
+
+fn field<'a>(form: &'a FormParams, name: &str) -> &'a str {
+    form.single(name).ok().flatten().unwrap_or("").trim()
+}
+
+/// An operator action that failed, as a page.
+fn failed(e: AdminError) -> Response {
+    let (status, title) = match &e {
+        AdminError::Invalid(_) => (StatusCode::BAD_REQUEST, "That did not work"),
+        AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+        AdminError::Conflict(_) => (StatusCode::CONFLICT, "That already exists"),
+        AdminError::Store(_) | AdminError::Key(_) => {
+            tracing::error!(error = %e, "dashboard action failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "Something went wrong")
+        }
+    };
+    message(status, title, &format!("{e}. Go back and try again."), None)
+}
+
+fn audit(s: &AppState, who: &User, event: AuditEvent) {
+    s.engine.audit(event.actor(&who.id));
+}
+
+fn change(s: &AppState, action: &str) -> AuditEvent {
+    AuditEvent::new(EventType::AdminChange, s.engine.now()).detail("action", action)
+}
+
+fn back(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+// ---------------------------------------------------------------- MCP servers
+
+struct ServerRow {
+    id: String,
+    name: String,
+    url: String,
+    scopes: String,
+    token_ttl: u32,
+    registration: String,
+}
+
+fn registration(r: &Resource) -> String {
+    match (r.dynamic_registration, r.metadata_documents) {
+        (true, true) => "DCR and metadata documents".into(),
+        (true, false) => "DCR only".into(),
+        (false, true) => "metadata documents only".into(),
+        (false, false) => "agents only".into(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/servers.html")]
+struct ServersPage<'a> {
+    section: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    notice: Option<&'a str>,
+    servers: Vec<ServerRow>,
+}
+
+/// `GET /admin`
+pub async fn servers(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let (token, user) = match administrator(&s, &headers, "/admin").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let list = match s.engine.store().resources().await {
+        Ok(l) => l,
+        Err(e) => return failed(e.into()),
+    };
+    let servers = list
+        .iter()
+        .map(|r| ServerRow {
+            id: r.id.to_string(),
+            name: r.name.clone(),
+            url: r.url.to_string(),
+            scopes: r.scope_set().to_param(),
+            token_ttl: r.token_ttl,
+            registration: registration(r),
+        })
+        .collect();
+    html(
+        StatusCode::OK,
+        &ServersPage {
+            section: "servers",
+            csrf: &token.csrf_token(),
+            email: &user.email,
+            notice: None,
+            servers,
+        },
+    )
+}
+
+/// `POST /admin/servers`
+pub async fn create_server(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (_, who, form) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let made = async {
+        let url = ResourceUri::parse(field(&form, "url"))
+            .map_err(|e| AdminError::Invalid(format!("URL: {}", e.0)))?;
+        let scopes = field(&form, "scopes")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                ScopeDef::parse(l).map_err(|e| AdminError::Invalid(format!("scope `{l}`: {}", e.0)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut new = NewResource::new(field(&form, "name"), url, scopes);
+        new.token_ttl = Some(field(&form, "token_ttl").parse().map_err(|_| {
+            AdminError::Invalid("the token lifetime must be a number of seconds".into())
+        })?);
+        new.signing_alg = Some(
+            gatehouse_core::keys::SigningAlg::parse(field(&form, "alg"))
+                .ok_or_else(|| AdminError::Invalid("choose RS256, ES256 or EdDSA".into()))?,
+        );
+        new.refresh_tokens = Some(
+            RefreshPolicy::parse(field(&form, "refresh_tokens"))
+                .ok_or_else(|| AdminError::Invalid("choose a refresh-token policy".into()))?,
+        );
+        new.dynamic_registration = Some(field(&form, "dynamic_registration") == "on");
+        new.metadata_documents = Some(field(&form, "metadata_documents") == "on");
+        admin::register_resource(s.engine.store().as_ref(), new, s.engine.now()).await
+    }
+    .await;
+    match made {
+        Ok(r) => {
+            s.engine.invalidate();
+            audit(
+                &s,
+                &who,
+                change(&s, "server.created")
+                    .resource(&r.id)
+                    .detail("name", r.name.as_str()),
+            );
+            back(&format!("/admin/servers/{}", r.id))
+        }
+        Err(e) => failed(e),
+    }
+}
+
+struct ClientRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    agent: bool,
+    scopes: String,
+    created: String,
+    last_used: String,
+}
+
+struct ConsentRow {
+    user: String,
+    email: String,
+    client: String,
+    scopes: String,
+    granted: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/server.html")]
+struct ServerPage<'a> {
+    section: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    notice: Option<&'a str>,
+    id: String,
+    name: String,
+    url: String,
+    issuer: String,
+    scopes: Vec<(String, String)>,
+    token_ttl: u32,
+    alg: &'static str,
+    refresh: &'static str,
+    registration: String,
+    prm_url: String,
+    prm: String,
+    rust_snippet: String,
+    python_snippet: String,
+    node_snippet: String,
+    clients: Vec<ClientRow>,
+    consents: Vec<ConsentRow>,
+}
+
+/// `GET /admin/servers/{id}`
+pub async fn server(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let (token, user) = match administrator(&s, &headers, &format!("/admin/servers/{id}")).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let store = s.engine.store().as_ref();
+    let loaded = async {
+        let r = admin::resource(store, &id).await?;
+        let clients = store.clients(Some(&r.id)).await?;
+        let consents = admin::consents(
+            store,
+            &ConsentFilter {
+                resource: Some(r.id.clone()),
+                ..ConsentFilter::default()
+            },
+        )
+        .await?;
+        let mut rows = Vec::new();
+        for c in consents {
+            let email = store
+                .user(&c.user)
+                .await?
+                .map(|u| u.email)
+                .unwrap_or_else(|| c.user.to_string());
+            rows.push(ConsentRow {
+                user: c.user.to_string(),
+                email,
+                client: c.client.to_string(),
+                scopes: c.scopes.to_param(),
+                granted: rfc3339(c.granted_at),
+            });
+        }
+        Ok::<_, AdminError>((r, clients, rows))
+    }
+    .await;
+    let (r, clients, consents) = match loaded {
+        Ok(x) => x,
+        Err(e) => return failed(e),
+    };
+    let public = s.engine.public_issuer();
+    let issuer = r.issuer(public).to_string();
+    let scopes_list = r.scope_set().to_vec();
+    let page = ServerPage {
+        section: "servers",
+        csrf: &token.csrf_token(),
+        email: &user.email,
+        notice: None,
+        id: r.id.to_string(),
+        name: r.name.clone(),
+        url: r.url.to_string(),
+        issuer: issuer.clone(),
+        scopes: r
+            .scopes
+            .iter()
+            .map(|d| (d.name.to_string(), d.description.clone()))
+            .collect(),
+        token_ttl: r.token_ttl,
+        alg: r.signing_alg.as_str(),
+        refresh: r.refresh_tokens.as_str(),
+        registration: registration(&r),
+        prm_url: gatehouse_core::types::well_known_url(r.url.as_str(), "oauth-protected-resource"),
+        prm: serde_json::to_string_pretty(&r.protected_resource_metadata(public))
+            .unwrap_or_default(),
+        rust_snippet: format!(
+            "let guard = gatehouse_guard::Guard::builder(\"{url}\", \"{issuer}\")\n    .scopes_supported({scopes:?})\n    .build()?;\nlet app = mcp_router.layer(guard.layer()).merge(guard.metadata_router());",
+            url = r.url,
+            scopes = scopes_list,
+        ),
+        python_snippet: format!(
+            "from fastmcp import FastMCP\nfrom fastmcp.server.auth.providers.scalekit import ScalekitProvider\n\nauth = ScalekitProvider(\n    environment_url=\"{public}\",\n    resource_id=\"{id}\",\n    base_url=\"<your MCP server's base URL>\",\n    required_scopes={scopes:?},\n)\nmcp = FastMCP(\"{name}\", auth=auth)",
+            id = r.id,
+            scopes = scopes_list,
+            name = r.name,
+        ),
+        node_snippet: format!(
+            "import {{ Scalekit }} from '@scalekit-sdk/node';\n\n// An agent client's id and secret (create one below).\nconst scalekit = new Scalekit('{public}', process.env.CLIENT_ID, process.env.CLIENT_SECRET);\n\napp.use('/mcp', async (req, res, next) => {{\n  const token = req.headers.authorization?.match(/^Bearer (.+)$/)?.[1];\n  try {{\n    await scalekit.validateToken(token, {{ issuer: '{issuer}', audience: ['{url}'] }});\n    next();\n  }} catch {{\n    res.set('WWW-Authenticate', 'Bearer resource_metadata=\"{prm}\"').status(401).end();\n  }}\n}});",
+            url = r.url,
+            prm = gatehouse_core::types::well_known_url(r.url.as_str(), "oauth-protected-resource"),
+        ),
+        clients: clients
+            .iter()
+            .map(|c| ClientRow {
+                id: c.id.to_string(),
+                name: if c.name.is_empty() {
+                    "(unnamed)".into()
+                } else {
+                    c.name.clone()
+                },
+                kind: c.kind.as_str(),
+                agent: c.kind == ClientKind::Agent,
+                scopes: c.scopes.to_param(),
+                created: rfc3339(c.created_at),
+                last_used: c
+                    .last_used_at
+                    .map(rfc3339)
+                    .unwrap_or_else(|| "never".into()),
+            })
+            .collect(),
+        consents,
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// `POST /admin/servers/{id}/delete`
+pub async fn delete_server(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (_, who, _) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match admin::remove_resource(s.engine.store().as_ref(), &id).await {
+        Ok(()) => {
+            s.engine.invalidate();
+            audit(&s, &who, change(&s, "server.deleted").resource(&id));
+            back("/admin")
+        }
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/secret.html")]
+struct SecretPage<'a> {
+    section: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    notice: Option<&'a str>,
+    title: &'a str,
+    text: &'a str,
+    facts: Vec<(&'a str, String)>,
+    secret_label: &'a str,
+    secret: &'a str,
+    back: String,
+}
+
+fn secret_page(page: &SecretPage<'_>) -> Response {
+    let mut r = html(StatusCode::OK, page);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `POST /admin/servers/{id}/clients`: an agent client, its secret shown once.
+pub async fn create_client(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (token, who, form) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let scopes = match ScopeSet::parse(field(&form, "scopes")) {
+        Ok(sc) => sc,
+        Err(e) => return failed(AdminError::Invalid(format!("scopes: {}", e.0))),
+    };
+    let now = s.engine.now();
+    let made = admin::create_agent_client(
+        s.engine.store().as_ref(),
+        &id,
+        field(&form, "name"),
+        scopes,
+        now,
+    )
+    .await;
+    let (client, secret) = match made {
+        Ok(x) => x,
+        Err(e) => return failed(e),
+    };
+    s.engine.invalidate();
+    audit(
+        &s,
+        &who,
+        change(&s, "client.created")
+            .resource(&id)
+            .client(&client.id),
+    );
+    let token_endpoint = format!("{}/resources/{id}/oauth/token", s.engine.public_issuer());
+    secret_page(&SecretPage {
+        section: "servers",
+        csrf: &token.csrf_token(),
+        email: &who.email,
+        notice: None,
+        title: "Agent client created",
+        text: "The agent gets tokens with the client credentials grant at the token endpoint below.",
+        facts: vec![
+            ("Name", client.name.clone()),
+            ("client_id", client.id.to_string()),
+            ("Scopes", client.scopes.to_param()),
+            ("Token endpoint", token_endpoint),
+        ],
+        secret_label: "client_secret",
+        secret: secret.expose_secret(),
+        back: format!("/admin/servers/{id}#clients"),
+    })
+}
+
+/// `POST /admin/clients/{client_id}/rotate`
+pub async fn rotate_client(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (token, who, _) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let (client, secret) =
+        match admin::rotate_client_secret(s.engine.store().as_ref(), &client_id).await {
+            Ok(x) => x,
+            Err(e) => return failed(e),
+        };
+    s.engine.invalidate();
+    audit(
+        &s,
+        &who,
+        change(&s, "client.secret_rotated").client(&client.id),
+    );
+    let server = client
+        .resource
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    secret_page(&SecretPage {
+        section: "servers",
+        csrf: &token.csrf_token(),
+        email: &who.email,
+        notice: None,
+        title: "New client secret",
+        text: "The old secret no longer works. Tokens already issued stay valid until they expire.",
+        facts: vec![
+            ("Name", client.name.clone()),
+            ("client_id", client.id.to_string()),
+        ],
+        secret_label: "client_secret",
+        secret: secret.expose_secret(),
+        back: format!("/admin/servers/{server}#clients"),
+    })
+}
+
+/// `POST /admin/clients/{client_id}/delete`
+pub async fn delete_client(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (_, who, form) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let now = s.engine.now();
+    match admin::remove_client(s.engine.store().as_ref(), &client_id, now).await {
+        Ok(()) => {
+            s.engine.invalidate();
+            audit(
+                &s,
+                &who,
+                AuditEvent::new(EventType::ClientDeleted, now).client(&client_id),
+            );
+            back(&format!(
+                "/admin/servers/{}#clients",
+                field(&form, "server")
+            ))
+        }
+        Err(e) => failed(e),
+    }
+}
+
+/// `POST /admin/consents/revoke`
+pub async fn revoke_consent(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (_, who, form) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let now = s.engine.now();
+    let server = field(&form, "server");
+    match admin::revoke_consent(
+        s.engine.store().as_ref(),
+        field(&form, "user"),
+        field(&form, "client"),
+        server,
+        now,
+    )
+    .await
+    {
+        Ok((u, c, r)) => {
+            audit(
+                &s,
+                &who,
+                AuditEvent::new(EventType::ConsentRevoked, now)
+                    .user(&u)
+                    .client(&c)
+                    .resource(&r),
+            );
+            back(&format!("/admin/servers/{server}#consents"))
+        }
+        Err(e) => failed(e),
+    }
+}
+
+// ---------------------------------------------------------------- people and API keys
+
+struct UserRow {
+    id: String,
+    email: String,
+    admin: bool,
+    created: String,
+}
+
+struct KeyRow {
+    id: String,
+    name: String,
+    owner: String,
+    created: String,
+    state: &'static str,
+    active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/people.html")]
+struct PeoplePage<'a> {
+    section: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    notice: Option<&'a str>,
+    users: Vec<UserRow>,
+    keys: Vec<KeyRow>,
+}
+
+/// `GET /admin/people`
+pub async fn people(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let (token, user) = match administrator(&s, &headers, "/admin/people").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let store = s.engine.store();
+    let (users, keys) = match (store.users().await, store.api_keys().await) {
+        (Ok(u), Ok(k)) => (u, k),
+        (Err(e), _) | (_, Err(e)) => return failed(e.into()),
+    };
+    let email_of = |id: &gatehouse_core::UserId| {
+        users
+            .iter()
+            .find(|u| &u.id == id)
+            .map(|u| u.email.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let page = PeoplePage {
+        section: "people",
+        csrf: &token.csrf_token(),
+        email: &user.email,
+        notice: None,
+        keys: keys
+            .iter()
+            .map(|k| KeyRow {
+                id: k.id.to_string(),
+                name: k.name.clone(),
+                owner: email_of(&k.user),
+                created: rfc3339(k.created_at),
+                state: if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                },
+                active: k.revoked_at.is_none(),
+            })
+            .collect(),
+        users: users
+            .iter()
+            .map(|u| UserRow {
+                id: u.id.to_string(),
+                email: u.email.clone(),
+                admin: u.admin,
+                created: rfc3339(u.created_at),
+            })
+            .collect(),
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// `POST /admin/people`: a person with a generated password, shown once.
+pub async fn create_person(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (token, who, form) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let password = gatehouse_core::password::Password::generate();
+    let now = s.engine.now();
+    let hashed = tokio::task::spawn_blocking(move || {
+        let hash = password.hash();
+        (password, hash)
+    })
+    .await;
+    let Ok((password, hash)) = hashed else {
+        return failed(AdminError::Invalid(
+            "the password could not be hashed".into(),
+        ));
+    };
+    let store = s.engine.store().as_ref();
+    let made = async {
+        let u = admin::create_user_with_hash(store, field(&form, "email"), hash, now).await?;
+        if field(&form, "admin") == "on" {
+            return admin::set_admin(store, u.id.as_str(), true).await;
+        }
+        Ok(u)
+    }
+    .await;
+    let u = match made {
+        Ok(u) => u,
+        Err(e) => return failed(e),
+    };
+    audit(
+        &s,
+        &who,
+        change(&s, "user.created")
+            .user(&u.id)
+            .detail("admin", u.admin),
+    );
+    secret_page(&SecretPage {
+        section: "people",
+        csrf: &token.csrf_token(),
+        email: &who.email,
+        notice: None,
+        title: "Person added",
+        text: "Give them this password; they sign in with their email and it.",
+        facts: vec![("Email", u.email.clone()), ("Id", u.id.to_string())],
+        secret_label: "Password",
+        secret: password.expose_secret(),
+        back: "/admin/people".into(),
+    })
+}
+
+/// `POST /admin/people/{id}/delete`
+pub async fn delete_person(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (_, who, _) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if who.id.as_str() == id {
+        return failed(AdminError::Invalid("you cannot remove yourself".into()));
+    }
+    match admin::remove_user(s.engine.store().as_ref(), &id, s.engine.now()).await {
+        Ok(u) => {
+            audit(&s, &who, change(&s, "user.deleted").user(&u.id));
+            back("/admin/people")
+        }
+        Err(e) => failed(e),
+    }
+}
+
+/// `POST /admin/people/{id}/admin`
+pub async fn set_admin(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (_, who, form) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let on = field(&form, "admin") == "on";
+    if !on && who.id.as_str() == id {
+        return failed(AdminError::Invalid(
+            "you cannot remove your own administrator role".into(),
+        ));
+    }
+    match admin::set_admin(s.engine.store().as_ref(), &id, on).await {
+        Ok(u) => {
+            let action = if on {
+                "user.admin_granted"
+            } else {
+                "user.admin_revoked"
+            };
+            audit(&s, &who, change(&s, action).user(&u.id));
+            back("/admin/people")
+        }
+        Err(e) => failed(e),
+    }
+}
+
+/// `POST /admin/keys`: an API key for the signed-in administrator, shown once.
+pub async fn create_key(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (token, who, form) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let now = s.engine.now();
+    let (key, secret) = match admin::create_api_key(
+        s.engine.store().as_ref(),
+        who.id.as_str(),
+        field(&form, "name"),
+        now,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => return failed(e),
+    };
+    audit(
+        &s,
+        &who,
+        change(&s, "api_key.created")
+            .user(&who.id)
+            .detail("api_key", key.id.as_str()),
+    );
+    secret_page(&SecretPage {
+        section: "people",
+        csrf: &token.csrf_token(),
+        email: &who.email,
+        notice: None,
+        title: "API key created",
+        text: "Send it as `Authorization: Bearer …` to the admin API at /admin/api/v1.",
+        facts: vec![("Name", key.name.clone()), ("Id", key.id.to_string())],
+        secret_label: "Secret",
+        secret: secret.expose_secret(),
+        back: "/admin/people".into(),
+    })
+}
+
+/// `POST /admin/keys/{id}/revoke`
+pub async fn revoke_key(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (_, who, _) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match admin::revoke_api_key(s.engine.store().as_ref(), &id, s.engine.now()).await {
+        Ok(()) => {
+            audit(
+                &s,
+                &who,
+                change(&s, "api_key.revoked").detail("api_key", id.as_str()),
+            );
+            back("/admin/people")
+        }
+        Err(e) => failed(e),
+    }
+}
+
+// ---------------------------------------------------------------- audit log
+
+struct EventRow {
+    time: String,
+    event: &'static str,
+    outcome: &'static str,
+    resource: String,
+    client: String,
+    who: String,
+    details: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+struct AuditPage<'a> {
+    section: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    notice: Option<&'a str>,
+    event_types: Vec<&'static str>,
+    filter_event: String,
+    filter_outcome: String,
+    filter_server: String,
+    filter_client: String,
+    filter_user: String,
+    filter_since: String,
+    filter_until: String,
+    query: String,
+    events: Vec<EventRow>,
+    older: Option<String>,
+}
+
+/// The filters of a query string and the audit query they make, or what is wrong with them.
+fn audit_query(s: &AppState, raw: &str, limit: u32) -> Result<(FormParams, AuditQuery), String> {
+    let q = FormParams::parse(raw.as_bytes());
+    let get = |n: &str| q.single(n).ok().flatten().unwrap_or("").trim().to_owned();
+    let now = s.engine.now();
+    let time = |n: &str| {
+        let v = get(n);
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            parse_time(&v, now)
+                .map(Some)
+                .map_err(|e| format!("{n}: {e}"))
+        }
+    };
+    let opt = |n: &str| Some(get(n)).filter(|v| !v.is_empty());
+    let query = AuditQuery {
+        events: match opt("event") {
+            None => vec![],
+            Some(e) => vec![EventType::parse(&e).ok_or(format!("`{e}` is not an event type"))?],
+        },
+        outcome: match opt("outcome") {
+            None => None,
+            Some(o) => Some(Outcome::parse(&o).ok_or("outcome is success or failure")?),
+        },
+        resource: opt("server"),
+        client: opt("client"),
+        user: opt("user"),
+        since: time("since")?,
+        until: time("until")?,
+        before: match opt("before") {
+            None => None,
+            Some(b) => Some(b.parse().map_err(|_| "`before` is not a sequence number")?),
+        },
+        limit,
+    };
+    Ok((q, query))
+}
+
+fn bad_filters(why: &str) -> Response {
+    message(
+        StatusCode::BAD_REQUEST,
+        "Check the filters",
+        why,
+        Some("invalid_request"),
+    )
+}
+
+const FILTERS: [&str; 7] = [
+    "event", "outcome", "server", "client", "user", "since", "until",
+];
+
+/// `GET /admin/audit`
+pub async fn audit_log(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let (token, user) = match administrator(&s, &headers, "/admin/audit").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let raw = raw.unwrap_or_default();
+    let (q, query) = match audit_query(&s, &raw, 100) {
+        Ok(x) => x,
+        Err(why) => return bad_filters(&why),
+    };
+    let events = match s.engine.store().audit_events(&query).await {
+        Ok(e) => e,
+        Err(e) => return failed(e.into()),
+    };
+    let get = |n: &str| q.single(n).ok().flatten().unwrap_or("").trim().to_owned();
+    let mut filters = form_urlencoded::Serializer::new(String::new());
+    for f in FILTERS {
+        let v = get(f);
+        if !v.is_empty() {
+            filters.append_pair(f, &v);
+        }
+    }
+    let filters = filters.finish();
+    let older = (events.len() == query.limit as usize)
+        .then(|| events.last().and_then(|e| e.seq))
+        .flatten()
+        .map(|seq| {
+            let sep = if filters.is_empty() { "" } else { "&" };
+            format!("{filters}{sep}before={seq}")
+        });
+    let page = AuditPage {
+        section: "audit",
+        csrf: &token.csrf_token(),
+        email: &user.email,
+        notice: None,
+        event_types: EventType::ALL.iter().map(|e| e.as_str()).collect(),
+        filter_event: get("event"),
+        filter_outcome: get("outcome"),
+        filter_server: get("server"),
+        filter_client: get("client"),
+        filter_user: get("user"),
+        filter_since: get("since"),
+        filter_until: get("until"),
+        query: filters,
+        older,
+        events: events
+            .iter()
+            .map(|e| EventRow {
+                time: rfc3339(e.at),
+                event: e.event.as_str(),
+                outcome: e.outcome.as_str(),
+                resource: e.resource.clone().unwrap_or_default(),
+                client: e.client.clone().unwrap_or_default(),
+                who: [e.user.clone(), e.actor.clone().map(|a| format!("by {a}"))]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                details: if e.details.is_empty() {
+                    String::new()
+                } else {
+                    serde_json::Value::Object(e.details.clone()).to_string()
+                },
+            })
+            .collect(),
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// `GET /admin/audit/export?format=jsonl|csv&…filters`: the matching events (up to 1,000
+/// per file, newest first; page with `before`) as a download.
+pub async fn audit_export(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if let Err(r) = administrator(&s, &headers, "/admin/audit").await {
+        return r;
+    }
+    let raw = raw.unwrap_or_default();
+    let (q, query) = match audit_query(&s, &raw, AuditQuery::MAX_LIMIT) {
+        Ok(x) => x,
+        Err(why) => return bad_filters(&why),
+    };
+    let (format, mime, ext) = match q.single("format").ok().flatten() {
+        Some("csv") => (Format::Csv, "text/csv; charset=utf-8", "csv"),
+        Some("jsonl") | None => (Format::JsonLines, "application/x-ndjson", "jsonl"),
+        Some(other) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Unknown format",
+                &format!("`{other}` is not jsonl or csv."),
+                Some("invalid_request"),
+            );
+        }
+    };
+    let events = match s.engine.store().audit_events(&query).await {
+        Ok(e) => e,
+        Err(e) => return failed(e.into()),
+    };
+    let mut r = render(&events, format).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"gatehouse-audit.{ext}\""))
+    {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}

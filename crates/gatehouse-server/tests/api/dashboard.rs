@@ -1,0 +1,326 @@
+//! The admin dashboard over HTTP: who gets in, CSRF on every form, and the operations of a
+//! day (register a server, make an agent client and use its secret, read the audit log).
+
+use gatehouse_core::admin;
+use gatehouse_core::password::Password;
+use gatehouse_core::store::{ClientStore, ResourceStore};
+
+use crate::helpers::{AgentClient, TestApp, now_unix};
+use crate::people::*;
+
+const ROOT: &str = "root@example.com";
+
+async fn setup() -> TestApp {
+    let app = TestApp::spawn().await;
+    let pw = Password::new_checked(PASSWORD).unwrap();
+    admin::create_user(app.store.as_ref(), ROOT, &pw, now_unix())
+        .await
+        .unwrap();
+    admin::set_admin(app.store.as_ref(), ROOT, true)
+        .await
+        .unwrap();
+    app.add_user(EMAIL, PASSWORD).await;
+    app
+}
+
+/// A browser signed in as `email`, through the redirect from `/admin`.
+async fn signed_in(app: &TestApp, email: &str) -> Browser {
+    let b = app.browser();
+    let first = b.get("/admin").await;
+    assert_eq!(first.status, 303);
+    let login = first.location.unwrap();
+    assert_eq!(login, "/login?return_to=%2Fadmin");
+    let done = b.sign_in(&login, email, PASSWORD).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/admin"));
+    b
+}
+
+fn csrf(page: &str) -> String {
+    hidden_inputs(page)
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v)
+        .expect("a csrf field")
+}
+
+fn form(csrf: &str, fields: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut f = vec![("csrf".to_owned(), csrf.to_owned())];
+    f.extend(
+        fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    f
+}
+
+#[tokio::test]
+async fn only_administrators_get_in_and_every_form_needs_the_csrf_token() {
+    let app = setup().await;
+    let person = signed_in(&app, EMAIL).await;
+    let denied = person.get("/admin").await;
+    assert_eq!(denied.status, 403);
+    assert!(denied.body.contains("not an administrator"));
+    for path in [
+        "/admin/people",
+        "/admin/audit",
+        "/admin/audit/export?format=csv",
+    ] {
+        assert_eq!(person.get(path).await.status, 403, "{path}");
+    }
+
+    let b = signed_in(&app, ROOT).await;
+    let home = b.get("/admin").await;
+    assert_eq!(home.status, 200);
+    let csp = home.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"));
+    assert_eq!(home.headers["cache-control"], "no-store");
+    let no_token = b
+        .post(
+            "/admin/servers",
+            &form("", &[("name", "x"), ("url", "https://x.example/mcp")]),
+        )
+        .await;
+    assert_eq!(no_token.status, 400);
+    // A token that is not this session's (the login form's, from the person's browser).
+    let other = csrf(&person.get("/login").await.body);
+    let someone_elses = b
+        .post("/admin/servers", &form(&other, &[("name", "x")]))
+        .await;
+    assert_eq!(someone_elses.status, 400, "another session's token");
+    assert!(
+        app.store.resources().await.unwrap().is_empty(),
+        "nothing was made"
+    );
+}
+
+#[tokio::test]
+async fn an_administrator_registers_a_server_makes_an_agent_and_reads_the_log() {
+    let app = setup().await;
+    let b = signed_in(&app, ROOT).await;
+    let token = csrf(&b.get("/admin").await.body);
+
+    let made = b
+        .post(
+            "/admin/servers",
+            &form(
+                &token,
+                &[
+                    ("name", "To-do list"),
+                    ("url", "http://127.0.0.1:8001/mcp"),
+                    ("scopes", "todo:read=Read your to-dos\r\ntodo:write"),
+                    ("token_ttl", "600"),
+                    ("alg", "ES256"),
+                    ("refresh_tokens", "offline_access"),
+                    ("dynamic_registration", "on"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let page_path = made.location.unwrap();
+    let id = page_path.trim_start_matches("/admin/servers/").to_owned();
+    let r = admin::resource(app.store.as_ref(), &id).await.unwrap();
+    assert_eq!(
+        (r.token_ttl, r.dynamic_registration, r.metadata_documents),
+        (600, true, false)
+    );
+    let page = b.get(&page_path).await;
+    assert_eq!(page.status, 200);
+    for expected in [
+        "To-do list",
+        "&#34;resource&#34;: &#34;http://127.0.0.1:8001/mcp&#34;",
+        "gatehouse_guard::Guard::builder",
+        "ScalekitProvider(",
+        "scalekit.validateToken",
+    ] {
+        assert!(page.body.contains(expected), "{expected} missing");
+    }
+
+    let bad = b
+        .post(
+            "/admin/servers",
+            &form(
+                &token,
+                &[
+                    ("name", "x"),
+                    ("url", "ftp://x"),
+                    ("token_ttl", "600"),
+                    ("alg", "RS256"),
+                    ("refresh_tokens", "never"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("URL"), "{}", bad.body);
+
+    // An agent client: the secret is on the answer page, once, and works.
+    let secret_page = b
+        .post(
+            &format!("/admin/servers/{id}/clients"),
+            &form(&token, &[("name", "nightly"), ("scopes", "todo:read")]),
+        )
+        .await;
+    assert_eq!(secret_page.status, 200, "{}", secret_page.body);
+    assert_eq!(secret_page.headers["cache-control"], "no-store");
+    let secret = secret_page
+        .body
+        .split("id=\"secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("ghs_"));
+    let client = app.store.clients(Some(&r.id)).await.unwrap().pop().unwrap();
+    let agent = AgentClient {
+        id: client.id.to_string(),
+        secret,
+    };
+    app.token(&format!("/resources/{id}"), &agent, &[]).await;
+    let listed = b.get(&page_path).await;
+    assert!(
+        listed.body.contains("nightly") && !listed.body.contains(&agent.secret),
+        "listed, secret not shown"
+    );
+
+    // The log shows it all, filters and exports.
+    app.engine.flush_audit().await;
+    let log = b.get("/admin/audit?event=admin.change").await;
+    assert_eq!(log.status, 200);
+    assert!(log.body.contains("server.created") && log.body.contains("client.created"));
+    assert!(!log.body.contains("<td>token.issued</td>"), "filtered");
+    let all = b.get("/admin/audit").await;
+    assert!(all.body.contains("<td>token.issued</td>"));
+    let csv = b
+        .get("/admin/audit/export?format=csv&event=token.issued")
+        .await;
+    assert_eq!(csv.status, 200);
+    assert!(
+        csv.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("gatehouse-audit.csv")
+    );
+    assert_eq!(
+        csv.body.lines().count(),
+        2,
+        "header and one token: {}",
+        csv.body
+    );
+    let jsonl = b.get("/admin/audit/export?format=jsonl").await;
+    assert!(
+        jsonl
+            .body
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+    assert_eq!(b.get("/admin/audit?since=yesterday").await.status, 400);
+
+    // Delete the client: its token endpoint access ends.
+    let gone = b
+        .post(
+            &format!("/admin/clients/{}/delete", agent.id),
+            &form(&token, &[("server", &id)]),
+        )
+        .await;
+    assert_eq!(gone.status, 303);
+    let r = app
+        .post_form(
+            &format!("/resources/{id}/oauth/token"),
+            &[("grant_type", "client_credentials")],
+            Some(&agent),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn people_and_keys_from_the_dashboard() {
+    let app = setup().await;
+    let b = signed_in(&app, ROOT).await;
+    let token = csrf(&b.get("/admin/people").await.body);
+    let added = b
+        .post(
+            "/admin/people",
+            &form(&token, &[("email", "bob@example.com")]),
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    let password = added
+        .body
+        .split("id=\"secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(password.len() >= 16);
+    let bob = admin::user(app.store.as_ref(), "bob@example.com")
+        .await
+        .unwrap();
+    assert!(!bob.admin);
+    let made_admin = b
+        .post(
+            &format!("/admin/people/{}/admin", bob.id),
+            &form(&token, &[("admin", "on")]),
+        )
+        .await;
+    assert_eq!(made_admin.status, 303);
+    assert!(
+        admin::user(app.store.as_ref(), "bob@example.com")
+            .await
+            .unwrap()
+            .admin
+    );
+    let root = admin::user(app.store.as_ref(), ROOT).await.unwrap();
+    let self_demotion = b
+        .post(
+            &format!("/admin/people/{}/admin", root.id),
+            &form(&token, &[("admin", "off")]),
+        )
+        .await;
+    assert_eq!(
+        self_demotion.status, 400,
+        "an administrator cannot lock themselves out"
+    );
+
+    let key_page = b
+        .post("/admin/keys", &form(&token, &[("name", "ci")]))
+        .await;
+    assert_eq!(key_page.status, 200);
+    let key = key_page
+        .body
+        .split("id=\"secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let api = app
+        .http
+        .get(format!("{}/admin/api/v1/users", app.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200, "the key works on the API");
+    let people = b.get("/admin/people").await;
+    assert!(people.body.contains("bob@example.com") && people.body.contains(">ci<"));
+    let removed = b
+        .post(
+            &format!("/admin/people/{}/delete", bob.id),
+            &form(&token, &[]),
+        )
+        .await;
+    assert_eq!(removed.status, 303);
+    assert!(
+        admin::user(app.store.as_ref(), "bob@example.com")
+            .await
+            .is_err()
+    );
+}
