@@ -99,3 +99,71 @@ def test_a_person_signs_in_and_consents_in_chromium(gatehouse, viewport: str):
     })
     assert token.status_code == 200, token.text
     assert token.json()["scope"] == "todo:read todo:write"
+
+
+def test_an_administrator_works_through_the_dashboard_in_chromium(gatehouse):
+    with run_todo(gatehouse) as todo:
+        gatehouse.add_person()
+        gatehouse.add_person("root@example.com")
+        gatehouse.cli("users", "set-admin", "root@example.com", "on")
+        metadata = httpx2.get(
+            f"{gatehouse.url}/.well-known/oauth-authorization-server{todo.issuer[len(gatehouse.url):]}"
+        ).json()
+
+        # A person consents to a host through the real pages and gets a refresh token.
+        redirect = f"http://127.0.0.1:{free_port()}/callback"
+        client_id = httpx2.post(
+            metadata["registration_endpoint"],
+            json={"client_name": "Claude Desktop", "redirect_uris": [redirect]},
+        ).json()["client_id"]
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        back = pages.approve(metadata["authorization_endpoint"] + "?" + urlencode({
+            "response_type": "code", "client_id": client_id, "redirect_uri": redirect,
+            "scope": "todo:read offline_access", "code_challenge": challenge,
+            "code_challenge_method": "S256", "resource": todo.mcp_url,
+        }))
+        tokens = httpx2.post(metadata["token_endpoint"], data={
+            "grant_type": "authorization_code", "code": parse_qs(urlsplit(back).query)["code"][0],
+            "redirect_uri": redirect, "code_verifier": verifier, "client_id": client_id,
+        }).json()
+        assert tokens.get("refresh_token"), tokens
+
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        run = subprocess.run(
+            ["node", "browser_dashboard.mjs", json.dumps({
+                "base": gatehouse.url,
+                "email": "root@example.com",
+                "password": pages.PASSWORD,
+                "consentServer": todo.server["id"],
+                "shots": str(SHOTS),
+            })],
+            cwd=HERE, capture_output=True, text=True, timeout=180,
+        )
+        assert run.returncode == 0, run.stderr
+        seen = json.loads(run.stdout.strip().splitlines()[-1])
+
+        # The server registered in the browser is live, and the agent's secret works there.
+        assert '"resource": "https://calendar.example/mcp"' in seen["prm"]
+        token = httpx2.post(
+            f"{gatehouse.url}/oauth/token",
+            data={"grant_type": "client_credentials", "resource": "https://calendar.example/mcp"},
+            auth=(seen["agentFacts"].split("client_id")[1].split()[0], seen["agentSecret"]),
+        )
+        assert token.status_code == 200, token.text
+        assert token.json()["scope"] == "calendar:read"
+
+        # The revoked consent: gone from the page, and the host's refresh token is dead.
+        assert (seen["consentsBefore"], seen["consentsAfter"]) == (1, 0)
+        refreshed = httpx2.post(metadata["token_endpoint"], data={
+            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": client_id,
+        })
+        assert refreshed.status_code == 400
+        assert refreshed.json()["error"] == "invalid_grant"
+
+        assert "consent.revoked" in seen["auditEvents"]
+        assert "admin.change" in seen["auditEvents"]
+        assert not seen["phoneOverflows"], "the dashboard scrolls sideways on a phone"
+        assert seen["problems"] == []
+        for name in ("servers", "server", "agent-secret", "consents", "people", "audit", "servers-phone"):
+            assert (SHOTS / f"dashboard-{name}.png").stat().st_size > 5_000, name

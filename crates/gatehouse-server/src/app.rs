@@ -107,6 +107,8 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .route("/assets/gatehouse.css", get(ui::stylesheet))
+        .route("/assets/favicon.svg", get(ui::favicon))
+        .route("/favicon.ico", get(ui::favicon))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(ui::PAGE_CSP),

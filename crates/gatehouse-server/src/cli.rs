@@ -155,6 +155,9 @@ pub enum ServersCommand {
     Remove {
         /// The server id (res_…).
         id: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -189,6 +192,9 @@ pub enum ClientsCommand {
     Remove {
         /// The client id.
         id: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Give an agent client a new secret (printed once); the old one stops working at once.
     RotateSecret {
@@ -229,6 +235,9 @@ pub enum ConsentsCommand {
         /// The MCP server (res_…).
         #[arg(long, value_name = "ID")]
         server: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -261,6 +270,9 @@ pub enum UsersCommand {
     Remove {
         /// Their id (usr_…) or email.
         user: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Make a person an administrator (on) or not (off).
     SetAdmin {
@@ -269,6 +281,9 @@ pub enum UsersCommand {
         /// on or off.
         #[arg(value_name = "on|off", value_parser = parse_switch, action = clap::ArgAction::Set)]
         admin: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -297,6 +312,9 @@ pub enum ApiKeysCommand {
     Revoke {
         /// The key id (key_…).
         id: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -475,10 +493,12 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 resource_text(&r, &public, false)
             }
         }
-        Command::Servers(ServersCommand::Remove { id }) => {
+        Command::Servers(ServersCommand::Remove { id, json }) => {
             admin::remove_resource(&store, &id).await?;
             audit_change(&store, admin_change("server.deleted", now).resource(&id)).await?;
-            format!("Removed MCP server {id} and its clients.")
+            done(json, json!({"removed": id}), || {
+                format!("Removed MCP server {id} and its clients.")
+            })
         }
         Command::Clients(ClientsCommand::Add {
             server,
@@ -551,14 +571,16 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 out.trim_end().to_owned()
             }
         }
-        Command::Clients(ClientsCommand::Remove { id }) => {
+        Command::Clients(ClientsCommand::Remove { id, json }) => {
             admin::remove_client(&store, &id, now).await?;
             audit_change(
                 &store,
                 AuditEvent::new(EventType::ClientDeleted, now).client(&id),
             )
             .await?;
-            format!("Removed client {id}; every token issued to it is revoked.")
+            done(json, json!({"removed": id}), || {
+                format!("Removed client {id}; every token issued to it is revoked.")
+            })
         }
         Command::Clients(ClientsCommand::RotateSecret { id, json }) => {
             let (client, secret) = admin::rotate_client_secret(&store, &id).await?;
@@ -580,7 +602,11 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 )
             }
         }
-        Command::Users(UsersCommand::SetAdmin { user, admin: on }) => {
+        Command::Users(UsersCommand::SetAdmin {
+            user,
+            admin: on,
+            json,
+        }) => {
             let u = admin::set_admin(&store, &user, on).await?;
             let action = if on {
                 "user.admin_granted"
@@ -588,14 +614,16 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 "user.admin_revoked"
             };
             audit_change(&store, admin_change(action, now).user(&u.id)).await?;
-            if on {
-                format!("{} ({}) is an administrator.", u.email, u.id)
-            } else {
-                format!(
-                    "{} ({}) is no longer an administrator; their API keys stop working.",
-                    u.email, u.id
-                )
-            }
+            done(json, user_json(&u), || {
+                if on {
+                    format!("{} ({}) is an administrator.", u.email, u.id)
+                } else {
+                    format!(
+                        "{} ({}) is no longer an administrator; their API keys stop working.",
+                        u.email, u.id
+                    )
+                }
+            })
         }
         Command::ApiKeys(ApiKeysCommand::Create { user, name, json }) => {
             let (key, secret) = admin::create_api_key(&store, &user, &name, now).await?;
@@ -649,14 +677,16 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 out.trim_end().to_owned()
             }
         }
-        Command::ApiKeys(ApiKeysCommand::Revoke { id }) => {
+        Command::ApiKeys(ApiKeysCommand::Revoke { id, json }) => {
             admin::revoke_api_key(&store, &id, now).await?;
             audit_change(
                 &store,
                 admin_change("api_key.revoked", now).detail("api_key", id.as_str()),
             )
             .await?;
-            format!("Revoked API key {id}.")
+            done(json, json!({"revoked": id}), || {
+                format!("Revoked API key {id}.")
+            })
         }
         Command::Consents(ConsentsCommand::List {
             server,
@@ -717,6 +747,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             user,
             client,
             server,
+            json,
         }) => {
             let (u, c, r) = admin::revoke_consent(&store, &user, &client, &server, now).await?;
             audit_change(
@@ -727,8 +758,14 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                     .resource(&r),
             )
             .await?;
-            format!(
-                "Revoked the consent of {user} for {client} at {server}: its tokens are revoked and they will be asked again."
+            done(
+                json,
+                json!({"revoked": {"user": u, "client_id": c, "server": r}}),
+                || {
+                    format!(
+                        "Revoked the consent of {user} for {client} at {server}: its tokens are revoked and they will be asked again."
+                    )
+                },
             )
         }
         Command::Users(UsersCommand::Add {
@@ -788,13 +825,15 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 out.trim_end().to_owned()
             }
         }
-        Command::Users(UsersCommand::Remove { user }) => {
+        Command::Users(UsersCommand::Remove { user, json }) => {
             let u = admin::remove_user(&store, &user, now).await?;
             audit_change(&store, admin_change("user.deleted", now).user(&u.id)).await?;
-            format!(
-                "Removed user {} ({}); their sessions ended and every token issued on their behalf is revoked.",
-                u.email, u.id
-            )
+            done(json, json!({"removed": u.id}), || {
+                format!(
+                    "Removed user {} ({}); their sessions ended and every token issued on their behalf is revoked.",
+                    u.email, u.id
+                )
+            })
         }
         Command::Audit(a) => {
             let user = match &a.user {
@@ -829,6 +868,11 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
     };
     store.close().await;
     Ok(out)
+}
+
+/// What a command that changed something prints: `value` as JSON, or `text()`.
+fn done(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) -> String {
+    if json { pretty(&value) } else { text() }
 }
 
 fn pretty(v: &serde_json::Value) -> String {
@@ -927,6 +971,32 @@ fn resource_text(r: &Resource, public: &Issuer, added: bool) -> String {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    #[test]
+    fn every_administrative_command_can_print_json() {
+        fn leaves(c: &clap::Command, path: String, out: &mut Vec<(String, bool)>) {
+            let subs: Vec<_> = c
+                .get_subcommands()
+                .filter(|s| s.get_name() != "help")
+                .collect();
+            if subs.is_empty() {
+                out.push((path, c.get_arguments().any(|a| a.get_id() == "json")));
+                return;
+            }
+            for s in subs {
+                leaves(s, format!("{path} {}", s.get_name()), out);
+            }
+        }
+        let mut all = Vec::new();
+        leaves(&super::Cli::command(), "gatehouse".into(), &mut all);
+        let without: Vec<&String> = all
+            .iter()
+            .filter(|(p, json)| !json && p != "gatehouse serve" && p != "gatehouse demo")
+            .map(|(p, _)| p)
+            .collect();
+        assert!(without.is_empty(), "no --json: {without:?}");
+        assert!(all.len() >= 20, "{} commands: {all:?}", all.len());
+    }
 
     #[test]
     fn the_command_line_is_well_formed() {

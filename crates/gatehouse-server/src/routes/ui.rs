@@ -20,6 +20,8 @@ use super::AppState;
 
 /// The stylesheet, compiled in.
 const CSS: &str = include_str!("../../assets/gatehouse.css");
+/// The icon, compiled in.
+const FAVICON: &str = include_str!("../../assets/favicon.svg");
 
 /// `Content-Security-Policy` of every page: nothing but our stylesheet, never in a frame.
 pub const PAGE_CSP: &str =
@@ -412,6 +414,18 @@ pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
         ),
         Err(r) => r,
     }
+}
+
+/// `GET /assets/favicon.svg` (and `/favicon.ico`, which browsers ask for on their own).
+pub async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        FAVICON,
+    )
+        .into_response()
 }
 
 /// `GET /assets/gatehouse.css`
