@@ -324,6 +324,65 @@ pub async fn api_key_holder(
     })
 }
 
+/// What to change of an MCP server; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceChange {
+    pub name: Option<String>,
+    pub url: Option<crate::types::ResourceUri>,
+    pub scopes: Option<Vec<crate::model::ScopeDef>>,
+    pub token_ttl: Option<u32>,
+    pub signing_alg: Option<SigningAlg>,
+    pub refresh_tokens: Option<crate::model::RefreshPolicy>,
+    pub dynamic_registration: Option<bool>,
+    pub metadata_documents: Option<bool>,
+}
+
+/// Changes an MCP server, with the same rules as registering one. Tokens already issued keep
+/// their audience and lifetime; a new URL means tokens for the old one no longer fit it.
+pub async fn update_resource(
+    store: &dyn Store,
+    id: &str,
+    change: ResourceChange,
+    now: UnixTime,
+) -> Result<Resource, AdminError> {
+    let old = resource(store, id).await?;
+    let mut desired = NewResource::new(
+        change.name.unwrap_or_else(|| old.name.clone()),
+        change.url.unwrap_or_else(|| old.url.clone()),
+        change.scopes.unwrap_or_else(|| old.scopes.clone()),
+    );
+    desired.token_ttl = Some(change.token_ttl.unwrap_or(old.token_ttl));
+    desired.signing_alg = Some(change.signing_alg.unwrap_or(old.signing_alg));
+    desired.refresh_tokens = Some(change.refresh_tokens.unwrap_or(old.refresh_tokens));
+    desired.dynamic_registration = Some(
+        change
+            .dynamic_registration
+            .unwrap_or(old.dynamic_registration),
+    );
+    desired.metadata_documents = Some(change.metadata_documents.unwrap_or(old.metadata_documents));
+    let updated = Resource {
+        id: old.id.clone(),
+        created_at: old.created_at,
+        ..Resource::create(desired, old.created_at).map_err(|e| AdminError::Invalid(e.0))?
+    };
+    if let Some(same) = store
+        .resources()
+        .await?
+        .into_iter()
+        .find(|r| r.id != updated.id && r.url.matches(updated.url.as_str()))
+    {
+        return Err(AdminError::Conflict(format!(
+            "{} is already registered as {} (\"{}\")",
+            updated.url, same.id, same.name
+        )));
+    }
+    ensure_signing_key(store, updated.signing_alg, now).await?;
+    if !store.update_resource(&updated).await? {
+        return Err(AdminError::NotFound(format!("no MCP server {id}")));
+    }
+    Ok(updated)
+}
+
 /// The person with this id (`usr_…`) or email.
 pub async fn user(store: &dyn Store, id_or_email: &str) -> Result<User, AdminError> {
     let found = match UserId::parse(id_or_email) {

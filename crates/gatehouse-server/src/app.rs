@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/servers", post(admin_ui::create_server))
         .route("/admin/servers/{id}", get(admin_ui::server))
         .route("/admin/servers/{id}/delete", post(admin_ui::delete_server))
+        .route("/admin/servers/{id}/update", post(admin_ui::update_server))
         .route("/admin/servers/{id}/clients", post(admin_ui::create_client))
         .route(
             "/admin/clients/{client_id}/rotate",

@@ -151,6 +151,38 @@ pub enum ServersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change an MCP server; what is not given stays as it is.
+    Update {
+        /// The server id (res_…).
+        id: String,
+        /// Name shown to people on consent.
+        #[arg(long)]
+        name: Option<String>,
+        /// The MCP server's URL: the token audience.
+        #[arg(long)]
+        url: Option<String>,
+        /// Its scopes, replacing all of them: NAME or NAME=DESCRIPTION; repeat for more.
+        #[arg(long = "scope", value_name = "NAME[=DESCRIPTION]")]
+        scopes: Vec<String>,
+        /// Access-token lifetime in seconds (60 to 86400).
+        #[arg(long, value_name = "SECONDS")]
+        token_ttl: Option<u32>,
+        /// Signing algorithm: RS256, ES256 or EdDSA.
+        #[arg(long, value_parser = parse_alg)]
+        alg: Option<SigningAlg>,
+        /// always, offline-access or never.
+        #[arg(long, value_name = "POLICY", value_parser = parse_refresh)]
+        refresh_tokens: Option<RefreshPolicy>,
+        /// on or off.
+        #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+        dynamic_registration: Option<bool>,
+        /// on or off.
+        #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+        metadata_documents: Option<bool>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove an MCP server and all its clients.
     Remove {
         /// The server id (res_…).
@@ -487,6 +519,50 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
         }
         Command::Servers(ServersCommand::Show { id, json }) => {
             let r = admin::resource(&store, &id).await?;
+            if json {
+                pretty(&resource_json(&r, &public))
+            } else {
+                resource_text(&r, &public, false)
+            }
+        }
+        Command::Servers(ServersCommand::Update {
+            id,
+            name,
+            url,
+            scopes,
+            token_ttl,
+            alg,
+            refresh_tokens,
+            dynamic_registration,
+            metadata_documents,
+            json,
+        }) => {
+            let change = admin::ResourceChange {
+                name,
+                url: url
+                    .as_deref()
+                    .map(ResourceUri::parse)
+                    .transpose()
+                    .map_err(|e| format!("--url: {}", e.0))?,
+                scopes: if scopes.is_empty() {
+                    None
+                } else {
+                    Some(
+                        scopes
+                            .iter()
+                            .map(|s| ScopeDef::parse(s))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| e.0)?,
+                    )
+                },
+                token_ttl,
+                signing_alg: alg,
+                refresh_tokens,
+                dynamic_registration,
+                metadata_documents,
+            };
+            let r = admin::update_resource(&store, &id, change, now).await?;
+            audit_change(&store, admin_change("server.updated", now).resource(&r.id)).await?;
             if json {
                 pretty(&resource_json(&r, &public))
             } else {

@@ -633,6 +633,29 @@ fn rotating_a_secret_prints_a_new_one_and_consents_are_listed_and_explained() {
         &["clients", "add", "--server", id, "--name", "bot", "--json"],
     ));
     let cid = client["client_id"].as_str().unwrap();
+    let updated = json(&gatehouse(
+        d,
+        &[
+            "servers",
+            "update",
+            id,
+            "--name",
+            "Tasks",
+            "--token-ttl",
+            "120",
+            "--metadata-documents",
+            "off",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        (updated["name"].as_str(), updated["token_ttl"].as_u64()),
+        (Some("Tasks"), Some(120))
+    );
+    assert_eq!(updated["metadata_documents"], false);
+    assert_eq!(updated["url"], "https://mcp.example.com/mcp", "untouched");
+    let bad = gatehouse(d, &["servers", "update", id, "--token-ttl", "5"]);
+    assert!(stderr(&bad).contains("token lifetime"), "{}", stderr(&bad));
     let rotated = json(&gatehouse(d, &["clients", "rotate-secret", cid, "--json"]));
     assert_eq!(rotated["client_id"], cid);
     let new = rotated["client_secret"].as_str().unwrap();

@@ -192,6 +192,37 @@ impl ResourceStore for SqliteStore {
         tx.commit().await.map_err(backend)
     }
 
+    async fn update_resource(&self, r: &Resource) -> Result<bool, StoreError> {
+        let scopes = serde_json::to_string(&r.scopes).map_err(backend)?;
+        let mut tx = self.write().await?;
+        let changed = sqlx::query(
+            "UPDATE resources SET name = ?, url = ?, url_key = ?, scopes = ?, token_ttl = ?,
+                 signing_alg = ?, dynamic_registration = ?, metadata_documents = ?,
+                 refresh_tokens = ?
+             WHERE id = ?",
+        )
+        .bind(&r.name)
+        .bind(r.url.as_str())
+        .bind(r.url.canonical())
+        .bind(scopes)
+        .bind(i64::from(r.token_ttl))
+        .bind(r.signing_alg.as_str())
+        .bind(r.dynamic_registration)
+        .bind(r.metadata_documents)
+        .bind(r.refresh_tokens.as_str())
+        .bind(r.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "another MCP server has this URL"))?
+        .rows_affected()
+            > 0;
+        if changed {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(changed)
+    }
+
     async fn resource(&self, id: &ResourceId) -> Result<Option<Resource>, StoreError> {
         sqlx::query("SELECT * FROM resources WHERE id = ?")
             .bind(id.as_str())

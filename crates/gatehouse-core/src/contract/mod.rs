@@ -26,6 +26,7 @@ where
     revocation_is_idempotent(&make().await).await;
     the_revocation_feed_lists_what_concerns_one_server(&make().await).await;
     a_client_secret_is_replaced(&make().await).await;
+    resources_are_updated_in_place(&make().await).await;
     change_version_moves_on_writes_only(&make().await).await;
     ping_answers(&make().await).await;
     registered_clients_round_trip(&make().await).await;
@@ -329,6 +330,55 @@ async fn the_revocation_feed_lists_what_concerns_one_server(store: &impl Store) 
         .await
         .unwrap();
     assert!(gone.clients.iter().all(|c| c.client != of_a.id), "expired");
+}
+
+async fn resources_are_updated_in_place(store: &impl Store) {
+    let a = resource("https://a.example/mcp");
+    let b = resource("https://b.example/mcp");
+    store.insert_resource(&a).await.unwrap();
+    store.insert_resource(&b).await.unwrap();
+    let v = store.change_version().await.unwrap();
+    let changed = Resource {
+        name: "Renamed".into(),
+        url: ResourceUri::parse("https://a2.example/mcp").unwrap(),
+        token_ttl: 120,
+        dynamic_registration: false,
+        created_at: UnixTime(999_999),
+        ..a.clone()
+    };
+    assert!(store.update_resource(&changed).await.unwrap());
+    let got = store.resource(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        got,
+        Resource {
+            created_at: a.created_at,
+            ..changed.clone()
+        },
+        "every field but the creation time"
+    );
+    assert_ne!(
+        store.change_version().await.unwrap(),
+        v,
+        "caches must reload"
+    );
+    let clash = Resource {
+        url: ResourceUri::parse("https://B.example/mcp").unwrap(),
+        ..changed.clone()
+    };
+    assert!(matches!(
+        store.update_resource(&clash).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.resource(&a.id).await.unwrap().unwrap().url,
+        changed.url
+    );
+    let missing = Resource {
+        id: ResourceId::generate(),
+        url: ResourceUri::parse("https://c.example/mcp").unwrap(),
+        ..a
+    };
+    assert!(!store.update_resource(&missing).await.unwrap());
 }
 
 async fn a_client_secret_is_replaced(store: &impl Store) {

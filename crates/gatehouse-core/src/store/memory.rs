@@ -126,6 +126,30 @@ impl ResourceStore for MemoryStore {
         Ok(self.with(|s| s.resources.iter().find(|r| &r.id == id).cloned()))
     }
 
+    async fn update_resource(&self, resource: &Resource) -> Result<bool, StoreError> {
+        self.with(|s| {
+            let canonical = resource.url.canonical();
+            if s.resources
+                .iter()
+                .any(|r| r.id != resource.id && r.url.canonical() == canonical)
+            {
+                return Err(StoreError::Conflict(format!(
+                    "an MCP server with URL {} exists",
+                    resource.url
+                )));
+            }
+            let Some(r) = s.resources.iter_mut().find(|r| r.id == resource.id) else {
+                return Ok(false);
+            };
+            *r = Resource {
+                created_at: r.created_at,
+                ..resource.clone()
+            };
+            s.version += 1;
+            Ok(true)
+        })
+    }
+
     async fn resources(&self) -> Result<Vec<Resource>, StoreError> {
         Ok(self.with(|s| s.resources.clone()))
     }

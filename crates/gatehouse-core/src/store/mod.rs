@@ -46,6 +46,10 @@ pub trait ResourceStore: Send + Sync {
     async fn resource(&self, id: &ResourceId) -> Result<Option<Resource>, StoreError>;
     /// Every server, oldest first.
     async fn resources(&self) -> Result<Vec<Resource>, StoreError>;
+    /// Replaces the stored server with the same id (every field but the id and creation
+    /// time) and moves the change version. `Conflict` if another server has the same
+    /// canonical URL; `false` if there is no such server.
+    async fn update_resource(&self, resource: &Resource) -> Result<bool, StoreError>;
     /// Deletes the server and, in the same change, every client bound to it. `false` if
     /// there was no such server.
     async fn delete_resource(&self, id: &ResourceId) -> Result<bool, StoreError>;

@@ -58,7 +58,7 @@ impl utoipa::Modify for BearerAuth {
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(list_servers, create_server))
-        .routes(routes!(get_server, delete_server))
+        .routes(routes!(get_server, delete_server, update_server))
         .routes(routes!(list_audit))
         .routes(routes!(list_clients, create_client))
         .routes(routes!(delete_client))
@@ -468,6 +468,98 @@ async fn get_server(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ServerView>> {
     let r = admin::resource(s.engine.store().as_ref(), &id).await?;
+    Ok(Json(server_view(&s, &r)))
+}
+
+/// What to change of an MCP server; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerChange {
+    #[schema(min_length = 1, max_length = 100)]
+    name: Option<String>,
+    #[schema(pattern = "^https?://[^/?#\\s]+")]
+    url: Option<String>,
+    /// Replaces every scope.
+    scopes: Option<Vec<ScopeView>>,
+    #[schema(minimum = 60, maximum = 86400)]
+    token_ttl: Option<u32>,
+    #[schema(pattern = "^(RS256|ES256|EdDSA)$")]
+    signing_alg: Option<String>,
+    #[schema(pattern = "^(always|offline_access|never)$")]
+    refresh_tokens: Option<String>,
+    dynamic_registration: Option<bool>,
+    metadata_documents: Option<bool>,
+}
+
+fn scope_defs(scopes: &[ScopeView]) -> ApiResult<Vec<ScopeDef>> {
+    scopes
+        .iter()
+        .map(|sc| {
+            let text = if sc.description.is_empty() {
+                sc.name.clone()
+            } else {
+                format!("{}={}", sc.name, sc.description)
+            };
+            ScopeDef::parse(&text).map_err(|e| ApiError::invalid(format!("scopes: {}", e.0)))
+        })
+        .collect()
+}
+
+fn alg(a: &str) -> ApiResult<SigningAlg> {
+    SigningAlg::parse(a)
+        .ok_or_else(|| ApiError::invalid(format!("signing_alg `{a}`: use RS256, ES256 or EdDSA")))
+}
+
+fn refresh_policy(p: &str) -> ApiResult<RefreshPolicy> {
+    RefreshPolicy::parse(p).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "refresh_tokens `{p}`: use always, offline_access or never"
+        ))
+    })
+}
+
+/// Change an MCP server.
+#[utoipa::path(patch, path = "/servers/{id}", tag = "servers", request_body = ServerChange,
+    params(("id" = String, Path, description = "res_…", pattern = "^res_[A-Za-z0-9]{1,60}$")),
+    responses(
+        (status = 200, body = ServerView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)
+    ))]
+async fn update_server(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+    body: Result<Json<ServerChange>, JsonRejection>,
+) -> ApiResult<Json<ServerView>> {
+    let Json(c) = body?;
+    let change = admin::ResourceChange {
+        name: c.name,
+        url: c
+            .url
+            .as_deref()
+            .map(|u| ResourceUri::parse(u).map_err(|e| ApiError::invalid(format!("url: {}", e.0))))
+            .transpose()?,
+        scopes: c.scopes.as_deref().map(scope_defs).transpose()?,
+        token_ttl: c.token_ttl,
+        signing_alg: c.signing_alg.as_deref().map(alg).transpose()?,
+        refresh_tokens: c
+            .refresh_tokens
+            .as_deref()
+            .map(refresh_policy)
+            .transpose()?,
+        dynamic_registration: c.dynamic_registration,
+        metadata_documents: c.metadata_documents,
+    };
+    let now = s.engine.now();
+    let r = admin::update_resource(s.engine.store().as_ref(), &id, change, now).await?;
+    s.engine.invalidate();
+    audit(
+        &s,
+        &who,
+        AuditEvent::new(EventType::AdminChange, now)
+            .detail("action", "server.updated")
+            .resource(&r.id),
+    );
     Ok(Json(server_view(&s, &r)))
 }
 

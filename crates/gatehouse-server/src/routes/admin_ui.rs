@@ -154,6 +154,64 @@ pub async fn servers(State(s): State<AppState>, headers: HeaderMap) -> Response 
     )
 }
 
+/// The server form's fields as a complete change (every field is on the form).
+fn server_form(form: &FormParams) -> Result<admin::ResourceChange, AdminError> {
+    let url = ResourceUri::parse(field(form, "url"))
+        .map_err(|e| AdminError::Invalid(format!("URL: {}", e.0)))?;
+    let scopes = field(form, "scopes")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            ScopeDef::parse(l).map_err(|e| AdminError::Invalid(format!("scope `{l}`: {}", e.0)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(admin::ResourceChange {
+        name: Some(field(form, "name").to_owned()),
+        url: Some(url),
+        scopes: Some(scopes),
+        token_ttl: Some(field(form, "token_ttl").parse().map_err(|_| {
+            AdminError::Invalid("the token lifetime must be a number of seconds".into())
+        })?),
+        signing_alg: Some(
+            gatehouse_core::keys::SigningAlg::parse(field(form, "alg"))
+                .ok_or_else(|| AdminError::Invalid("choose RS256, ES256 or EdDSA".into()))?,
+        ),
+        refresh_tokens: Some(
+            RefreshPolicy::parse(field(form, "refresh_tokens"))
+                .ok_or_else(|| AdminError::Invalid("choose a refresh-token policy".into()))?,
+        ),
+        dynamic_registration: Some(field(form, "dynamic_registration") == "on"),
+        metadata_documents: Some(field(form, "metadata_documents") == "on"),
+    })
+}
+
+/// `POST /admin/servers/{id}/update`
+pub async fn update_server(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (_, who, form) = match form_of_administrator(&s, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let now = s.engine.now();
+    let updated = match server_form(&form) {
+        Ok(change) => admin::update_resource(s.engine.store().as_ref(), &id, change, now).await,
+        Err(e) => Err(e),
+    };
+    match updated {
+        Ok(r) => {
+            s.engine.invalidate();
+            audit(&s, &who, change(&s, "server.updated").resource(&r.id));
+            back(&format!("/admin/servers/{}", r.id))
+        }
+        Err(e) => failed(e),
+    }
+}
+
 /// `POST /admin/servers`
 pub async fn create_server(
     State(s): State<AppState>,
@@ -165,30 +223,18 @@ pub async fn create_server(
         Err(r) => return r,
     };
     let made = async {
-        let url = ResourceUri::parse(field(&form, "url"))
-            .map_err(|e| AdminError::Invalid(format!("URL: {}", e.0)))?;
-        let scopes = field(&form, "scopes")
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                ScopeDef::parse(l).map_err(|e| AdminError::Invalid(format!("scope `{l}`: {}", e.0)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut new = NewResource::new(field(&form, "name"), url, scopes);
-        new.token_ttl = Some(field(&form, "token_ttl").parse().map_err(|_| {
-            AdminError::Invalid("the token lifetime must be a number of seconds".into())
-        })?);
-        new.signing_alg = Some(
-            gatehouse_core::keys::SigningAlg::parse(field(&form, "alg"))
-                .ok_or_else(|| AdminError::Invalid("choose RS256, ES256 or EdDSA".into()))?,
+        let c = server_form(&form)?;
+        let mut new = NewResource::new(
+            c.name.unwrap_or_default(),
+            c.url
+                .ok_or_else(|| AdminError::Invalid("a URL is needed".into()))?,
+            c.scopes.unwrap_or_default(),
         );
-        new.refresh_tokens = Some(
-            RefreshPolicy::parse(field(&form, "refresh_tokens"))
-                .ok_or_else(|| AdminError::Invalid("choose a refresh-token policy".into()))?,
-        );
-        new.dynamic_registration = Some(field(&form, "dynamic_registration") == "on");
-        new.metadata_documents = Some(field(&form, "metadata_documents") == "on");
+        new.token_ttl = c.token_ttl;
+        new.signing_alg = c.signing_alg;
+        new.refresh_tokens = c.refresh_tokens;
+        new.dynamic_registration = c.dynamic_registration;
+        new.metadata_documents = c.metadata_documents;
         admin::register_resource(s.engine.store().as_ref(), new, s.engine.now()).await
     }
     .await;
@@ -244,6 +290,11 @@ struct ServerPage<'a> {
     registration: String,
     prm_url: String,
     prm: String,
+    scopes_text: String,
+    dcr: bool,
+    cimd: bool,
+    alg_options: Vec<(&'static str, bool)>,
+    refresh_options: Vec<(&'static str, &'static str, bool)>,
     rust_snippet: String,
     python_snippet: String,
     node_snippet: String,
@@ -319,6 +370,32 @@ pub async fn server(
         prm_url: gatehouse_core::types::well_known_url(r.url.as_str(), "oauth-protected-resource"),
         prm: serde_json::to_string_pretty(&r.protected_resource_metadata(public))
             .unwrap_or_default(),
+        scopes_text: r
+            .scopes
+            .iter()
+            .map(|d| {
+                if d.description.is_empty() {
+                    d.name.to_string()
+                } else {
+                    format!("{}={}", d.name, d.description)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        dcr: r.dynamic_registration,
+        cimd: r.metadata_documents,
+        alg_options: ["RS256", "ES256", "EdDSA"]
+            .into_iter()
+            .map(|a| (a, a == r.signing_alg.as_str()))
+            .collect(),
+        refresh_options: [
+            ("offline_access", "when offline_access is granted"),
+            ("always", "always"),
+            ("never", "never"),
+        ]
+        .into_iter()
+        .map(|(v, label)| (v, label, v == r.refresh_tokens.as_str()))
+        .collect(),
         rust_snippet: format!(
             "let guard = gatehouse_guard::Guard::builder(\"{url}\", \"{issuer}\")\n    .scopes_supported({scopes:?})\n    .build()?;\nlet app = mcp_router.layer(guard.layer()).merge(guard.metadata_router());",
             url = r.url,

@@ -109,6 +109,7 @@ async fn no_key_a_wrong_or_revoked_key_is_401_and_a_non_admin_s_key_is_403() {
         (Method::POST, "/servers"),
         (Method::GET, "/servers/res_abc"),
         (Method::DELETE, "/servers/res_abc"),
+        (Method::PATCH, "/servers/res_abc"),
         (Method::GET, "/audit"),
         (Method::GET, "/servers/res_abc/clients"),
         (Method::POST, "/servers/res_abc/clients"),
@@ -275,6 +276,64 @@ async fn servers_are_created_listed_paged_read_and_deleted() {
 
     let (status, one) = api.get(&format!("/servers/{id}")).await;
     assert_eq!((status, one["name"].as_str()), (200, Some("To-do list")));
+
+    // Changes: only what is sent; the same rules as registering; URLs stay unique.
+    let (status, changed) = api
+        .call(
+            Method::PATCH,
+            &format!("/servers/{id}"),
+            Some(&k),
+            Some(json!({"name": "Tasks", "token_ttl": 120, "metadata_documents": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(
+        (
+            changed["name"].as_str(),
+            changed["token_ttl"].as_u64(),
+            changed["metadata_documents"].as_bool()
+        ),
+        (Some("Tasks"), Some(120), Some(false))
+    );
+    assert_eq!(changed["signing_alg"], "ES256", "untouched");
+    assert_eq!(changed["scopes"].as_array().unwrap().len(), 2, "untouched");
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/servers/{id}"),
+            Some(&k),
+            Some(json!({"token_ttl": 5})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    let (_, other) = api
+        .call(
+            Method::POST,
+            "/servers",
+            Some(&k),
+            Some(json!({"name": "Other", "url": "https://other.example/mcp"})),
+        )
+        .await;
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/servers/{}", other["id"].as_str().unwrap()),
+            Some(&k),
+            Some(json!({"url": "https://todo.example/mcp"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (409, "conflict"));
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            "/servers/res_missing",
+            Some(&k),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (_, again) = api.get(&format!("/servers/{id}")).await;
+    assert_eq!(again["name"], "Tasks");
     let (status, body) = api.get("/servers/nonsense").await;
     assert_eq!((status, code(&body)), (400, "invalid"));
     let (status, _) = api
@@ -304,7 +363,11 @@ async fn servers_are_created_listed_paged_read_and_deleted() {
         .get(&format!("/audit?event=admin.change&limit=3&cursor={next}"))
         .await;
     let older = older["items"].as_array().unwrap();
-    assert_eq!(older.len(), 3, "six servers created and one deleted");
+    assert_eq!(
+        older.len(),
+        3,
+        "six servers created, one changed, one deleted"
+    );
     assert!(older[0]["seq"].as_i64() < items[2]["seq"].as_i64());
     for bad in [
         "event=token.exploded",

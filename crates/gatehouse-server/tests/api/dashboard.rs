@@ -137,6 +137,41 @@ async fn an_administrator_registers_a_server_makes_an_agent_and_reads_the_log() 
         assert!(page.body.contains(expected), "{expected} missing");
     }
 
+    // Change it through the edit form (every field is on the form).
+    let edited = b
+        .post(
+            &format!("/admin/servers/{id}/update"),
+            &form(
+                &token,
+                &[
+                    ("name", "Tasks"),
+                    ("url", "http://127.0.0.1:8001/mcp"),
+                    ("scopes", "todo:read=Read your to-dos"),
+                    ("token_ttl", "300"),
+                    ("alg", "ES256"),
+                    ("refresh_tokens", "never"),
+                    ("metadata_documents", "on"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(edited.status, 303, "{}", edited.body);
+    let r = admin::resource(app.store.as_ref(), &id).await.unwrap();
+    assert_eq!(
+        (
+            r.name.as_str(),
+            r.token_ttl,
+            r.dynamic_registration,
+            r.metadata_documents,
+            r.scopes.len()
+        ),
+        ("Tasks", 300, false, true, 1)
+    );
+    assert!(
+        b.get(&page_path).await.body.contains("value=\"Tasks\""),
+        "the form shows the new values"
+    );
+
     let bad = b
         .post(
             "/admin/servers",
