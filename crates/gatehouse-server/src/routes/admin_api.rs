@@ -17,6 +17,7 @@ use gatehouse_core::model::{NewResource, RefreshPolicy, Resource, ScopeDef, User
 use gatehouse_core::store::StoreError;
 use gatehouse_core::{ResourceUri, UnixTime};
 use serde::{Deserialize, Serialize};
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -85,7 +86,13 @@ pub fn router() -> Router<AppState> {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         });
-    Router::new().nest(BASE, api)
+    // Administrative data is never cached, by a browser or anything in between.
+    Router::new()
+        .nest(BASE, api)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
 }
 
 // ---------------------------------------------------------------- errors
@@ -194,12 +201,14 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        // RFC 6750 §2.1 (RFC 9110 §11.1): the scheme name is case-insensitive.
         let key = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, k)| k.trim())
             .filter(|k| !k.is_empty());
         let unauthenticated = || {
             ApiError::new(
