@@ -108,12 +108,8 @@ pub async fn create_agent_client(
     now: UnixTime,
 ) -> Result<(Client, ClientSecret), AdminError> {
     let resource = resource(store, resource_id).await?;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AdminError::Invalid(
-            "the name must have 1 to 100 characters".into(),
-        ));
-    }
+    let name = crate::model::display_name(name).map_err(|e| AdminError::Invalid(e.0))?;
+    let name = name.as_str();
     let unknown = scopes.missing_from(&resource.scope_set());
     if !unknown.is_empty() {
         return Err(AdminError::Invalid(format!(
@@ -268,16 +264,11 @@ pub async fn create_api_key(
             u.email, u.email
         )));
     }
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AdminError::Invalid(
-            "an API key needs a name of 1 to 100 characters".into(),
-        ));
-    }
+    let name = crate::model::display_name(name).map_err(|e| AdminError::Invalid(e.0))?;
     let secret = ClientSecret::new(crate::random::secret(API_KEY_PREFIX));
     let key = ApiKey {
         id: ApiKeyId::generate(),
-        name: name.to_owned(),
+        name,
         user: u.id,
         secret_hash: SecretHash::of(secret.expose_secret()),
         created_at: now,

@@ -134,13 +134,30 @@ impl NewResource {
     }
 }
 
+/// A name an operator gives something (an MCP server, a client, an API key), checked as
+/// typed: at most 100 characters, no control characters, not blank. Returned trimmed.
+pub fn display_name(raw: &str) -> Result<String, ParseError> {
+    if raw.chars().count() > 100 {
+        return Err(ParseError(
+            "the name must have at most 100 characters".into(),
+        ));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(ParseError(
+            "the name must not contain control characters".into(),
+        ));
+    }
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(ParseError("the name must not be blank".into()));
+    }
+    Ok(name.to_owned())
+}
+
 impl Resource {
     /// Validates `new` and gives it a fresh id.
     pub fn create(new: NewResource, now: UnixTime) -> Result<Resource, ParseError> {
-        let name = new.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(ParseError("the name must have 1 to 100 characters".into()));
-        }
+        let name = display_name(&new.name)?;
         let token_ttl = new.token_ttl.unwrap_or(DEFAULT_TOKEN_TTL);
         if !TOKEN_TTL_RANGE.contains(&token_ttl) {
             return Err(ParseError(format!(
@@ -163,7 +180,7 @@ impl Resource {
         }
         Ok(Resource {
             id: ResourceId::generate(),
-            name: name.to_owned(),
+            name,
             url: new.url,
             scopes: new.scopes,
             token_ttl,
@@ -400,5 +417,22 @@ pub fn normalize_email(s: &str) -> Result<String, ParseError> {
             "`{}` is not an email address",
             s.trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_as_typed() {
+        assert_eq!(display_name("  Nightly report ").unwrap(), "Nightly report");
+        assert!(display_name(&"a".repeat(100)).is_ok());
+        assert!(display_name(&"a".repeat(101)).is_err());
+        // Whitespace trimmed away does not make a too-long name fit (schemathesis found it).
+        assert!(display_name(&format!("\u{85}{}", "*".repeat(100))).is_err());
+        assert!(display_name("bell\u{7}").is_err());
+        assert!(display_name("tab\tinside").is_err());
+        assert!(display_name(" \u{a0} ").is_err());
     }
 }

@@ -5,8 +5,9 @@
 //! shown once, on the page that answers the form that made them.
 
 use askama::Template;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::admin::{self, AdminError};
 use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
@@ -20,45 +21,68 @@ use super::AppState;
 use super::ui::{html, login_url, message, signed_in};
 use crate::audit::{Format, parse_time, render, rfc3339};
 
-/// The signed-in administrator, or the response that sends anyone else away.
-async fn administrator(
-    s: &AppState,
-    headers: &HeaderMap,
-    here: &str,
-) -> Result<(SessionToken, User), Response> {
-    match signed_in(s, headers).await? {
-        None => Err(Redirect::to(&login_url(here)).into_response()),
-        Some((_, user)) if !user.admin => Err(message(
-            StatusCode::FORBIDDEN,
-            "Administrators only",
-            &format!(
-                "You are signed in as {}, who is not an administrator of this Gatehouse.",
-                user.email
-            ),
-            Some("forbidden"),
-        )),
-        Some(found) => Ok(found),
+/// The signed-in administrator (for pages), or the response that sends anyone else away:
+/// to the sign-in page, or a 403 page for people who are not administrators.
+pub struct AdminPage {
+    token: SessionToken,
+    user: User,
+}
+
+impl FromRequestParts<AppState> for AdminPage {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        match signed_in(s, &parts.headers).await? {
+            None => Err(Redirect::to(&login_url(parts.uri.path())).into_response()),
+            Some((_, user)) if !user.admin => Err(message(
+                StatusCode::FORBIDDEN,
+                "Administrators only",
+                &format!(
+                    "You are signed in as {}, who is not an administrator of this Gatehouse.",
+                    user.email
+                ),
+                Some("forbidden"),
+            )),
+            Some((token, user)) => Ok(AdminPage { token, user }),
+        }
     }
 }
 
-/// An administrator who posted a form with the right CSRF token, and the form.
-async fn form_of_administrator(
-    s: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(SessionToken, User, FormParams), Response> {
-    let (token, user) = administrator(s, headers, "/admin").await?;
-    let form = FormParams::parse(body);
-    let csrf = form.single("csrf").ok().flatten().unwrap_or("");
-    if !token.csrf_matches(csrf) {
-        return Err(message(
-            StatusCode::BAD_REQUEST,
-            "The form expired",
-            "Go back, reload the page and try again.",
-            Some("invalid_request"),
-        ));
+/// An administrator's form, posted with their session's CSRF token.
+pub struct AdminForm {
+    token: SessionToken,
+    user: User,
+    form: FormParams,
+}
+
+/// Largest form accepted (the server form with its scopes is the biggest).
+const FORM_LIMIT: usize = 64 * 1024;
+
+impl FromRequest<AppState> for AdminForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, s: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let AdminPage { token, user } = AdminPage::from_request_parts(&mut parts, s).await?;
+        let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| {
+            message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form is too large",
+                "Go back and send less.",
+                Some("invalid_request"),
+            )
+        })?;
+        let form = FormParams::parse(&bytes);
+        if !token.csrf_matches(form.single("csrf").ok().flatten().unwrap_or("")) {
+            return Err(message(
+                StatusCode::BAD_REQUEST,
+                "The form expired",
+                "Go back, reload the page and try again.",
+                Some("invalid_request"),
+            ));
+        }
+        Ok(AdminForm { token, user, form })
     }
-    Ok((token, user, form))
 }
 
 fn field<'a>(form: &'a FormParams, name: &str) -> &'a str {
@@ -122,11 +146,7 @@ struct ServersPage<'a> {
 }
 
 /// `GET /admin`
-pub async fn servers(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let (token, user) = match administrator(&s, &headers, "/admin").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn servers(State(s): State<AppState>, AdminPage { token, user }: AdminPage) -> Response {
     let list = match s.engine.store().resources().await {
         Ok(l) => l,
         Err(e) => return failed(e.into()),
@@ -189,14 +209,13 @@ fn server_form(form: &FormParams) -> Result<admin::ResourceChange, AdminError> {
 /// `POST /admin/servers/{id}/update`
 pub async fn update_server(
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    AdminForm {
+        token: _,
+        user: who,
+        form,
+    }: AdminForm,
 ) -> Response {
-    let (_, who, form) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let now = s.engine.now();
     let updated = match server_form(&form) {
         Ok(change) => admin::update_resource(s.engine.store().as_ref(), &id, change, now).await,
@@ -215,13 +234,12 @@ pub async fn update_server(
 /// `POST /admin/servers`
 pub async fn create_server(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    AdminForm {
+        token: _,
+        user: who,
+        form,
+    }: AdminForm,
 ) -> Response {
-    let (_, who, form) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let made = async {
         let c = server_form(&form)?;
         let mut new = NewResource::new(
@@ -305,13 +323,9 @@ struct ServerPage<'a> {
 /// `GET /admin/servers/{id}`
 pub async fn server(
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    AdminPage { token, user }: AdminPage,
 ) -> Response {
-    let (token, user) = match administrator(&s, &headers, &format!("/admin/servers/{id}")).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let store = s.engine.store().as_ref();
     let loaded = async {
         let r = admin::resource(store, &id).await?;
@@ -439,14 +453,13 @@ pub async fn server(
 /// `POST /admin/servers/{id}/delete`
 pub async fn delete_server(
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    AdminForm {
+        token: _,
+        user: who,
+        form: _,
+    }: AdminForm,
 ) -> Response {
-    let (_, who, _) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     match admin::remove_resource(s.engine.store().as_ref(), &id).await {
         Ok(()) => {
             s.engine.invalidate();
@@ -482,14 +495,13 @@ fn secret_page(page: &SecretPage<'_>) -> Response {
 /// `POST /admin/servers/{id}/clients`: an agent client, its secret shown once.
 pub async fn create_client(
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    AdminForm {
+        token,
+        user: who,
+        form,
+    }: AdminForm,
 ) -> Response {
-    let (token, who, form) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let scopes = match ScopeSet::parse(field(&form, "scopes")) {
         Ok(sc) => sc,
         Err(e) => return failed(AdminError::Invalid(format!("scopes: {}", e.0))),
@@ -538,14 +550,13 @@ pub async fn create_client(
 /// `POST /admin/clients/{client_id}/rotate`
 pub async fn rotate_client(
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(client_id): Path<String>,
-    body: axum::body::Bytes,
+    AdminForm {
+        token,
+        user: who,
+        form: _,
+    }: AdminForm,
 ) -> Response {
-    let (token, who, _) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let (client, secret) =
         match admin::rotate_client_secret(s.engine.store().as_ref(), &client_id).await {
             Ok(x) => x,
@@ -582,14 +593,13 @@ pub async fn rotate_client(
 /// `POST /admin/clients/{client_id}/delete`
 pub async fn delete_client(
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(client_id): Path<String>,
-    body: axum::body::Bytes,
+    AdminForm {
+        token: _,
+        user: who,
+        form,
+    }: AdminForm,
 ) -> Response {
-    let (_, who, form) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let now = s.engine.now();
     match admin::remove_client(s.engine.store().as_ref(), &client_id, now).await {
         Ok(()) => {
@@ -611,13 +621,12 @@ pub async fn delete_client(
 /// `POST /admin/consents/revoke`
 pub async fn revoke_consent(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    AdminForm {
+        token: _,
+        user: who,
+        form,
+    }: AdminForm,
 ) -> Response {
-    let (_, who, form) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let now = s.engine.now();
     let server = field(&form, "server");
     match admin::revoke_consent(
@@ -674,11 +683,7 @@ struct PeoplePage<'a> {
 }
 
 /// `GET /admin/people`
-pub async fn people(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let (token, user) = match administrator(&s, &headers, "/admin/people").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn people(State(s): State<AppState>, AdminPage { token, user }: AdminPage) -> Response {
     let store = s.engine.store();
     let (users, keys) = match (store.users().await, store.api_keys().await) {
         (Ok(u), Ok(k)) => (u, k),
@@ -727,13 +732,12 @@ pub async fn people(State(s): State<AppState>, headers: HeaderMap) -> Response {
 /// `POST /admin/people`: a person with a generated password, shown once.
 pub async fn create_person(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    AdminForm {
+        token,
+        user: who,
+        form,
+    }: AdminForm,
 ) -> Response {
-    let (token, who, form) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let password = gatehouse_core::password::Password::generate();
     let now = s.engine.now();
     let hashed = tokio::task::spawn_blocking(move || {
@@ -783,14 +787,13 @@ pub async fn create_person(
 /// `POST /admin/people/{id}/delete`
 pub async fn delete_person(
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    AdminForm {
+        token: _,
+        user: who,
+        form: _,
+    }: AdminForm,
 ) -> Response {
-    let (_, who, _) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     if who.id.as_str() == id {
         return failed(AdminError::Invalid("you cannot remove yourself".into()));
     }
@@ -806,14 +809,13 @@ pub async fn delete_person(
 /// `POST /admin/people/{id}/admin`
 pub async fn set_admin(
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    AdminForm {
+        token: _,
+        user: who,
+        form,
+    }: AdminForm,
 ) -> Response {
-    let (_, who, form) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let on = field(&form, "admin") == "on";
     if !on && who.id.as_str() == id {
         return failed(AdminError::Invalid(
@@ -837,13 +839,12 @@ pub async fn set_admin(
 /// `POST /admin/keys`: an API key for the signed-in administrator, shown once.
 pub async fn create_key(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    AdminForm {
+        token,
+        user: who,
+        form,
+    }: AdminForm,
 ) -> Response {
-    let (token, who, form) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let now = s.engine.now();
     let (key, secret) = match admin::create_api_key(
         s.engine.store().as_ref(),
@@ -880,14 +881,13 @@ pub async fn create_key(
 /// `POST /admin/keys/{id}/revoke`
 pub async fn revoke_key(
     State(s): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    AdminForm {
+        token: _,
+        user: who,
+        form: _,
+    }: AdminForm,
 ) -> Response {
-    let (_, who, _) = match form_of_administrator(&s, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     match admin::revoke_api_key(s.engine.store().as_ref(), &id, s.engine.now()).await {
         Ok(()) => {
             audit(
@@ -988,13 +988,9 @@ const FILTERS: [&str; 7] = [
 /// `GET /admin/audit`
 pub async fn audit_log(
     State(s): State<AppState>,
-    headers: HeaderMap,
     RawQuery(raw): RawQuery,
+    AdminPage { token, user }: AdminPage,
 ) -> Response {
-    let (token, user) = match administrator(&s, &headers, "/admin/audit").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let raw = raw.unwrap_or_default();
     let (q, query) = match audit_query(&s, &raw, 100) {
         Ok(x) => x,
@@ -1063,12 +1059,9 @@ pub async fn audit_log(
 /// per file, newest first; page with `before`) as a download.
 pub async fn audit_export(
     State(s): State<AppState>,
-    headers: HeaderMap,
     RawQuery(raw): RawQuery,
+    _admin: AdminPage,
 ) -> Response {
-    if let Err(r) = administrator(&s, &headers, "/admin/audit").await {
-        return r;
-    }
     let raw = raw.unwrap_or_default();
     let (q, query) = match audit_query(&s, &raw, AuditQuery::MAX_LIMIT) {
         Ok(x) => x,

@@ -557,6 +557,19 @@ async fn clients_consents_people_and_keys() {
         .await;
     assert_eq!(status, 201, "{key}");
     let theirs = key["secret"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api-keys",
+            Some(&k),
+            Some(json!({"name": format!("\u{85}\u{a9}\u{10}A{}", "*".repeat(97))})),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "invalid"),
+        "a control character, 101 characters"
+    );
     assert_eq!(
         api.call(Method::GET, "/users", Some(&theirs), None).await.0,
         200
