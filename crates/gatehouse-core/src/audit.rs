@@ -214,9 +214,13 @@ impl AuditEvent {
         self
     }
 
-    /// Writes the event as one structured log line.
+    /// Writes the event as one structured log line (nothing is formatted when the
+    /// `gatehouse::audit` target is not logged).
     pub fn log(&self) {
-        let details = Value::Object(self.details.clone()).to_string();
+        if !tracing::enabled!(target: "gatehouse::audit", tracing::Level::INFO) {
+            return;
+        }
+        let details = serde_json::to_string(&self.details).unwrap_or_default();
         tracing::info!(
             target: "gatehouse::audit",
             event = self.event.as_str(),

@@ -171,7 +171,7 @@ fn row(e: &AuditEvent) -> [String; 9] {
         if e.details.is_empty() {
             String::new()
         } else {
-            serde_json::Value::Object(e.details.clone()).to_string()
+            serde_json::to_string(&e.details).unwrap_or_default()
         },
     ]
 }

@@ -1153,7 +1153,7 @@ impl AuditStore for SqliteStore {
                     .push_bind(e.client.clone())
                     .push_bind(e.user.clone())
                     .push_bind(e.actor.clone())
-                    .push_bind(serde_json::Value::Object(e.details.clone()).to_string());
+                    .push_bind(serde_json::to_string(&e.details).unwrap_or_default());
             });
             sql.build().execute(&mut *tx).await.map_err(backend)?;
         }

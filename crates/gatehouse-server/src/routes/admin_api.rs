@@ -15,7 +15,7 @@ use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{NewResource, RefreshPolicy, Resource, ScopeDef, User};
 use gatehouse_core::store::StoreError;
-use gatehouse_core::{ResourceUri, UnixTime};
+use gatehouse_core::ResourceUri;
 use serde::{Deserialize, Serialize};
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -415,39 +415,13 @@ async fn create_server(
 ) -> ApiResult<(StatusCode, Json<ServerView>)> {
     let Json(n) = body?;
     let url = ResourceUri::parse(&n.url).map_err(|e| ApiError::invalid(format!("url: {}", e.0)))?;
-    let scopes = n
-        .scopes
-        .iter()
-        .map(|sc| {
-            let text = if sc.description.is_empty() {
-                sc.name.clone()
-            } else {
-                format!("{}={}", sc.name, sc.description)
-            };
-            ScopeDef::parse(&text).map_err(|e| ApiError::invalid(format!("scopes: {}", e.0)))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    let mut new = NewResource::new(n.name, url, scopes);
+    let mut new = NewResource::new(n.name, url, scope_defs(&n.scopes)?);
     new.token_ttl = n.token_ttl;
-    new.signing_alg = n
-        .signing_alg
-        .as_deref()
-        .map(|a| {
-            SigningAlg::parse(a).ok_or_else(|| {
-                ApiError::invalid(format!("signing_alg `{a}`: use RS256, ES256 or EdDSA"))
-            })
-        })
-        .transpose()?;
+    new.signing_alg = n.signing_alg.as_deref().map(alg).transpose()?;
     new.refresh_tokens = n
         .refresh_tokens
         .as_deref()
-        .map(|p| {
-            RefreshPolicy::parse(p).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "refresh_tokens `{p}`: use always, offline_access or never"
-                ))
-            })
-        })
+        .map(refresh_policy)
         .transpose()?;
     new.dynamic_registration = n.dynamic_registration;
     new.metadata_documents = n.metadata_documents;
@@ -1306,7 +1280,7 @@ async fn list_audit(
             .map(|e| EventView {
                 seq: e.seq.unwrap_or_default(),
                 at: e.at.0,
-                time: rfc3339(UnixTime(e.at.0)),
+                time: rfc3339(e.at),
                 event: e.event.as_str().to_owned(),
                 outcome: e.outcome.as_str().to_owned(),
                 resource: e.resource,

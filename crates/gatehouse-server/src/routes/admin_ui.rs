@@ -1047,7 +1047,7 @@ pub async fn audit_log(
                 details: if e.details.is_empty() {
                     String::new()
                 } else {
-                    serde_json::Value::Object(e.details.clone()).to_string()
+                    serde_json::to_string(&e.details).unwrap_or_default()
                 },
             })
             .collect(),
