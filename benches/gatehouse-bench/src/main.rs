@@ -16,9 +16,11 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use clap::Parser;
+use gatehouse_core::admin::Operator;
+use gatehouse_core::audit::Recorder;
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{NewResource, ScopeDef};
-use gatehouse_core::{Clock, Issuer, ResourceUri, ScopeSet, SystemClock, admin};
+use gatehouse_core::{Clock, Issuer, ResourceUri, ScopeSet, SystemClock};
 use gatehouse_server::serve::{RunningServer, open_store, start_engine};
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full};
@@ -46,6 +48,7 @@ async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let store = Arc::new(open_store(dir.path()).await?);
+    let recorder = Recorder::default();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let as_addr = listener.local_addr()?;
     let public = Issuer::parse(&format!("http://{as_addr}"))?;
@@ -71,15 +74,15 @@ async fn main() -> Result<(), BoxError> {
             ],
         );
         new.signing_alg = Some(alg);
-        let r = admin::register_resource(store.as_ref(), new, SystemClock.now()).await?;
-        let (c, s) = admin::create_agent_client(
-            store.as_ref(),
-            r.id.as_str(),
-            "bench",
-            ScopeSet::parse("todo:read todo:write")?,
-            SystemClock.now(),
-        )
-        .await?;
+        let op = Operator::new(store.as_ref(), &recorder, "bench", SystemClock.now());
+        let r = op.register_resource(new).await?;
+        let (c, s) = op
+            .create_agent_client(
+                r.id.as_str(),
+                "bench",
+                ScopeSet::parse("todo:read todo:write")?,
+            )
+            .await?;
         clients.push((alg, r, c.id.to_string(), s.expose_secret().to_owned()));
     }
     let engine = start_engine(public.clone(), store.clone()).await?;

@@ -1,14 +1,20 @@
-//! Operator actions on MCP servers, clients, people and keys, shared by the CLI and (later) the admin
-//! API. They take the store directly: the CLI runs them against the data directory while the
-//! server runs, and the server sees the change through the store's change version.
+//! Operator actions on MCP servers, clients, people and keys, shared by the CLI, the admin API
+//! and the dashboard. They take the store directly: the CLI runs them against the data
+//! directory while the server runs, and the server sees the change through the store's change
+//! version.
+//!
+//! Every change goes through an [`Operator`]: it checks the input, makes the change and
+//! records it in the audit log with who made it, so that each front end records the same
+//! event for the same change. Reads are plain functions.
 
+use crate::audit::{AuditEvent, AuditSink, EventType};
 use crate::clock::UnixTime;
 use crate::keys::{KeyError, SigningAlg, StoredKey};
 use crate::model::{
     ApiKey, Client, ClientKind, NewResource, Resource, TokenAuthMethod, User, normalize_email,
 };
 use crate::password::Password;
-use crate::records::Consent;
+use crate::records::{Consent, Session};
 use crate::secret::ClientSecret;
 use crate::secret::SecretHash;
 use crate::store::{ConsentFilter, Store, StoreError};
@@ -56,27 +62,460 @@ pub async fn ensure_signing_key(
     Ok(true)
 }
 
-/// Registers an MCP server, and a signing key for its algorithm if none exists yet.
-pub async fn register_resource(
-    store: &dyn Store,
-    new: NewResource,
+/// Who is acting, and where: every change it makes is recorded in the audit log under
+/// `actor` (an administrator's `usr_…`, or `cli`).
+pub struct Operator<'a> {
+    store: &'a dyn Store,
+    audit: &'a dyn AuditSink,
+    actor: String,
     now: UnixTime,
-) -> Result<Resource, AdminError> {
-    let resource = Resource::create(new, now).map_err(|e| AdminError::Invalid(e.0))?;
-    if let Some(same) = store
-        .resources()
-        .await?
-        .into_iter()
-        .find(|r| r.url.matches(resource.url.as_str()))
-    {
-        return Err(AdminError::Conflict(format!(
-            "{} is already registered as {} (\"{}\")",
-            resource.url, same.id, same.name
-        )));
+}
+
+impl<'a> Operator<'a> {
+    /// `actor` acting on `store` at `now`, recording into `audit`.
+    pub fn new(
+        store: &'a dyn Store,
+        audit: &'a dyn AuditSink,
+        actor: impl ToString,
+        now: UnixTime,
+    ) -> Self {
+        Operator {
+            store,
+            audit,
+            actor: actor.to_string(),
+            now,
+        }
     }
-    ensure_signing_key(store, resource.signing_alg, now).await?;
-    store.insert_resource(&resource).await?;
-    Ok(resource)
+
+    /// Logs and records `event` as done by this operator.
+    fn record(&self, event: AuditEvent) {
+        let event = event.actor(&self.actor);
+        event.log();
+        self.audit.record(event);
+    }
+
+    /// An `admin.change` event for `action` (`server.created`, …).
+    fn change(&self, action: &str) -> AuditEvent {
+        AuditEvent::new(EventType::AdminChange, self.now).detail("action", action)
+    }
+
+    /// Registers an MCP server, and a signing key for its algorithm if none exists yet.
+    pub async fn register_resource(&self, new: NewResource) -> Result<Resource, AdminError> {
+        let resource = Resource::create(new, self.now).map_err(|e| AdminError::Invalid(e.0))?;
+        if let Some(same) = self
+            .store
+            .resources()
+            .await?
+            .into_iter()
+            .find(|r| r.url.matches(resource.url.as_str()))
+        {
+            return Err(AdminError::Conflict(format!(
+                "{} is already registered as {} (\"{}\")",
+                resource.url, same.id, same.name
+            )));
+        }
+        ensure_signing_key(self.store, resource.signing_alg, self.now).await?;
+        self.store.insert_resource(&resource).await?;
+        self.record(
+            self.change("server.created")
+                .resource(&resource.id)
+                .detail("name", resource.name.as_str())
+                .detail("url", resource.url.as_str()),
+        );
+        Ok(resource)
+    }
+
+    /// Changes an MCP server, with the same rules as registering one. Tokens already issued
+    /// keep their audience and lifetime; a new URL means tokens for the old one no longer fit
+    /// it.
+    pub async fn update_resource(
+        &self,
+        id: &str,
+        change: ResourceChange,
+    ) -> Result<Resource, AdminError> {
+        let old = resource(self.store, id).await?;
+        let mut desired = NewResource::new(
+            change.name.unwrap_or_else(|| old.name.clone()),
+            change.url.unwrap_or_else(|| old.url.clone()),
+            change.scopes.unwrap_or_else(|| old.scopes.clone()),
+        );
+        desired.token_ttl = Some(change.token_ttl.unwrap_or(old.token_ttl));
+        desired.signing_alg = Some(change.signing_alg.unwrap_or(old.signing_alg));
+        desired.refresh_tokens = Some(change.refresh_tokens.unwrap_or(old.refresh_tokens));
+        desired.dynamic_registration = Some(
+            change
+                .dynamic_registration
+                .unwrap_or(old.dynamic_registration),
+        );
+        desired.metadata_documents =
+            Some(change.metadata_documents.unwrap_or(old.metadata_documents));
+        let updated = Resource {
+            id: old.id.clone(),
+            created_at: old.created_at,
+            ..Resource::create(desired, old.created_at).map_err(|e| AdminError::Invalid(e.0))?
+        };
+        if let Some(same) = self
+            .store
+            .resources()
+            .await?
+            .into_iter()
+            .find(|r| r.id != updated.id && r.url.matches(updated.url.as_str()))
+        {
+            return Err(AdminError::Conflict(format!(
+                "{} is already registered as {} (\"{}\")",
+                updated.url, same.id, same.name
+            )));
+        }
+        ensure_signing_key(self.store, updated.signing_alg, self.now).await?;
+        if !self.store.update_resource(&updated).await? {
+            return Err(AdminError::NotFound(format!("no MCP server {id}")));
+        }
+        self.record(self.change("server.updated").resource(&updated.id));
+        Ok(updated)
+    }
+
+    /// Removes an MCP server and its clients.
+    pub async fn remove_resource(&self, id: &str) -> Result<(), AdminError> {
+        let parsed = ResourceId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
+        if !self.store.delete_resource(&parsed).await? {
+            return Err(AdminError::NotFound(format!("no MCP server {id}")));
+        }
+        self.record(self.change("server.deleted").resource(&parsed));
+        Ok(())
+    }
+
+    /// Creates an agent (client-credentials) client for an MCP server. The secret is
+    /// returned once and only its hash is stored.
+    pub async fn create_agent_client(
+        &self,
+        resource_id: &str,
+        name: &str,
+        scopes: ScopeSet,
+    ) -> Result<(Client, ClientSecret), AdminError> {
+        let resource = resource(self.store, resource_id).await?;
+        let name = crate::model::display_name(name).map_err(|e| AdminError::Invalid(e.0))?;
+        let unknown = scopes.missing_from(&resource.scope_set());
+        if !unknown.is_empty() {
+            return Err(AdminError::Invalid(format!(
+                "{} does not offer: {unknown} (it offers: {})",
+                resource.id,
+                resource.scope_set()
+            )));
+        }
+        let secret = ClientSecret::generate();
+        let client = Client {
+            id: ClientId::generate_agent(),
+            resource: Some(resource.id),
+            name,
+            kind: ClientKind::Agent,
+            secret_hash: Some(secret.hash()),
+            scopes,
+            redirect_uris: Vec::new(),
+            auth_method: TokenAuthMethod::ClientSecretBasic,
+            metadata: serde_json::json!({}),
+            registration_token_hash: None,
+            created_at: self.now,
+            last_used_at: None,
+            disabled_at: None,
+            tokens_revoked_at: None,
+        };
+        self.store.insert_client(&client).await?;
+        self.record(
+            self.client_event(self.change("client.created"), &client)
+                .detail("scope", client.scopes.to_param()),
+        );
+        Ok((client, secret))
+    }
+
+    /// `event` about `client` (and its MCP server, if it has one).
+    fn client_event(&self, event: AuditEvent, client: &Client) -> AuditEvent {
+        let event = event.client(&client.id);
+        match &client.resource {
+            Some(r) => event.resource(r),
+            None => event,
+        }
+    }
+
+    /// Removes a client; its grants go with it and their access tokens are revoked.
+    pub async fn remove_client(&self, id: &str) -> Result<(), AdminError> {
+        let client = client(self.store, id).await?;
+        if !self.store.delete_client(&client.id, self.now).await? {
+            return Err(AdminError::NotFound(format!("no client {id}")));
+        }
+        self.record(
+            self.client_event(AuditEvent::new(EventType::ClientDeleted, self.now), &client),
+        );
+        Ok(())
+    }
+
+    /// Gives an agent client a new secret, shown once; the old one stops working at once
+    /// (tokens already issued stay valid until they expire).
+    pub async fn rotate_client_secret(
+        &self,
+        id: &str,
+    ) -> Result<(Client, ClientSecret), AdminError> {
+        let client = client(self.store, id).await?;
+        if client.kind != ClientKind::Agent {
+            return Err(AdminError::Invalid(format!(
+                "{id} is a {} client: only agent clients have a secret the operator manages",
+                client.kind.as_str()
+            )));
+        }
+        let secret = ClientSecret::generate();
+        if !self
+            .store
+            .replace_client_secret(&client.id, &secret.hash())
+            .await?
+        {
+            return Err(AdminError::NotFound(format!("no client {id}")));
+        }
+        self.record(self.client_event(self.change("client.secret_rotated"), &client));
+        Ok((client, secret))
+    }
+
+    /// Withdraws what `user` allowed `client` at `resource`: the consent goes and every
+    /// token issued from it is revoked; the person is asked again next time.
+    pub async fn revoke_consent(
+        &self,
+        user: &str,
+        client: &str,
+        resource: &str,
+    ) -> Result<(UserId, ClientId, ResourceId), AdminError> {
+        let u = self::user(self.store, user).await?.id;
+        let c = ClientId::parse(client).map_err(|e| AdminError::Invalid(e.0))?;
+        let r = ResourceId::parse(resource).map_err(|e| AdminError::Invalid(e.0))?;
+        if !self.store.revoke_consent(&u, &c, &r, self.now).await? {
+            return Err(AdminError::NotFound(format!(
+                "{user} has no consent for {client} at {resource}"
+            )));
+        }
+        self.record(
+            AuditEvent::new(EventType::ConsentRevoked, self.now)
+                .user(&u)
+                .client(&c)
+                .resource(&r),
+        );
+        Ok((u, c, r))
+    }
+
+    /// Creates a person who signs in with `email` and `password`. Hashing the password
+    /// costs ~24 ms: on a server, hash off the async threads and call
+    /// [`Operator::create_user_with_hash`].
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &Password,
+        admin: bool,
+    ) -> Result<User, AdminError> {
+        self.create_user_with_hash(email, password.hash(), admin)
+            .await
+    }
+
+    /// Creates a person from a password already hashed with [`Password::hash`].
+    pub async fn create_user_with_hash(
+        &self,
+        email: &str,
+        password_hash: String,
+        admin: bool,
+    ) -> Result<User, AdminError> {
+        let email = normalize_email(email).map_err(|e| AdminError::Invalid(e.0))?;
+        if self.store.user_by_email(&email).await?.is_some() {
+            return Err(AdminError::Conflict(format!(
+                "{email} already has an account"
+            )));
+        }
+        let user = User {
+            id: UserId::generate(),
+            email,
+            password_hash,
+            admin,
+            created_at: self.now,
+            disabled_at: None,
+        };
+        self.store.insert_user(&user).await?;
+        self.record(
+            self.change("user.created")
+                .user(&user.id)
+                .detail("admin", admin),
+        );
+        Ok(user)
+    }
+
+    /// Makes a person an administrator, or not.
+    pub async fn set_admin(&self, id_or_email: &str, admin: bool) -> Result<User, AdminError> {
+        let u = user(self.store, id_or_email).await?;
+        if u.admin == admin {
+            return Ok(u);
+        }
+        self.store.set_admin(&u.id, admin).await?;
+        let action = if admin {
+            "user.admin_granted"
+        } else {
+            "user.admin_revoked"
+        };
+        self.record(self.change(action).user(&u.id));
+        Ok(User { admin, ..u })
+    }
+
+    /// Removes a person: their sessions and consents go, and every token issued to clients
+    /// on their behalf is revoked.
+    pub async fn remove_user(&self, id_or_email: &str) -> Result<User, AdminError> {
+        let u = user(self.store, id_or_email).await?;
+        self.store.delete_user(&u.id, self.now).await?;
+        self.record(self.change("user.deleted").user(&u.id));
+        Ok(u)
+    }
+
+    /// Disables a client (it gets no tokens, and every token it holds is revoked: refresh
+    /// tokens at once, access tokens through introspection and the revocation feed), or
+    /// enables it again. Consents stay.
+    pub async fn set_client_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+    ) -> Result<Client, AdminError> {
+        let client = client(self.store, id).await?;
+        if client.disabled_at.is_some() == disabled {
+            return Ok(client);
+        }
+        let at = disabled.then_some(self.now);
+        if !self.store.set_client_disabled(&client.id, at).await? {
+            return Err(AdminError::NotFound(format!("no client {id}")));
+        }
+        let action = if disabled {
+            "client.disabled"
+        } else {
+            "client.enabled"
+        };
+        self.record(self.client_event(self.change(action), &client));
+        Ok(Client {
+            disabled_at: at,
+            tokens_revoked_at: at.or(client.tokens_revoked_at),
+            ..client
+        })
+    }
+
+    /// Disables a person (they cannot sign in; their sessions end and every token issued on
+    /// their behalf is revoked), or enables them again. Consents stay.
+    pub async fn set_user_disabled(
+        &self,
+        id_or_email: &str,
+        disabled: bool,
+    ) -> Result<User, AdminError> {
+        let u = user(self.store, id_or_email).await?;
+        if u.disabled_at.is_some() == disabled {
+            return Ok(u);
+        }
+        let at = disabled.then_some(self.now);
+        if !self.store.set_user_disabled(&u.id, at).await? {
+            return Err(AdminError::NotFound(format!("no user {id_or_email}")));
+        }
+        let action = if disabled {
+            "user.disabled"
+        } else {
+            "user.enabled"
+        };
+        self.record(self.change(action).user(&u.id));
+        Ok(User {
+            disabled_at: at,
+            ..u
+        })
+    }
+
+    /// Gives a person a new password (hashed with [`Password::hash`]) and ends their sessions.
+    pub async fn reset_password(
+        &self,
+        id_or_email: &str,
+        password_hash: String,
+    ) -> Result<User, AdminError> {
+        let u = user(self.store, id_or_email).await?;
+        if !self.store.set_password(&u.id, &password_hash).await? {
+            return Err(AdminError::NotFound(format!("no user {id_or_email}")));
+        }
+        self.record(self.change("user.password_reset").user(&u.id));
+        Ok(User { password_hash, ..u })
+    }
+
+    /// Ends one session of a person (`session` as [`Session::id`] names it), or all of them;
+    /// returns how many ended.
+    pub async fn end_sessions(
+        &self,
+        id_or_email: &str,
+        session: Option<&str>,
+    ) -> Result<u64, AdminError> {
+        let u = user(self.store, id_or_email).await?;
+        let ended = match session {
+            None => self.store.delete_sessions_of(&u.id).await?,
+            Some(wanted) => {
+                let Some(found) = self
+                    .store
+                    .sessions_of(&u.id)
+                    .await?
+                    .into_iter()
+                    .find(|s| s.id() == wanted)
+                else {
+                    return Err(AdminError::NotFound(format!(
+                        "{} has no session {wanted}",
+                        u.email
+                    )));
+                };
+                self.store.delete_session(&found.hash).await?;
+                1
+            }
+        };
+        self.record(
+            self.change("user.sessions_ended")
+                .user(&u.id)
+                .detail("session", session)
+                .detail("ended", ended),
+        );
+        Ok(ended)
+    }
+
+    /// Creates an API key acting as administrator `owner`; the secret is returned once.
+    pub async fn create_api_key(
+        &self,
+        owner: &str,
+        name: &str,
+    ) -> Result<(ApiKey, ClientSecret), AdminError> {
+        let u = user(self.store, owner).await?;
+        if !u.admin {
+            return Err(AdminError::Invalid(format!(
+                "{} is not an administrator: make them one first (gatehouse users set-admin {} on)",
+                u.email, u.email
+            )));
+        }
+        let name = crate::model::display_name(name).map_err(|e| AdminError::Invalid(e.0))?;
+        let secret = ClientSecret::new(crate::random::secret(API_KEY_PREFIX));
+        let key = ApiKey {
+            id: ApiKeyId::generate(),
+            name,
+            user: u.id,
+            secret_hash: SecretHash::of(secret.expose_secret()),
+            created_at: self.now,
+            revoked_at: None,
+        };
+        self.store.insert_api_key(&key).await?;
+        self.record(
+            self.change("api_key.created")
+                .user(&key.user)
+                .detail("api_key", key.id.as_str()),
+        );
+        Ok((key, secret))
+    }
+
+    /// Revokes an API key; requests with it are refused from now on.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<(), AdminError> {
+        let parsed = ApiKeyId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
+        if !self.store.revoke_api_key(&parsed, self.now).await? {
+            return Err(AdminError::NotFound(format!("no API key {id}")));
+        }
+        self.record(
+            self.change("api_key.revoked")
+                .detail("api_key", parsed.as_str()),
+        );
+        Ok(())
+    }
 }
 
 /// Looks up an MCP server by id.
@@ -88,87 +527,13 @@ pub async fn resource(store: &dyn Store, id: &str) -> Result<Resource, AdminErro
         .ok_or_else(|| AdminError::NotFound(format!("no MCP server {id}")))
 }
 
-/// Removes an MCP server and its clients.
-pub async fn remove_resource(store: &dyn Store, id: &str) -> Result<(), AdminError> {
-    let parsed = ResourceId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
-    if store.delete_resource(&parsed).await? {
-        Ok(())
-    } else {
-        Err(AdminError::NotFound(format!("no MCP server {id}")))
-    }
-}
-
-/// Creates an agent (client-credentials) client for an MCP server. The secret is returned
-/// once and only its hash is stored.
-pub async fn create_agent_client(
-    store: &dyn Store,
-    resource_id: &str,
-    name: &str,
-    scopes: ScopeSet,
-    now: UnixTime,
-) -> Result<(Client, ClientSecret), AdminError> {
-    let resource = resource(store, resource_id).await?;
-    let name = crate::model::display_name(name).map_err(|e| AdminError::Invalid(e.0))?;
-    let name = name.as_str();
-    let unknown = scopes.missing_from(&resource.scope_set());
-    if !unknown.is_empty() {
-        return Err(AdminError::Invalid(format!(
-            "{} does not offer: {unknown} (it offers: {})",
-            resource.id,
-            resource.scope_set()
-        )));
-    }
-    let secret = ClientSecret::generate();
-    let client = Client {
-        id: ClientId::generate_agent(),
-        resource: Some(resource.id),
-        name: name.to_owned(),
-        kind: ClientKind::Agent,
-        secret_hash: Some(secret.hash()),
-        scopes,
-        redirect_uris: Vec::new(),
-        auth_method: TokenAuthMethod::ClientSecretBasic,
-        metadata: serde_json::json!({}),
-        registration_token_hash: None,
-        created_at: now,
-        last_used_at: None,
-    };
-    store.insert_client(&client).await?;
-    Ok((client, secret))
-}
-
-/// Removes a client; its grants go with it and their access tokens are revoked.
-pub async fn remove_client(store: &dyn Store, id: &str, now: UnixTime) -> Result<(), AdminError> {
+/// Looks up a stored client by id.
+pub async fn client(store: &dyn Store, id: &str) -> Result<Client, AdminError> {
     let parsed = ClientId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
-    if store.delete_client(&parsed, now).await? {
-        Ok(())
-    } else {
-        Err(AdminError::NotFound(format!("no client {id}")))
-    }
-}
-
-/// Gives an agent client a new secret, shown once; the old one stops working at once (tokens
-/// already issued stay valid until they expire).
-pub async fn rotate_client_secret(
-    store: &dyn Store,
-    id: &str,
-) -> Result<(Client, ClientSecret), AdminError> {
-    let parsed = ClientId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
-    let client = store
+    store
         .client(&parsed)
         .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no client {id}")))?;
-    if client.kind != ClientKind::Agent {
-        return Err(AdminError::Invalid(format!(
-            "{id} is a {} client: only agent clients have a secret the operator manages",
-            client.kind.as_str()
-        )));
-    }
-    let secret = ClientSecret::generate();
-    if !store.replace_client_secret(&parsed, &secret.hash()).await? {
-        return Err(AdminError::NotFound(format!("no client {id}")));
-    }
-    Ok((client, secret))
+        .ok_or_else(|| AdminError::NotFound(format!("no client {id}")))
 }
 
 /// The consents matching `filter`, oldest first.
@@ -179,114 +544,26 @@ pub async fn consents(
     Ok(store.consents(filter).await?)
 }
 
-/// Withdraws what `user` allowed `client` at `resource`: the consent goes and every token
-/// issued from it is revoked; the person is asked again next time.
-pub async fn revoke_consent(
-    store: &dyn Store,
-    user: &str,
-    client: &str,
-    resource: &str,
-    now: UnixTime,
-) -> Result<(UserId, ClientId, ResourceId), AdminError> {
-    let u = self::user(store, user).await?.id;
-    let c = ClientId::parse(client).map_err(|e| AdminError::Invalid(e.0))?;
-    let r = ResourceId::parse(resource).map_err(|e| AdminError::Invalid(e.0))?;
-    if store.revoke_consent(&u, &c, &r, now).await? {
-        Ok((u, c, r))
-    } else {
-        Err(AdminError::NotFound(format!(
-            "{user} has no consent for {client} at {resource}"
-        )))
-    }
-}
-
-/// Creates a person who signs in with `email` and `password`. Hashing the password costs
-/// ~24 ms.
-pub async fn create_user(
-    store: &dyn Store,
-    email: &str,
-    password: &Password,
-    now: UnixTime,
-) -> Result<User, AdminError> {
-    create_user_with_hash(store, email, password.hash(), now).await
-}
-
-/// Creates a person from a password already hashed (with [`Password::hash`], off the async
-/// threads).
-pub async fn create_user_with_hash(
-    store: &dyn Store,
-    email: &str,
-    password_hash: String,
-    now: UnixTime,
-) -> Result<User, AdminError> {
-    let email = normalize_email(email).map_err(|e| AdminError::Invalid(e.0))?;
-    if store.user_by_email(&email).await?.is_some() {
-        return Err(AdminError::Conflict(format!(
-            "{email} already has an account"
-        )));
-    }
-    let user = User {
-        id: UserId::generate(),
-        email,
-        password_hash,
-        admin: false,
-        created_at: now,
+/// The person with this id (`usr_…`) or email.
+pub async fn user(store: &dyn Store, id_or_email: &str) -> Result<User, AdminError> {
+    let found = match UserId::parse(id_or_email) {
+        Ok(id) => store.user(&id).await?,
+        Err(_) => match normalize_email(id_or_email) {
+            Ok(email) => store.user_by_email(&email).await?,
+            Err(_) => None,
+        },
     };
-    store.insert_user(&user).await?;
-    Ok(user)
+    found.ok_or_else(|| AdminError::NotFound(format!("no user {id_or_email}")))
 }
 
-/// Makes a person an administrator, or not.
-pub async fn set_admin(
-    store: &dyn Store,
-    id_or_email: &str,
-    admin: bool,
-) -> Result<User, AdminError> {
+/// The person's sessions, most recently used first.
+pub async fn sessions(store: &dyn Store, id_or_email: &str) -> Result<Vec<Session>, AdminError> {
     let u = user(store, id_or_email).await?;
-    store.set_admin(&u.id, admin).await?;
-    Ok(User { admin, ..u })
+    Ok(store.sessions_of(&u.id).await?)
 }
 
 /// Prefix of admin API key secrets, so that secret scanners recognise them.
 pub const API_KEY_PREFIX: &str = "gha_";
-
-/// Creates an API key acting as administrator `owner`; the secret is returned once.
-pub async fn create_api_key(
-    store: &dyn Store,
-    owner: &str,
-    name: &str,
-    now: UnixTime,
-) -> Result<(ApiKey, ClientSecret), AdminError> {
-    let u = user(store, owner).await?;
-    if !u.admin {
-        return Err(AdminError::Invalid(format!(
-            "{} is not an administrator: make them one first (gatehouse users set-admin {} on)",
-            u.email, u.email
-        )));
-    }
-    let name = crate::model::display_name(name).map_err(|e| AdminError::Invalid(e.0))?;
-    let secret = ClientSecret::new(crate::random::secret(API_KEY_PREFIX));
-    let key = ApiKey {
-        id: ApiKeyId::generate(),
-        name,
-        user: u.id,
-        secret_hash: SecretHash::of(secret.expose_secret()),
-        created_at: now,
-        revoked_at: None,
-    };
-    store.insert_api_key(&key).await?;
-    Ok((key, secret))
-}
-
-/// Revokes an API key; requests with it are refused from now on.
-pub async fn revoke_api_key(store: &dyn Store, id: &str, now: UnixTime) -> Result<(), AdminError> {
-    let parsed = ApiKeyId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
-    if store.revoke_api_key(&parsed, now).await? {
-        Ok(())
-    } else {
-        Err(AdminError::NotFound(format!("no API key {id}")))
-    }
-}
 
 /// Why a request to the admin API or dashboard is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,6 +587,7 @@ pub async fn api_key_holder(
     }
     Ok(match store.user(&key.user).await? {
         None => Err(Denied::Unauthenticated),
+        Some(u) if u.disabled_at.is_some() => Err(Denied::Unauthenticated),
         Some(u) if !u.admin => Err(Denied::NotAdmin),
         Some(u) => Ok(u),
     })
@@ -328,72 +606,105 @@ pub struct ResourceChange {
     pub metadata_documents: Option<bool>,
 }
 
-/// Changes an MCP server, with the same rules as registering one. Tokens already issued keep
-/// their audience and lifetime; a new URL means tokens for the old one no longer fit it.
-pub async fn update_resource(
-    store: &dyn Store,
-    id: &str,
-    change: ResourceChange,
-    now: UnixTime,
-) -> Result<Resource, AdminError> {
-    let old = resource(store, id).await?;
-    let mut desired = NewResource::new(
-        change.name.unwrap_or_else(|| old.name.clone()),
-        change.url.unwrap_or_else(|| old.url.clone()),
-        change.scopes.unwrap_or_else(|| old.scopes.clone()),
-    );
-    desired.token_ttl = Some(change.token_ttl.unwrap_or(old.token_ttl));
-    desired.signing_alg = Some(change.signing_alg.unwrap_or(old.signing_alg));
-    desired.refresh_tokens = Some(change.refresh_tokens.unwrap_or(old.refresh_tokens));
-    desired.dynamic_registration = Some(
-        change
-            .dynamic_registration
-            .unwrap_or(old.dynamic_registration),
-    );
-    desired.metadata_documents = Some(change.metadata_documents.unwrap_or(old.metadata_documents));
-    let updated = Resource {
-        id: old.id.clone(),
-        created_at: old.created_at,
-        ..Resource::create(desired, old.created_at).map_err(|e| AdminError::Invalid(e.0))?
-    };
-    if let Some(same) = store
-        .resources()
-        .await?
-        .into_iter()
-        .find(|r| r.id != updated.id && r.url.matches(updated.url.as_str()))
-    {
-        return Err(AdminError::Conflict(format!(
-            "{} is already registered as {} (\"{}\")",
-            updated.url, same.id, same.name
-        )));
-    }
-    ensure_signing_key(store, updated.signing_alg, now).await?;
-    if !store.update_resource(&updated).await? {
-        return Err(AdminError::NotFound(format!("no MCP server {id}")));
-    }
-    Ok(updated)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Recorder;
+    use crate::model::ScopeDef;
+    use crate::store::MemoryStore;
+    use crate::types::ResourceUri;
 
-/// The person with this id (`usr_…`) or email.
-pub async fn user(store: &dyn Store, id_or_email: &str) -> Result<User, AdminError> {
-    let found = match UserId::parse(id_or_email) {
-        Ok(id) => store.user(&id).await?,
-        Err(_) => match normalize_email(id_or_email) {
-            Ok(email) => store.user_by_email(&email).await?,
-            Err(_) => None,
-        },
-    };
-    found.ok_or_else(|| AdminError::NotFound(format!("no user {id_or_email}")))
-}
+    /// Every change an operator makes is recorded once, as made by them, with what it
+    /// concerns; a refused change records nothing.
+    #[tokio::test]
+    async fn every_change_is_recorded_once_with_its_actor() {
+        let store = MemoryStore::new();
+        let audit = Recorder::default();
+        let op = Operator::new(&store, &audit, "usr_root", UnixTime(1_800_000_000));
+        let r = op
+            .register_resource(NewResource::new(
+                "To-do",
+                ResourceUri::parse("https://todo.example/mcp").unwrap(),
+                vec![ScopeDef::parse("todo:read").unwrap()],
+            ))
+            .await
+            .unwrap();
+        let (c, _) = op
+            .create_agent_client(
+                r.id.as_str(),
+                "agent",
+                ScopeSet::parse("todo:read").unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            op.create_agent_client(r.id.as_str(), "x", ScopeSet::parse("nope").unwrap())
+                .await
+                .is_err()
+        );
+        op.rotate_client_secret(c.id.as_str()).await.unwrap();
+        op.set_client_disabled(c.id.as_str(), true).await.unwrap();
+        // Already disabled: nothing changes, nothing is recorded.
+        op.set_client_disabled(c.id.as_str(), true).await.unwrap();
+        op.set_client_disabled(c.id.as_str(), false).await.unwrap();
+        let u = op
+            .create_user_with_hash("ada@example.com", "$argon2id$x".into(), false)
+            .await
+            .unwrap();
+        op.set_admin("ada@example.com", true).await.unwrap();
+        op.set_user_disabled(u.id.as_str(), true).await.unwrap();
+        op.reset_password("ada@example.com", "$argon2id$y".into())
+            .await
+            .unwrap();
+        assert_eq!(op.end_sessions("ada@example.com", None).await.unwrap(), 0);
+        op.remove_client(c.id.as_str()).await.unwrap();
+        op.remove_user(u.id.as_str()).await.unwrap();
+        op.remove_resource(r.id.as_str()).await.unwrap();
 
-/// Removes a person: their sessions and consents go, and every token issued to clients on
-/// their behalf is revoked.
-pub async fn remove_user(
-    store: &dyn Store,
-    id_or_email: &str,
-    now: UnixTime,
-) -> Result<User, AdminError> {
-    let u = user(store, id_or_email).await?;
-    store.delete_user(&u.id, now).await?;
-    Ok(u)
+        let events = audit.events();
+        assert!(
+            events
+                .iter()
+                .all(|e| e.actor.as_deref() == Some("usr_root"))
+        );
+        let names: Vec<String> = events
+            .iter()
+            .map(|e| match e.details.get("action") {
+                Some(a) => a.as_str().unwrap().to_owned(),
+                None => e.event.as_str().to_owned(),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "server.created",
+                "client.created",
+                "client.secret_rotated",
+                "client.disabled",
+                "client.enabled",
+                "user.created",
+                "user.admin_granted",
+                "user.disabled",
+                "user.password_reset",
+                "user.sessions_ended",
+                "client.deleted",
+                "user.deleted",
+                "server.deleted",
+            ]
+        );
+        // Client events name the client and its MCP server, whichever front end made them.
+        for e in events.iter().filter(|e| names_client(e)) {
+            assert_eq!(e.client.as_deref(), Some(c.id.as_str()), "{e:?}");
+            assert_eq!(e.resource.as_deref(), Some(r.id.as_str()), "{e:?}");
+        }
+        assert_eq!(events[1].details["scope"], "todo:read");
+    }
+
+    fn names_client(e: &AuditEvent) -> bool {
+        e.event == EventType::ClientDeleted
+            || e.details
+                .get("action")
+                .and_then(|a| a.as_str())
+                .is_some_and(|a| a.starts_with("client."))
+    }
 }

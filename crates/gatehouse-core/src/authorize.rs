@@ -232,6 +232,11 @@ async fn load_client(
             "client `{id}` is not registered at this issuer"
         )));
     }
+    if client.disabled_at.is_some() {
+        return Err(invalid_client(format!(
+            "client `{id}` is disabled by the operator of this server"
+        )));
+    }
     Ok(client)
 }
 

@@ -125,18 +125,21 @@ impl ClientCredentials {
             }
             ClientCredentials::IdOnly(_) => None,
         };
+        let refused = |why: String| Err(OAuthError::invalid_client().with_detail(why));
         match (&client.secret_hash, secret) {
-            (None, None) => Ok(client),
-            (Some(hash), Some(secret)) if hash.verify(secret) => Ok(client),
-            (Some(_), None) => {
-                Err(OAuthError::invalid_client().with_detail(format!("client {id} sent no secret")))
-            }
-            (None, Some(_)) => Err(OAuthError::invalid_client()
-                .with_detail(format!("public client {id} sent a secret"))),
-            (Some(_), Some(_)) => {
-                Err(OAuthError::invalid_client().with_detail(format!("wrong secret for {id}")))
-            }
+            (None, None) => {}
+            (Some(hash), Some(secret)) if hash.verify(secret) => {}
+            (Some(_), None) => return refused(format!("client {id} sent no secret")),
+            (None, Some(_)) => return refused(format!("public client {id} sent a secret")),
+            (Some(_), Some(_)) => return refused(format!("wrong secret for {id}")),
         }
+        // Only a client that proved who it is learns that it is disabled.
+        if client.disabled_at.is_some() {
+            return refused(format!(
+                "client {id} is disabled by the operator of this server"
+            ));
+        }
+        Ok(client)
     }
 }
 

@@ -150,6 +150,12 @@ impl Engine {
         self.audit.record(event);
     }
 
+    /// `actor` (an administrator's id, `cli`, …) changing things now, with every change
+    /// recorded in this engine's audit log.
+    pub fn operator(&self, actor: impl ToString) -> admin::Operator<'_> {
+        admin::Operator::new(self.store.as_ref(), self.audit.as_ref(), actor, self.now())
+    }
+
     /// Waits until every audit event recorded so far is stored.
     pub async fn flush_audit(&self) {
         self.audit.flush().await;

@@ -76,11 +76,16 @@ pub async fn active_token(
         return Ok(None);
     };
     let catalog = engine.catalog();
-    // A metadata-document client is not stored; its id is its URL.
-    if catalog.resource(&resource_id).await?.is_none()
-        || (!client_id.is_url() && catalog.client(&client_id).await?.is_none())
-    {
+    if catalog.resource(&resource_id).await?.is_none() {
         return Ok(None);
+    }
+    // A metadata-document client is not stored; its id is its URL. A stored one must still
+    // exist, be enabled, and not have been disabled since the token was issued.
+    if !client_id.is_url() {
+        match catalog.client(&client_id).await? {
+            Some(c) if c.disabled_at.is_none() && !c.revoked_token_issued_at(claims.iat) => {}
+            _ => return Ok(None),
+        }
     }
     if engine.store().is_token_revoked(&claims.jti).await? {
         return Ok(None);

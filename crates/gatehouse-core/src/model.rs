@@ -330,6 +330,18 @@ pub struct Client {
     /// When it last obtained a token, to at most a day's precision (registrations unused for
     /// too long expire).
     pub last_used_at: Option<UnixTime>,
+    /// When an operator disabled it: it gets no tokens until enabled again.
+    pub disabled_at: Option<UnixTime>,
+    /// When it was last disabled: every access token issued to it until then is refused,
+    /// also after it is enabled again.
+    pub tokens_revoked_at: Option<UnixTime>,
+}
+
+impl Client {
+    /// Whether an access token issued to it at `iat` was revoked by disabling it.
+    pub fn revoked_token_issued_at(&self, iat: i64) -> bool {
+        self.tokens_revoked_at.is_some_and(|t| iat <= t.0)
+    }
 }
 
 impl Client {
@@ -353,6 +365,8 @@ impl Client {
             registration_token_hash: None,
             created_at: UnixTime(0),
             last_used_at: None,
+            disabled_at: None,
+            tokens_revoked_at: None,
         }
     }
 
@@ -385,6 +399,8 @@ pub struct User {
     pub admin: bool,
     /// When the account was created.
     pub created_at: UnixTime,
+    /// When an operator disabled the account: they cannot sign in until enabled again.
+    pub disabled_at: Option<UnixTime>,
 }
 
 /// A key to the admin API. It acts as the administrator who owns it, with their rights at

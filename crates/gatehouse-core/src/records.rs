@@ -18,6 +18,15 @@ pub struct Session {
     pub last_seen_at: UnixTime,
 }
 
+impl Session {
+    /// How operators name it: `ses_` and the first 16 hex digits of the cookie's hash. It
+    /// tells nothing about the cookie, which has 256 random bits.
+    pub fn id(&self) -> String {
+        let hash = self.hash.as_str();
+        format!("ses_{}", &hash[..hash.len().min(16)])
+    }
+}
+
 /// What a person allowed a client to do at an MCP server; remembered so that they are not
 /// asked again unless the client wants more.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -158,6 +158,8 @@ async fn register_client(
         registration_token_hash: Some(SecretHash::of(&registration_token)),
         created_at: now,
         last_used_at: None,
+        disabled_at: None,
+        tokens_revoked_at: None,
     };
     engine.store().insert_client(&client).await?;
     engine.invalidate();

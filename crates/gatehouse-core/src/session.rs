@@ -99,7 +99,11 @@ impl Engine {
         if now.0 - session.last_seen_at.0 >= TOUCH_EVERY {
             store.touch_session(&hash, now).await?;
         }
-        store.user(&session.user).await
+        // Disabling ends sessions; this also covers one started in the same instant.
+        Ok(store
+            .user(&session.user)
+            .await?
+            .filter(|u| u.disabled_at.is_none()))
     }
 
     /// Signs out.

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse_core::admin::Operator;
+use gatehouse_core::audit::Recorder;
 use gatehouse_core::authorize;
 use gatehouse_core::clock::FixedClock;
 use gatehouse_core::model::{NewResource, RefreshPolicy, ScopeDef};
@@ -13,8 +15,7 @@ use gatehouse_core::password::Password;
 use gatehouse_core::store::MemoryStore;
 use gatehouse_core::token::TokenResponse;
 use gatehouse_core::{
-    Engine, ErrorCode, Issuer, IssuerContext, OAuthError, ResourceUri, UnixTime, User, admin,
-    registration,
+    Engine, ErrorCode, Issuer, IssuerContext, OAuthError, ResourceUri, UnixTime, User, registration,
 };
 use sha2::{Digest, Sha256};
 
@@ -39,17 +40,17 @@ async fn world(policy: RefreshPolicy) -> World {
         vec![ScopeDef::parse("todo:read").unwrap()],
     );
     new.refresh_tokens = Some(policy);
-    let r = admin::register_resource(store.as_ref(), new, UnixTime(T0))
+    let audit = Recorder::default();
+    let op = Operator::new(store.as_ref(), &audit, "test", UnixTime(T0));
+    let r = op.register_resource(new).await.unwrap();
+    let user = op
+        .create_user(
+            "ada@example.com",
+            &Password::new_checked("correct horse").unwrap(),
+            false,
+        )
         .await
         .unwrap();
-    let user = admin::create_user(
-        store.as_ref(),
-        "ada@example.com",
-        &Password::new_checked("correct horse").unwrap(),
-        UnixTime(T0),
-    )
-    .await
-    .unwrap();
     let engine = Engine::start(
         Issuer::parse("https://auth.example").unwrap(),
         store,

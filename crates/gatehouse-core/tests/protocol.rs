@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use gatehouse_core::admin::Operator;
+use gatehouse_core::audit::Recorder;
 use gatehouse_core::clock::FixedClock;
 use gatehouse_core::model::{NewResource, Resource, ScopeDef};
 use gatehouse_core::params::FormParams;
 use gatehouse_core::store::MemoryStore;
-use gatehouse_core::{Engine, ErrorCode, Issuer, ResourceUri, ScopeSet, UnixTime, admin};
+use gatehouse_core::{Engine, ErrorCode, Issuer, ResourceUri, ScopeSet, UnixTime};
 
 const T0: i64 = 1_800_000_000;
 
@@ -29,18 +31,17 @@ async fn world(ttl: u32) -> World {
         vec![ScopeDef::parse("todo:read").unwrap()],
     );
     new.token_ttl = Some(ttl);
-    let resource = admin::register_resource(store.as_ref(), new, UnixTime(T0))
+    let audit = Recorder::default();
+    let op = Operator::new(store.as_ref(), &audit, "test", UnixTime(T0));
+    let resource = op.register_resource(new).await.unwrap();
+    let (client, secret) = op
+        .create_agent_client(
+            resource.id.as_str(),
+            "agent",
+            ScopeSet::parse("todo:read").unwrap(),
+        )
         .await
         .unwrap();
-    let (client, secret) = admin::create_agent_client(
-        store.as_ref(),
-        resource.id.as_str(),
-        "agent",
-        ScopeSet::parse("todo:read").unwrap(),
-        UnixTime(T0),
-    )
-    .await
-    .unwrap();
     let engine = Engine::start(
         Issuer::parse("https://auth.example").unwrap(),
         store,

@@ -1,7 +1,7 @@
 //! Tokens revoked before they expire. JWTs are checked offline, so a revoked one would
 //! otherwise pass until its `exp`; the guard polls the authorization server's revocation feed
 //! (`{issuer}/revocations?resource=…&since=…`, Gatehouse's own) and refuses what it lists:
-//! tokens by `jti`, and every token of a deleted client. A token revoked now is refused within
+//! tokens by `jti`, and every token a deleted or disabled client got before it was revoked. A token revoked now is refused within
 //! one poll interval. Checking a token is two hash lookups under a read lock.
 
 use std::collections::HashMap;
@@ -17,8 +17,8 @@ use crate::verify::{Principal, Verifier, now};
 pub(crate) struct Revoked {
     /// `jti` → `exp`.
     tokens: HashMap<String, i64>,
-    /// Deleted clients → until when their tokens could still be alive.
-    clients: HashMap<String, i64>,
+    /// Deleted or disabled clients → (when, until when their tokens could still be alive).
+    clients: HashMap<String, (i64, i64)>,
     since: i64,
 }
 
@@ -30,7 +30,10 @@ impl Revoked {
             .is_some_and(|j| self.tokens.contains_key(j))
             || p.client_id
                 .as_ref()
-                .is_some_and(|c| self.clients.contains_key(c))
+                .and_then(|c| self.clients.get(c))
+                // A token issued after the client was revoked (enabled again) passes; one
+                // without `iat` cannot show that.
+                .is_some_and(|(revoked_at, _)| p.issued_at.is_none_or(|iat| iat <= *revoked_at))
     }
 
     fn merge(&mut self, feed: Feed, now: i64) {
@@ -38,11 +41,11 @@ impl Revoked {
             self.tokens.insert(t.jti, t.exp);
         }
         for c in feed.clients {
-            self.clients.insert(c.client_id, c.until);
+            self.clients.insert(c.client_id, (c.revoked_at, c.until));
         }
         // Entries whose tokens have all expired can go: `exp` is checked anyway.
         self.tokens.retain(|_, exp| *exp > now - 300);
-        self.clients.retain(|_, until| *until > now - 300);
+        self.clients.retain(|_, (_, until)| *until > now - 300);
         self.since = feed.next_since;
     }
 }
@@ -65,6 +68,7 @@ struct FeedToken {
 #[derive(Deserialize)]
 struct FeedClient {
     client_id: String,
+    revoked_at: i64,
     until: i64,
 }
 
@@ -173,6 +177,10 @@ mod tests {
     use super::*;
 
     fn principal(jti: &str, client: &str) -> Principal {
+        issued(jti, client, 1)
+    }
+
+    fn issued(jti: &str, client: &str, iat: i64) -> Principal {
         Principal {
             subject: "s".into(),
             client_id: Some(client.into()),
@@ -180,6 +188,7 @@ mod tests {
             issuer: "i".into(),
             audience: vec![],
             expires_at: 0,
+            issued_at: Some(iat),
             token_id: Some(jti.into()),
         }
     }
@@ -197,6 +206,8 @@ mod tests {
         assert!(r.refuses(&principal("t1", "c")));
         assert!(r.refuses(&principal("t2", "gone")));
         assert!(!r.refuses(&principal("t2", "c")));
+        // Issued after the client was revoked: it was enabled again.
+        assert!(!r.refuses(&issued("t3", "gone", 2)));
         assert!(!r.tokens.contains_key("old"));
         assert_eq!(r.since, 995);
     }

@@ -29,6 +29,8 @@ pub struct Principal {
     pub audience: Vec<String>,
     /// `exp`.
     pub expires_at: i64,
+    /// `iat`, if the token has one.
+    pub issued_at: Option<i64>,
     /// `jti`.
     pub token_id: Option<String>,
 }
@@ -317,6 +319,7 @@ impl Verifier {
             issuer: claims.iss,
             audience: claims.aud,
             expires_at: claims.exp,
+            issued_at: claims.iat,
             token_id: claims.jti,
         })
     }

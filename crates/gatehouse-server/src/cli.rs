@@ -5,18 +5,19 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use gatehouse_core::admin;
-use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
+use gatehouse_core::admin::{self, Operator};
+use gatehouse_core::audit::{AuditQuery, EventType, Outcome, Recorder};
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{Client, NewResource, RefreshPolicy, Resource, ScopeDef, User};
 use gatehouse_core::password::Password;
-use gatehouse_core::store::{AuditStore, ConsentFilter, Store};
+use gatehouse_core::store::{AuditStore, ConsentFilter};
 use gatehouse_core::{ClientId, Clock, Issuer, ResourceId, ResourceUri, ScopeSet, SystemClock};
 use serde_json::json;
 
 use crate::audit;
 use crate::config::{Config, FlagOverrides};
 use crate::serve::{BoxError, open_store};
+use gatehouse_store::SqliteStore;
 
 const CONFIG_HELP: &str = "\
 Configuration is layered: defaults, then gatehouse.toml (or --config), then GATEHOUSE_* \
@@ -402,18 +403,6 @@ fn parse_outcome(s: &str) -> Result<Outcome, String> {
     Outcome::parse(s).ok_or_else(|| format!("`{s}` is not success or failure"))
 }
 
-/// Records an administrative change made from the command line.
-async fn audit_change(store: &dyn Store, event: AuditEvent) -> Result<(), BoxError> {
-    let event = event.actor("cli");
-    event.log();
-    store.append_audit(&[event]).await?;
-    Ok(())
-}
-
-fn admin_change(action: &str, now: gatehouse_core::UnixTime) -> AuditEvent {
-    AuditEvent::new(EventType::AdminChange, now).detail("action", action)
-}
-
 fn parse_refresh(s: &str) -> Result<RefreshPolicy, String> {
     RefreshPolicy::parse(s)
         .ok_or_else(|| format!("`{s}` is not one of always, offline-access, never"))
@@ -453,10 +442,26 @@ impl Cli {
     }
 }
 
-/// Runs an administrative command and returns what to print.
+/// Runs an administrative command and returns what to print. The changes it makes are
+/// recorded in the audit log as made by `cli`, also when the command fails half-way.
 pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxError> {
-    let public = config.public_issuer()?;
     let store = open_store(&config.data_dir).await?;
+    let recorder = Recorder::default();
+    let op = Operator::new(&store, &recorder, "cli", SystemClock.now());
+    let out = run_command(command, config, &store, &op).await;
+    let stored = store.append_audit(&recorder.events()).await;
+    store.close().await;
+    stored?;
+    out
+}
+
+async fn run_command(
+    command: Command,
+    config: &Config,
+    store: &SqliteStore,
+    op: &Operator<'_>,
+) -> Result<String, BoxError> {
+    let public = config.public_issuer()?;
     let now = SystemClock.now();
     let out = match command {
         Command::Serve { .. } | Command::Demo { .. } => {
@@ -485,14 +490,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             new.refresh_tokens = Some(refresh_tokens);
             new.dynamic_registration = Some(dynamic_registration);
             new.metadata_documents = Some(metadata_documents);
-            let r = admin::register_resource(&store, new, now).await?;
-            audit_change(
-                &store,
-                admin_change("server.created", now)
-                    .resource(&r.id)
-                    .detail("name", r.name.as_str()),
-            )
-            .await?;
+            let r = op.register_resource(new).await?;
             if json {
                 pretty(&resource_json(&r, &public))
             } else {
@@ -500,7 +498,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             }
         }
         Command::Servers(ServersCommand::List { json }) => {
-            let list = gatehouse_core::store::ResourceStore::resources(&store).await?;
+            let list = gatehouse_core::store::ResourceStore::resources(store).await?;
             if json {
                 pretty(&json!(
                     list.iter()
@@ -518,7 +516,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             }
         }
         Command::Servers(ServersCommand::Show { id, json }) => {
-            let r = admin::resource(&store, &id).await?;
+            let r = admin::resource(store, &id).await?;
             if json {
                 pretty(&resource_json(&r, &public))
             } else {
@@ -561,8 +559,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 dynamic_registration,
                 metadata_documents,
             };
-            let r = admin::update_resource(&store, &id, change, now).await?;
-            audit_change(&store, admin_change("server.updated", now).resource(&r.id)).await?;
+            let r = op.update_resource(&id, change).await?;
             if json {
                 pretty(&resource_json(&r, &public))
             } else {
@@ -570,8 +567,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             }
         }
         Command::Servers(ServersCommand::Remove { id, json }) => {
-            admin::remove_resource(&store, &id).await?;
-            audit_change(&store, admin_change("server.deleted", now).resource(&id)).await?;
+            op.remove_resource(&id).await?;
             done(json, json!({"removed": id}), || {
                 format!("Removed MCP server {id} and its clients.")
             })
@@ -583,17 +579,8 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             json,
         }) => {
             let scopes: ScopeSet = ScopeSet::parse(&scopes.join(" ")).map_err(|e| e.0)?;
-            let (client, secret) =
-                admin::create_agent_client(&store, &server, &name, scopes, now).await?;
-            let resource = admin::resource(&store, &server).await?;
-            audit_change(
-                &store,
-                admin_change("client.created", now)
-                    .resource(&resource.id)
-                    .client(&client.id)
-                    .detail("scope", client.scopes.to_param()),
-            )
-            .await?;
+            let (client, secret) = op.create_agent_client(&server, &name, scopes).await?;
+            let resource = admin::resource(store, &server).await?;
             let token_endpoint = resource
                 .issuer(&public)
                 .join(gatehouse_core::metadata::paths::TOKEN);
@@ -624,7 +611,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                 .map(ResourceId::parse)
                 .transpose()
                 .map_err(|e| format!("--server: {}", e.0))?;
-            let list = gatehouse_core::store::ClientStore::clients(&store, filter.as_ref()).await?;
+            let list = gatehouse_core::store::ClientStore::clients(store, filter.as_ref()).await?;
             if json {
                 pretty(&json!(list.iter().map(client_json).collect::<Vec<_>>()))
             } else if list.is_empty() {
@@ -648,23 +635,13 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             }
         }
         Command::Clients(ClientsCommand::Remove { id, json }) => {
-            admin::remove_client(&store, &id, now).await?;
-            audit_change(
-                &store,
-                AuditEvent::new(EventType::ClientDeleted, now).client(&id),
-            )
-            .await?;
+            op.remove_client(&id).await?;
             done(json, json!({"removed": id}), || {
                 format!("Removed client {id}; every token issued to it is revoked.")
             })
         }
         Command::Clients(ClientsCommand::RotateSecret { id, json }) => {
-            let (client, secret) = admin::rotate_client_secret(&store, &id).await?;
-            let mut event = admin_change("client.secret_rotated", now).client(&client.id);
-            if let Some(r) = &client.resource {
-                event = event.resource(r);
-            }
-            audit_change(&store, event).await?;
+            let (client, secret) = op.rotate_client_secret(&id).await?;
             if json {
                 let mut v = client_json(&client);
                 v["client_secret"] = secret.expose_secret().into();
@@ -683,13 +660,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             admin: on,
             json,
         }) => {
-            let u = admin::set_admin(&store, &user, on).await?;
-            let action = if on {
-                "user.admin_granted"
-            } else {
-                "user.admin_revoked"
-            };
-            audit_change(&store, admin_change(action, now).user(&u.id)).await?;
+            let u = op.set_admin(&user, on).await?;
             done(json, user_json(&u), || {
                 if on {
                     format!("{} ({}) is an administrator.", u.email, u.id)
@@ -702,14 +673,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             })
         }
         Command::ApiKeys(ApiKeysCommand::Create { user, name, json }) => {
-            let (key, secret) = admin::create_api_key(&store, &user, &name, now).await?;
-            audit_change(
-                &store,
-                admin_change("api_key.created", now)
-                    .user(&key.user)
-                    .detail("api_key", key.id.as_str()),
-            )
-            .await?;
+            let (key, secret) = op.create_api_key(&user, &name).await?;
             if json {
                 let mut v = api_key_json(&key);
                 v["secret"] = secret.expose_secret().into();
@@ -727,7 +691,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             }
         }
         Command::ApiKeys(ApiKeysCommand::List { json }) => {
-            let keys = gatehouse_core::store::ApiKeyStore::api_keys(&store).await?;
+            let keys = gatehouse_core::store::ApiKeyStore::api_keys(store).await?;
             if json {
                 pretty(&json!(keys.iter().map(api_key_json).collect::<Vec<_>>()))
             } else if keys.is_empty() {
@@ -754,12 +718,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             }
         }
         Command::ApiKeys(ApiKeysCommand::Revoke { id, json }) => {
-            admin::revoke_api_key(&store, &id, now).await?;
-            audit_change(
-                &store,
-                admin_change("api_key.revoked", now).detail("api_key", id.as_str()),
-            )
-            .await?;
+            op.revoke_api_key(&id).await?;
             done(json, json!({"revoked": id}), || {
                 format!("Revoked API key {id}.")
             })
@@ -772,7 +731,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
         }) => {
             let filter = ConsentFilter {
                 user: match user {
-                    Some(u) => Some(admin::user(&store, &u).await?.id),
+                    Some(u) => Some(admin::user(store, &u).await?.id),
                     None => None,
                 },
                 client: client
@@ -786,7 +745,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
                     .transpose()
                     .map_err(|e| format!("--server: {}", e.0))?,
             };
-            let list = admin::consents(&store, &filter).await?;
+            let list = admin::consents(store, &filter).await?;
             if json {
                 pretty(&json!(
                     list.iter()
@@ -825,15 +784,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             server,
             json,
         }) => {
-            let (u, c, r) = admin::revoke_consent(&store, &user, &client, &server, now).await?;
-            audit_change(
-                &store,
-                AuditEvent::new(EventType::ConsentRevoked, now)
-                    .user(&u)
-                    .client(&c)
-                    .resource(&r),
-            )
-            .await?;
+            let (u, c, r) = op.revoke_consent(&user, &client, &server).await?;
             done(
                 json,
                 json!({"revoked": {"user": u, "client_id": c, "server": r}}),
@@ -860,16 +811,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             } else {
                 (Password::generate(), true)
             };
-            let mut user = admin::create_user(&store, &email, &password, now).await?;
-            audit_change(&store, admin_change("user.created", now).user(&user.id)).await?;
-            if admin {
-                user = admin::set_admin(&store, user.id.as_str(), true).await?;
-                audit_change(
-                    &store,
-                    admin_change("user.admin_granted", now).user(&user.id),
-                )
-                .await?;
-            }
+            let user = op.create_user(&email, &password, admin).await?;
             if json {
                 let mut v = user_json(&user);
                 if generated {
@@ -888,7 +830,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             }
         }
         Command::Users(UsersCommand::List { json }) => {
-            let list = gatehouse_core::store::UserStore::users(&store).await?;
+            let list = gatehouse_core::store::UserStore::users(store).await?;
             if json {
                 pretty(&json!(list.iter().map(user_json).collect::<Vec<_>>()))
             } else if list.is_empty() {
@@ -902,8 +844,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             }
         }
         Command::Users(UsersCommand::Remove { user, json }) => {
-            let u = admin::remove_user(&store, &user, now).await?;
-            audit_change(&store, admin_change("user.deleted", now).user(&u.id)).await?;
+            let u = op.remove_user(&user).await?;
             done(json, json!({"removed": u.id}), || {
                 format!(
                     "Removed user {} ({}); their sessions ended and every token issued on their behalf is revoked.",
@@ -913,7 +854,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
         }
         Command::Audit(a) => {
             let user = match &a.user {
-                Some(u) => Some(admin::user(&store, u).await?.id.to_string()),
+                Some(u) => Some(admin::user(store, u).await?.id.to_string()),
                 None => None,
             };
             let time =
@@ -942,7 +883,6 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
             }
         }
     };
-    store.close().await;
     Ok(out)
 }
 

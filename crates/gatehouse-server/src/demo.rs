@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse_core::admin::Operator;
+use gatehouse_core::audit::Recorder;
 use gatehouse_core::model::{NewResource, ScopeDef};
 use gatehouse_core::password::Password;
-use gatehouse_core::store::{ResourceStore, UserStore};
-use gatehouse_core::{Clock, ResourceUri, ScopeSet, SystemClock, admin};
+use gatehouse_core::store::{AuditStore, ResourceStore, UserStore};
+use gatehouse_core::{Clock, ResourceUri, ScopeSet, SystemClock};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -40,7 +42,8 @@ pub async fn run(
 
     // The to-do server: reuse it if this data directory has it already.
     let mcp_url = format!("http://{mcp_listen}/mcp");
-    let now = SystemClock.now();
+    let recorder = Recorder::default();
+    let op = Operator::new(store.as_ref(), &recorder, "demo", SystemClock.now());
     let existing = store
         .resources()
         .await?
@@ -57,17 +60,16 @@ pub async fn run(
                     ScopeDef::parse("todo:write=Create, change and delete your to-dos")?,
                 ],
             );
-            admin::register_resource(store.as_ref(), new, now).await?
+            op.register_resource(new).await?
         }
     };
-    let (client, secret) = admin::create_agent_client(
-        store.as_ref(),
-        resource.id.as_str(),
-        "demo agent",
-        ScopeSet::parse("todo:read todo:write")?,
-        now,
-    )
-    .await?;
+    let (client, secret) = op
+        .create_agent_client(
+            resource.id.as_str(),
+            "demo agent",
+            ScopeSet::parse("todo:read todo:write")?,
+        )
+        .await?;
 
     // A person to sign in as, e.g. from MCP Inspector.
     let demo_email = "demo@example.com";
@@ -75,12 +77,12 @@ pub async fn run(
         Some(u) => (u, None),
         None => {
             let password = Password::generate();
-            let u = admin::create_user(store.as_ref(), demo_email, &password, now).await?;
             // The demo person also administers the demo, so the dashboard can be tried.
-            let u = admin::set_admin(store.as_ref(), u.id.as_str(), true).await?;
+            let u = op.create_user(demo_email, &password, true).await?;
             (u, Some(password))
         }
     };
+    store.append_audit(&recorder.events()).await?;
     let password_line = match &demo_password {
         Some(p) => p.expose_secret().to_owned(),
         None => "(unchanged: this data directory already had the demo person)".to_owned(),

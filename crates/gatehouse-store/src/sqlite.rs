@@ -161,6 +161,8 @@ fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
             .try_get::<Option<i64>, _>("last_used_at")
             .map_err(backend)?
             .map(UnixTime),
+        disabled_at: opt_time(row, "disabled_at")?,
+        tokens_revoked_at: opt_time(row, "tokens_revoked_at")?,
     })
 }
 
@@ -280,8 +282,9 @@ impl ClientStore for SqliteStore {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO clients (id, resource_id, name, kind, secret_hash, scopes, redirect_uris,
-                 auth_method, metadata, registration_token_hash, created_at, last_used_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 auth_method, metadata, registration_token_hash, created_at, last_used_at,
+                 disabled_at, tokens_revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(c.id.as_str())
         .bind(c.resource.as_ref().map(ResourceId::as_str))
@@ -295,6 +298,8 @@ impl ClientStore for SqliteStore {
         .bind(c.registration_token_hash.as_ref().map(SecretHash::as_str))
         .bind(c.created_at.0)
         .bind(c.last_used_at.map(|t| t.0))
+        .bind(c.disabled_at.map(|t| t.0))
+        .bind(c.tokens_revoked_at.map(|t| t.0))
         .execute(&mut *tx)
         .await
         .map_err(|e| classify(e, "client id taken or MCP server missing"))?;
@@ -330,21 +335,40 @@ impl ClientStore for SqliteStore {
         rows.map_err(backend)?.iter().map(client_from_row).collect()
     }
 
-    async fn delete_client(&self, id: &ClientId, now: UnixTime) -> Result<bool, StoreError> {
+    async fn set_client_disabled(
+        &self,
+        id: &ClientId,
+        disabled: Option<UnixTime>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO revoked_clients (client_id, resource_id, revoked_at, expires_at)
-             SELECT id, resource_id, ?, ? FROM clients WHERE id = ?
-             ON CONFLICT (client_id) DO UPDATE
-             SET resource_id = excluded.resource_id, revoked_at = excluded.revoked_at,
-                 expires_at = excluded.expires_at",
+        let found = sqlx::query(
+            "UPDATE clients SET disabled_at = ?,
+                 tokens_revoked_at = COALESCE(?, tokens_revoked_at)
+             WHERE id = ?",
         )
-        .bind(now.0)
-        .bind(now.0 + GRANT_RETENTION_SECS)
+        .bind(disabled.map(|t| t.0))
+        .bind(disabled.map(|t| t.0))
         .bind(id.as_str())
         .execute(&mut *tx)
         .await
-        .map_err(backend)?;
+        .map_err(backend)?
+        .rows_affected()
+            > 0;
+        if !found {
+            return Ok(false);
+        }
+        if let Some(now) = disabled {
+            record_revoked_client(&mut tx, id, now).await?;
+            revoke_grants_where(&mut tx, GrantsOf::Client, id.as_str(), now).await?;
+        }
+        bump(&mut tx).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn delete_client(&self, id: &ClientId, now: UnixTime) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        record_revoked_client(&mut tx, id, now).await?;
         revoke_grants_where(&mut tx, GrantsOf::Client, id.as_str(), now).await?;
         for sql in [
             "DELETE FROM grants WHERE client_id = ?",
@@ -418,6 +442,29 @@ impl GrantsOf {
             GrantsOf::User => "user_id",
         }
     }
+}
+
+/// Records that every token issued to the client until `now` is revoked (the feed lists it
+/// until those tokens have expired).
+async fn record_revoked_client(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ClientId,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO revoked_clients (client_id, resource_id, revoked_at, expires_at)
+         SELECT id, resource_id, ?, ? FROM clients WHERE id = ?
+         ON CONFLICT (client_id) DO UPDATE
+         SET resource_id = excluded.resource_id, revoked_at = excluded.revoked_at,
+             expires_at = excluded.expires_at",
+    )
+    .bind(now.0)
+    .bind(now.0 + GRANT_RETENTION_SECS)
+    .bind(id.as_str())
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
 }
 
 /// Marks the grants whose `filter` column equals `value` revoked and records their
@@ -585,6 +632,13 @@ fn id<T, E: std::fmt::Display>(
     parse(&s).map_err(|e| StoreError::Backend(format!("{column}: {e}")))
 }
 
+fn opt_time(row: &SqliteRow, column: &str) -> Result<Option<UnixTime>, StoreError> {
+    Ok(row
+        .try_get::<Option<i64>, _>(column)
+        .map_err(backend)?
+        .map(UnixTime))
+}
+
 fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
     let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
     Ok(User {
@@ -593,6 +647,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
         password_hash: get_s("password_hash")?,
         admin: row.try_get("admin").map_err(backend)?,
         created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+        disabled_at: opt_time(row, "disabled_at")?,
     })
 }
 
@@ -656,16 +711,18 @@ fn refresh_from_row(row: &SqliteRow) -> Result<RefreshRecord, StoreError> {
 impl UserStore for SqliteStore {
     async fn insert_user(&self, u: &User) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO users (id, email, password_hash, admin, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, email, password_hash, admin, created_at, disabled_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
-            .bind(u.id.as_str())
-            .bind(&u.email)
-            .bind(&u.password_hash)
-            .bind(u.admin)
-            .bind(u.created_at.0)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| classify(e, "user id or email taken"))?;
+        .bind(u.id.as_str())
+        .bind(&u.email)
+        .bind(&u.password_hash)
+        .bind(u.admin)
+        .bind(u.created_at.0)
+        .bind(u.disabled_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(e, "user id or email taken"))?;
         Ok(())
     }
 
@@ -725,6 +782,51 @@ impl UserStore for SqliteStore {
             .map_err(backend)?
             .rows_affected()
             > 0)
+    }
+
+    async fn set_user_disabled(
+        &self,
+        id: &UserId,
+        disabled: Option<UnixTime>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let found = sqlx::query("UPDATE users SET disabled_at = ? WHERE id = ?")
+            .bind(disabled.map(|t| t.0))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+            > 0;
+        if found && let Some(now) = disabled {
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            revoke_grants_where(&mut tx, GrantsOf::User, id.as_str(), now).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(found)
+    }
+
+    async fn set_password(&self, id: &UserId, password_hash: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let found = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+            > 0;
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(found)
     }
 }
 
@@ -823,16 +925,7 @@ impl SessionStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.map(|row| {
-            Ok(Session {
-                hash: SecretHash::from_stored(row.try_get::<String, _>("hash").map_err(backend)?),
-                user: UserId::parse(&row.try_get::<String, _>("user_id").map_err(backend)?)
-                    .map_err(|_| corrupt("user id"))?,
-                created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-                last_seen_at: UnixTime(row.try_get("last_seen_at").map_err(backend)?),
-            })
-        })
-        .transpose()
+        row.as_ref().map(session_from_row).transpose()
     }
 
     async fn touch_session(&self, hash: &SecretHash, now: UnixTime) -> Result<(), StoreError> {
@@ -853,6 +946,35 @@ impl SessionStore for SqliteStore {
             .map_err(backend)?;
         Ok(())
     }
+
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {
+        sqlx::query("SELECT * FROM sessions WHERE user_id = ? ORDER BY last_seen_at DESC")
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(session_from_row)
+            .collect()
+    }
+
+    async fn delete_sessions_of(&self, user: &UserId) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(user.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected())
+    }
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        hash: SecretHash::from_stored(row.try_get::<String, _>("hash").map_err(backend)?),
+        user: id(row, "user_id", UserId::parse)?,
+        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+        last_seen_at: UnixTime(row.try_get("last_seen_at").map_err(backend)?),
+    })
 }
 
 #[async_trait]

@@ -9,7 +9,7 @@ use crate::records::{
 };
 use crate::secret::SecretHash;
 use crate::store::{ConsentFilter, Store, StoreError};
-use crate::types::{ApiKeyId, GrantId, ResourceId, ScopeSet, UserId};
+use crate::types::{ApiKeyId, ClientId, GrantId, ResourceId, ScopeSet, UserId};
 
 const T0: i64 = 1_700_000_000;
 
@@ -29,6 +29,7 @@ where
     concurrent_writers_all_succeed(&make().await).await;
     revoking_a_consent_revokes_its_grants(&make().await).await;
     admins_and_their_api_keys(&make().await).await;
+    disabling_clients_and_people_passwords_and_sessions(&make().await).await;
 }
 
 fn user(email: &str) -> User {
@@ -38,6 +39,7 @@ fn user(email: &str) -> User {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         admin: false,
         created_at: UnixTime(T0),
+        disabled_at: None,
     }
 }
 
@@ -475,6 +477,139 @@ async fn concurrent_writers_all_succeed(store: &impl Store) {
     ] {
         r.expect("every concurrent write succeeds");
     }
+}
+
+async fn disabling_clients_and_people_passwords_and_sessions(store: &impl Store) {
+    let f = fixture(store).await;
+    store
+        .record_issue(&issue(&f.grant.id, "d1", Some("rtd"), None, T0))
+        .await
+        .unwrap();
+    let session = |cookie: &str, seen: i64| Session {
+        hash: SecretHash::of(cookie),
+        user: f.user.id.clone(),
+        created_at: UnixTime(T0),
+        last_seen_at: UnixTime(seen),
+    };
+    store.insert_session(&session("one", T0)).await.unwrap();
+    store.insert_session(&session("two", T0 + 5)).await.unwrap();
+    let listed = store.sessions_of(&f.user.id).await.unwrap();
+    assert_eq!(listed, vec![session("two", T0 + 5), session("one", T0)]);
+
+    store
+        .save_consent(&Consent {
+            user: f.user.id.clone(),
+            client: f.grant.client.clone(),
+            resource: f.resource.clone(),
+            scopes: ScopeSet::parse("todo:read").unwrap(),
+            granted_at: UnixTime(T0),
+        })
+        .await
+        .unwrap();
+    // Disabling a client: its grants are revoked, consents stay, the feed lists it, and the
+    // change version moves so that caches reload it.
+    let before = store.change_version().await.unwrap();
+    let at = UnixTime(T0 + 10);
+    assert!(
+        store
+            .set_client_disabled(&f.grant.client, Some(at))
+            .await
+            .unwrap()
+    );
+    assert_ne!(store.change_version().await.unwrap(), before);
+    let c = store.client(&f.grant.client).await.unwrap().unwrap();
+    assert_eq!((c.disabled_at, c.tokens_revoked_at), (Some(at), Some(at)));
+    assert!(store.is_token_revoked("d1").await.unwrap());
+    assert!(
+        store
+            .grant(&f.grant.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(
+        store
+            .consent(&f.user.id, &f.grant.client, &f.resource)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let feed = store
+        .revocations_since(&f.resource, UnixTime(T0), UnixTime(T0 + 11))
+        .await
+        .unwrap();
+    assert_eq!(feed.clients.len(), 1);
+    assert_eq!(feed.clients[0].revoked_at, at);
+    // Enabled again: the instant its old tokens were revoked is kept.
+    assert!(
+        store
+            .set_client_disabled(&f.grant.client, None)
+            .await
+            .unwrap()
+    );
+    let c = store.client(&f.grant.client).await.unwrap().unwrap();
+    assert_eq!((c.disabled_at, c.tokens_revoked_at), (None, Some(at)));
+    assert!(
+        !store
+            .set_client_disabled(&ClientId::generate_agent(), Some(at))
+            .await
+            .unwrap()
+    );
+
+    // A new password ends every session.
+    assert!(
+        store
+            .set_password(&f.user.id, "$argon2id$new")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.user(&f.user.id).await.unwrap().unwrap().password_hash,
+        "$argon2id$new"
+    );
+    assert_eq!(store.sessions_of(&f.user.id).await.unwrap(), vec![]);
+    assert!(!store.set_password(&UserId::generate(), "x").await.unwrap());
+
+    // Ending sessions, then disabling a person: sessions end, grants are revoked.
+    store.insert_session(&session("three", T0)).await.unwrap();
+    store.insert_session(&session("four", T0)).await.unwrap();
+    assert_eq!(store.delete_sessions_of(&f.user.id).await.unwrap(), 2);
+    store.insert_session(&session("five", T0)).await.unwrap();
+    let grant = Grant {
+        id: GrantId::generate(),
+        ..f.grant.clone()
+    };
+    let code = CodeRecord {
+        hash: SecretHash::of("ghc_dis"),
+        grant: grant.id.clone(),
+        ..f.code.clone()
+    };
+    store.insert_code(&grant, &code).await.unwrap();
+    store
+        .record_issue(&issue(&grant.id, "d2", Some("rtd2"), None, T0 + 20))
+        .await
+        .unwrap();
+    let at = UnixTime(T0 + 30);
+    assert!(store.set_user_disabled(&f.user.id, Some(at)).await.unwrap());
+    assert_eq!(
+        store.user(&f.user.id).await.unwrap().unwrap().disabled_at,
+        Some(at)
+    );
+    assert_eq!(store.sessions_of(&f.user.id).await.unwrap(), vec![]);
+    assert!(store.is_token_revoked("d2").await.unwrap());
+    assert!(store.set_user_disabled(&f.user.id, None).await.unwrap());
+    assert_eq!(
+        store.user(&f.user.id).await.unwrap().unwrap().disabled_at,
+        None
+    );
+    assert!(
+        !store
+            .set_user_disabled(&UserId::generate(), Some(at))
+            .await
+            .unwrap()
+    );
 }
 
 async fn revoking_a_consent_revokes_its_grants(store: &impl Store) {

@@ -65,6 +65,8 @@ pub(crate) fn client(resource: &ResourceId) -> Client {
         registration_token_hash: None,
         created_at: UnixTime(1_700_000_100),
         last_used_at: None,
+        disabled_at: None,
+        tokens_revoked_at: None,
     }
 }
 
@@ -86,6 +88,8 @@ pub(crate) fn registered(resource: Option<&ResourceId>) -> Client {
         registration_token_hash: Some(ClientSecret::generate().hash()),
         created_at: UnixTime(1_700_000_200),
         last_used_at: None,
+        disabled_at: None,
+        tokens_revoked_at: None,
     }
 }
 

@@ -125,6 +125,8 @@ mod tests {
             registration_token_hash: None,
             created_at: UnixTime(0),
             last_used_at: None,
+            disabled_at: None,
+            tokens_revoked_at: None,
         };
         (client, resource)
     }

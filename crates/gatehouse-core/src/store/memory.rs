@@ -239,6 +239,33 @@ impl ClientStore for MemoryStore {
         }))
     }
 
+    async fn set_client_disabled(
+        &self,
+        id: &ClientId,
+        disabled: Option<UnixTime>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(c) = s.clients.iter_mut().find(|c| &c.id == id) else {
+                return false;
+            };
+            c.disabled_at = disabled;
+            let resource = c.resource.clone();
+            if let Some(now) = disabled {
+                c.tokens_revoked_at = Some(now);
+                s.revoked_clients.retain(|r| &r.client != id);
+                s.revoked_clients.push(RevokedClient {
+                    client: id.clone(),
+                    resource,
+                    revoked_at: now,
+                    expires_at: now.plus(GRANT_RETENTION_SECS),
+                });
+                s.revoke_grants(now, |g| &g.client == id);
+            }
+            s.version += 1;
+            true
+        }))
+    }
+
     async fn touch_client(&self, id: &ClientId, now: UnixTime) -> Result<(), StoreError> {
         self.with(|s| {
             if let Some(c) = s.clients.iter_mut().find(|c| &c.id == id) {
@@ -306,6 +333,35 @@ impl UserStore for MemoryStore {
             }),
         )
     }
+
+    async fn set_user_disabled(
+        &self,
+        id: &UserId,
+        disabled: Option<UnixTime>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(u) = s.users.iter_mut().find(|u| &u.id == id) else {
+                return false;
+            };
+            u.disabled_at = disabled;
+            if let Some(now) = disabled {
+                s.sessions.retain(|x| &x.user != id);
+                s.revoke_grants(now, |g| &g.user == id);
+            }
+            true
+        }))
+    }
+
+    async fn set_password(&self, id: &UserId, password_hash: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(u) = s.users.iter_mut().find(|u| &u.id == id) else {
+                return false;
+            };
+            u.password_hash = password_hash.to_owned();
+            s.sessions.retain(|x| &x.user != id);
+            true
+        }))
+    }
 }
 
 #[async_trait]
@@ -339,6 +395,26 @@ impl SessionStore for MemoryStore {
     async fn delete_session(&self, hash: &SecretHash) -> Result<(), StoreError> {
         self.with(|s| s.sessions.retain(|x| &x.hash != hash));
         Ok(())
+    }
+
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {
+        let mut found: Vec<Session> = self.with(|s| {
+            s.sessions
+                .iter()
+                .filter(|x| &x.user == user)
+                .cloned()
+                .collect()
+        });
+        found.sort_by_key(|x| std::cmp::Reverse(x.last_seen_at));
+        Ok(found)
+    }
+
+    async fn delete_sessions_of(&self, user: &UserId) -> Result<u64, StoreError> {
+        Ok(self.with(|s| {
+            let before = s.sessions.len();
+            s.sessions.retain(|x| &x.user != user);
+            (before - s.sessions.len()) as u64
+        }))
     }
 }
 

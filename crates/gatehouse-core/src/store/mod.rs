@@ -79,6 +79,15 @@ pub trait ClientStore: Send + Sync {
         id: &ClientId,
         secret_hash: &SecretHash,
     ) -> Result<bool, StoreError>;
+    /// Disables the client at `now`, or enables it (`None`), and moves the change version.
+    /// Disabling also, in the same change, sets its `tokens_revoked_at` to `now`, revokes its
+    /// grants (their unexpired access tokens become revoked; consents stay) and records it as
+    /// a [`RevokedClient`] revoked at `now`. `false` if there is no such client.
+    async fn set_client_disabled(
+        &self,
+        id: &ClientId,
+        disabled: Option<UnixTime>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// People who sign in.
@@ -98,6 +107,17 @@ pub trait UserStore: Send + Sync {
     async fn delete_user(&self, id: &UserId, now: UnixTime) -> Result<bool, StoreError>;
     /// Makes the person an administrator or not. `false` if there is no such person.
     async fn set_admin(&self, id: &UserId, admin: bool) -> Result<bool, StoreError>;
+    /// Disables the person at `now`, or enables them (`None`). Disabling also, in the same
+    /// change, ends their sessions and revokes their grants (their unexpired access tokens
+    /// become revoked; consents stay). `false` if there is no such person.
+    async fn set_user_disabled(
+        &self,
+        id: &UserId,
+        disabled: Option<UnixTime>,
+    ) -> Result<bool, StoreError>;
+    /// Replaces the person's password hash and, in the same change, ends their sessions.
+    /// `false` if there is no such person.
+    async fn set_password(&self, id: &UserId, password_hash: &str) -> Result<bool, StoreError>;
 }
 
 /// Browser sessions.
@@ -111,6 +131,10 @@ pub trait SessionStore: Send + Sync {
     async fn touch_session(&self, hash: &SecretHash, now: UnixTime) -> Result<(), StoreError>;
     /// Deletes it (sign-out). Deleting a missing session is not an error.
     async fn delete_session(&self, hash: &SecretHash) -> Result<(), StoreError>;
+    /// The person's sessions, most recently used first.
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>, StoreError>;
+    /// Ends every session of the person; returns how many there were.
+    async fn delete_sessions_of(&self, user: &UserId) -> Result<u64, StoreError>;
 }
 
 /// Which consents [`GrantStore::consents`] lists; `None` matches any.

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use gatehouse_core::ResourceUri;
 use gatehouse_core::admin::{self, AdminError, Denied};
-use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
+use gatehouse_core::audit::{AuditQuery, EventType, Outcome};
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{NewResource, RefreshPolicy, Resource, ScopeDef, User};
 use gatehouse_core::store::StoreError;
@@ -246,11 +246,6 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for ApiQu
     }
 }
 
-/// Records an admin change made through the API.
-fn audit(s: &AppState, admin: &User, event: AuditEvent) {
-    s.engine.audit(event.actor(&admin.id));
-}
-
 // ---------------------------------------------------------------- MCP servers
 
 /// A scope an MCP server offers.
@@ -425,16 +420,8 @@ async fn create_server(
         .transpose()?;
     new.dynamic_registration = n.dynamic_registration;
     new.metadata_documents = n.metadata_documents;
-    let r = admin::register_resource(s.engine.store().as_ref(), new, s.engine.now()).await?;
+    let r = s.engine.operator(&who.id).register_resource(new).await?;
     s.engine.invalidate();
-    audit(
-        &s,
-        &who,
-        AuditEvent::new(EventType::AdminChange, s.engine.now())
-            .detail("action", "server.created")
-            .resource(&r.id)
-            .detail("name", r.name.as_str()),
-    );
     Ok((StatusCode::CREATED, Json(server_view(&s, &r))))
 }
 
@@ -533,16 +520,12 @@ async fn update_server(
         dynamic_registration: c.dynamic_registration,
         metadata_documents: c.metadata_documents,
     };
-    let now = s.engine.now();
-    let r = admin::update_resource(s.engine.store().as_ref(), &id, change, now).await?;
+    let r = s
+        .engine
+        .operator(&who.id)
+        .update_resource(&id, change)
+        .await?;
     s.engine.invalidate();
-    audit(
-        &s,
-        &who,
-        AuditEvent::new(EventType::AdminChange, now)
-            .detail("action", "server.updated")
-            .resource(&r.id),
-    );
     Ok(Json(server_view(&s, &r)))
 }
 
@@ -558,15 +541,8 @@ async fn delete_server(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    admin::remove_resource(s.engine.store().as_ref(), &id).await?;
+    s.engine.operator(&who.id).remove_resource(&id).await?;
     s.engine.invalidate();
-    audit(
-        &s,
-        &who,
-        AuditEvent::new(EventType::AdminChange, s.engine.now())
-            .detail("action", "server.deleted")
-            .resource(&id),
-    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -676,18 +652,12 @@ async fn create_client(
     let Json(n) = body?;
     let scopes = gatehouse_core::ScopeSet::parse(&n.scopes.join(" "))
         .map_err(|e| ApiError::invalid(format!("scopes: {}", e.0)))?;
-    let now = s.engine.now();
-    let (c, secret) =
-        admin::create_agent_client(s.engine.store().as_ref(), &id, &n.name, scopes, now).await?;
+    let (c, secret) = s
+        .engine
+        .operator(&who.id)
+        .create_agent_client(&id, &n.name, scopes)
+        .await?;
     s.engine.invalidate();
-    audit(
-        &s,
-        &who,
-        AuditEvent::new(EventType::AdminChange, now)
-            .detail("action", "client.created")
-            .resource(&id)
-            .client(&c.id),
-    );
     Ok((
         StatusCode::CREATED,
         Json(ClientWithSecret {
@@ -710,14 +680,8 @@ async fn delete_client(
     Admin(who): Admin,
     Path(client_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let now = s.engine.now();
-    admin::remove_client(s.engine.store().as_ref(), &client_id, now).await?;
+    s.engine.operator(&who.id).remove_client(&client_id).await?;
     s.engine.invalidate();
-    audit(
-        &s,
-        &who,
-        AuditEvent::new(EventType::ClientDeleted, now).client(&client_id),
-    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -733,15 +697,12 @@ async fn rotate_client_secret(
     Admin(who): Admin,
     Path(client_id): Path<String>,
 ) -> ApiResult<Json<ClientWithSecret>> {
-    let (c, secret) = admin::rotate_client_secret(s.engine.store().as_ref(), &client_id).await?;
+    let (c, secret) = s
+        .engine
+        .operator(&who.id)
+        .rotate_client_secret(&client_id)
+        .await?;
     s.engine.invalidate();
-    audit(
-        &s,
-        &who,
-        AuditEvent::new(EventType::AdminChange, s.engine.now())
-            .detail("action", "client.secret_rotated")
-            .client(&c.id),
-    );
     Ok(Json(ClientWithSecret {
         client: client_view(&c),
         client_secret: secret.expose_secret().to_owned(),
@@ -833,17 +794,10 @@ async fn revoke_consent(
             "user, client and server are all required",
         ));
     };
-    let now = s.engine.now();
-    let (u, c, r) =
-        admin::revoke_consent(s.engine.store().as_ref(), user, client, server, now).await?;
-    audit(
-        &s,
-        &who,
-        AuditEvent::new(EventType::ConsentRevoked, now)
-            .user(&u)
-            .client(&c)
-            .resource(&r),
-    );
+    s.engine
+        .operator(&who.id)
+        .revoke_consent(user, client, server)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -858,6 +812,9 @@ pub struct UserView {
     admin: bool,
     /// RFC 3339.
     created_at: String,
+    /// RFC 3339; absent while they are enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_at: Option<String>,
 }
 
 fn user_view(u: &User) -> UserView {
@@ -866,6 +823,7 @@ fn user_view(u: &User) -> UserView {
         email: u.email.clone(),
         admin: u.admin,
         created_at: rfc3339(u.created_at),
+        disabled_at: u.disabled_at.map(rfc3339),
     }
 }
 
@@ -905,6 +863,9 @@ pub struct CreatedUser {
 pub struct UserChange {
     /// Make them an administrator, or not.
     admin: Option<bool>,
+    /// Disable them (they cannot sign in; their sessions end and their tokens are revoked),
+    /// or enable them again.
+    disabled: Option<bool>,
 }
 
 /// List people, by id.
@@ -946,35 +907,12 @@ async fn create_user(
         ),
         None => (gatehouse_core::password::Password::generate(), true),
     };
-    let store = s.engine.store().clone();
-    let now = s.engine.now();
-    // argon2 costs ~24 ms of CPU: off the async threads.
-    let email = n.email.clone();
-    let hashed = tokio::task::spawn_blocking(move || {
-        let hash = password.hash();
-        (password, hash)
-    })
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unavailable",
-            "hashing failed",
-        )
-    })?;
-    let (password, hash) = hashed;
-    let mut u = admin::create_user_with_hash(store.as_ref(), &email, hash, now).await?;
-    if n.admin {
-        u = admin::set_admin(store.as_ref(), u.id.as_str(), true).await?;
-    }
-    audit(
-        &s,
-        &who,
-        AuditEvent::new(EventType::AdminChange, now)
-            .detail("action", "user.created")
-            .detail("admin", u.admin)
-            .user(&u.id),
-    );
+    let (password, hash) = super::hash_password(password).await?;
+    let u = s
+        .engine
+        .operator(&who.id)
+        .create_user_with_hash(&n.email, hash, n.admin)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedUser {
@@ -996,15 +934,7 @@ async fn delete_user(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let now = s.engine.now();
-    let u = admin::remove_user(s.engine.store().as_ref(), &id, now).await?;
-    audit(
-        &s,
-        &who,
-        AuditEvent::new(EventType::AdminChange, now)
-            .detail("action", "user.deleted")
-            .user(&u.id),
-    );
+    s.engine.operator(&who.id).remove_user(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1022,22 +952,13 @@ async fn update_user(
     body: Result<Json<UserChange>, JsonRejection>,
 ) -> ApiResult<Json<UserView>> {
     let Json(change) = body?;
-    let store = s.engine.store().as_ref();
-    let mut u = admin::user(store, &id).await?;
+    let op = s.engine.operator(&who.id);
+    let mut u = admin::user(s.engine.store().as_ref(), &id).await?;
     if let Some(on) = change.admin {
-        u = admin::set_admin(store, u.id.as_str(), on).await?;
-        let action = if on {
-            "user.admin_granted"
-        } else {
-            "user.admin_revoked"
-        };
-        audit(
-            &s,
-            &who,
-            AuditEvent::new(EventType::AdminChange, s.engine.now())
-                .detail("action", action)
-                .user(&u.id),
-        );
+        u = op.set_admin(u.id.as_str(), on).await?;
+    }
+    if let Some(off) = change.disabled {
+        u = op.set_user_disabled(u.id.as_str(), off).await?;
     }
     Ok(Json(user_view(&u)))
 }
@@ -1112,17 +1033,11 @@ async fn create_api_key(
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let Json(n) = body?;
     let owner = n.user.unwrap_or_else(|| who.id.to_string());
-    let now = s.engine.now();
-    let (key, secret) =
-        admin::create_api_key(s.engine.store().as_ref(), &owner, &n.name, now).await?;
-    audit(
-        &s,
-        &who,
-        AuditEvent::new(EventType::AdminChange, now)
-            .detail("action", "api_key.created")
-            .detail("api_key", key.id.as_str())
-            .user(&key.user),
-    );
+    let (key, secret) = s
+        .engine
+        .operator(&who.id)
+        .create_api_key(&owner, &n.name)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
@@ -1144,15 +1059,7 @@ async fn revoke_api_key(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let now = s.engine.now();
-    admin::revoke_api_key(s.engine.store().as_ref(), &id, now).await?;
-    audit(
-        &s,
-        &who,
-        AuditEvent::new(EventType::AdminChange, now)
-            .detail("action", "api_key.revoked")
-            .detail("api_key", id.as_str()),
-    );
+    s.engine.operator(&who.id).revoke_api_key(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::admin::{self, AdminError};
-use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
+use gatehouse_core::audit::{AuditQuery, EventType, Outcome};
 use gatehouse_core::model::{ClientKind, NewResource, RefreshPolicy, Resource, ScopeDef, User};
 use gatehouse_core::params::FormParams;
 use gatehouse_core::session::SessionToken;
@@ -101,14 +101,6 @@ fn failed(e: AdminError) -> Response {
         }
     };
     message(status, title, &format!("{e}. Go back and try again."), None)
-}
-
-fn audit(s: &AppState, who: &User, event: AuditEvent) {
-    s.engine.audit(event.actor(&who.id));
-}
-
-fn change(s: &AppState, action: &str) -> AuditEvent {
-    AuditEvent::new(EventType::AdminChange, s.engine.now()).detail("action", action)
 }
 
 fn back(to: &str) -> Response {
@@ -216,15 +208,18 @@ pub async fn update_server(
         form,
     }: AdminForm,
 ) -> Response {
-    let now = s.engine.now();
     let updated = match server_form(&form) {
-        Ok(change) => admin::update_resource(s.engine.store().as_ref(), &id, change, now).await,
+        Ok(change) => {
+            s.engine
+                .operator(&who.id)
+                .update_resource(&id, change)
+                .await
+        }
         Err(e) => Err(e),
     };
     match updated {
         Ok(r) => {
             s.engine.invalidate();
-            audit(&s, &who, change(&s, "server.updated").resource(&r.id));
             back(&format!("/admin/servers/{}", r.id))
         }
         Err(e) => failed(e),
@@ -253,19 +248,12 @@ pub async fn create_server(
         new.refresh_tokens = c.refresh_tokens;
         new.dynamic_registration = c.dynamic_registration;
         new.metadata_documents = c.metadata_documents;
-        admin::register_resource(s.engine.store().as_ref(), new, s.engine.now()).await
+        s.engine.operator(&who.id).register_resource(new).await
     }
     .await;
     match made {
         Ok(r) => {
             s.engine.invalidate();
-            audit(
-                &s,
-                &who,
-                change(&s, "server.created")
-                    .resource(&r.id)
-                    .detail("name", r.name.as_str()),
-            );
             back(&format!("/admin/servers/{}", r.id))
         }
         Err(e) => failed(e),
@@ -460,10 +448,9 @@ pub async fn delete_server(
         form: _,
     }: AdminForm,
 ) -> Response {
-    match admin::remove_resource(s.engine.store().as_ref(), &id).await {
+    match s.engine.operator(&who.id).remove_resource(&id).await {
         Ok(()) => {
             s.engine.invalidate();
-            audit(&s, &who, change(&s, "server.deleted").resource(&id));
             back("/admin")
         }
         Err(e) => failed(e),
@@ -506,27 +493,16 @@ pub async fn create_client(
         Ok(sc) => sc,
         Err(e) => return failed(AdminError::Invalid(format!("scopes: {}", e.0))),
     };
-    let now = s.engine.now();
-    let made = admin::create_agent_client(
-        s.engine.store().as_ref(),
-        &id,
-        field(&form, "name"),
-        scopes,
-        now,
-    )
-    .await;
+    let made = s
+        .engine
+        .operator(&who.id)
+        .create_agent_client(&id, field(&form, "name"), scopes)
+        .await;
     let (client, secret) = match made {
         Ok(x) => x,
         Err(e) => return failed(e),
     };
     s.engine.invalidate();
-    audit(
-        &s,
-        &who,
-        change(&s, "client.created")
-            .resource(&id)
-            .client(&client.id),
-    );
     let token_endpoint = format!("{}/resources/{id}/oauth/token", s.engine.public_issuer());
     secret_page(&SecretPage {
         section: "servers",
@@ -557,17 +533,16 @@ pub async fn rotate_client(
         form: _,
     }: AdminForm,
 ) -> Response {
-    let (client, secret) =
-        match admin::rotate_client_secret(s.engine.store().as_ref(), &client_id).await {
-            Ok(x) => x,
-            Err(e) => return failed(e),
-        };
+    let (client, secret) = match s
+        .engine
+        .operator(&who.id)
+        .rotate_client_secret(&client_id)
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return failed(e),
+    };
     s.engine.invalidate();
-    audit(
-        &s,
-        &who,
-        change(&s, "client.secret_rotated").client(&client.id),
-    );
     let server = client
         .resource
         .as_ref()
@@ -600,15 +575,9 @@ pub async fn delete_client(
         form,
     }: AdminForm,
 ) -> Response {
-    let now = s.engine.now();
-    match admin::remove_client(s.engine.store().as_ref(), &client_id, now).await {
+    match s.engine.operator(&who.id).remove_client(&client_id).await {
         Ok(()) => {
             s.engine.invalidate();
-            audit(
-                &s,
-                &who,
-                AuditEvent::new(EventType::ClientDeleted, now).client(&client_id),
-            );
             back(&format!(
                 "/admin/servers/{}#clients",
                 field(&form, "server")
@@ -627,28 +596,14 @@ pub async fn revoke_consent(
         form,
     }: AdminForm,
 ) -> Response {
-    let now = s.engine.now();
     let server = field(&form, "server");
-    match admin::revoke_consent(
-        s.engine.store().as_ref(),
-        field(&form, "user"),
-        field(&form, "client"),
-        server,
-        now,
-    )
-    .await
+    match s
+        .engine
+        .operator(&who.id)
+        .revoke_consent(field(&form, "user"), field(&form, "client"), server)
+        .await
     {
-        Ok((u, c, r)) => {
-            audit(
-                &s,
-                &who,
-                AuditEvent::new(EventType::ConsentRevoked, now)
-                    .user(&u)
-                    .client(&c)
-                    .resource(&r),
-            );
-            back(&format!("/admin/servers/{server}#consents"))
-        }
+        Ok(_) => back(&format!("/admin/servers/{server}#consents")),
         Err(e) => failed(e),
     }
 }
@@ -738,38 +693,21 @@ pub async fn create_person(
         form,
     }: AdminForm,
 ) -> Response {
-    let password = gatehouse_core::password::Password::generate();
-    let now = s.engine.now();
-    let hashed = tokio::task::spawn_blocking(move || {
-        let hash = password.hash();
-        (password, hash)
-    })
-    .await;
-    let Ok((password, hash)) = hashed else {
-        return failed(AdminError::Invalid(
-            "the password could not be hashed".into(),
-        ));
-    };
-    let store = s.engine.store().as_ref();
     let made = async {
-        let u = admin::create_user_with_hash(store, field(&form, "email"), hash, now).await?;
-        if field(&form, "admin") == "on" {
-            return admin::set_admin(store, u.id.as_str(), true).await;
-        }
-        Ok(u)
+        let (password, hash) =
+            super::hash_password(gatehouse_core::password::Password::generate()).await?;
+        let admin = field(&form, "admin") == "on";
+        let op = s.engine.operator(&who.id);
+        let u = op
+            .create_user_with_hash(field(&form, "email"), hash, admin)
+            .await?;
+        Ok::<_, AdminError>((u, password))
     }
     .await;
-    let u = match made {
-        Ok(u) => u,
+    let (u, password) = match made {
+        Ok(x) => x,
         Err(e) => return failed(e),
     };
-    audit(
-        &s,
-        &who,
-        change(&s, "user.created")
-            .user(&u.id)
-            .detail("admin", u.admin),
-    );
     secret_page(&SecretPage {
         section: "people",
         csrf: &token.csrf_token(),
@@ -797,11 +735,8 @@ pub async fn delete_person(
     if who.id.as_str() == id {
         return failed(AdminError::Invalid("you cannot remove yourself".into()));
     }
-    match admin::remove_user(s.engine.store().as_ref(), &id, s.engine.now()).await {
-        Ok(u) => {
-            audit(&s, &who, change(&s, "user.deleted").user(&u.id));
-            back("/admin/people")
-        }
+    match s.engine.operator(&who.id).remove_user(&id).await {
+        Ok(_) => back("/admin/people"),
         Err(e) => failed(e),
     }
 }
@@ -822,16 +757,8 @@ pub async fn set_admin(
             "you cannot remove your own administrator role".into(),
         ));
     }
-    match admin::set_admin(s.engine.store().as_ref(), &id, on).await {
-        Ok(u) => {
-            let action = if on {
-                "user.admin_granted"
-            } else {
-                "user.admin_revoked"
-            };
-            audit(&s, &who, change(&s, action).user(&u.id));
-            back("/admin/people")
-        }
+    match s.engine.operator(&who.id).set_admin(&id, on).await {
+        Ok(_) => back("/admin/people"),
         Err(e) => failed(e),
     }
 }
@@ -845,25 +772,15 @@ pub async fn create_key(
         form,
     }: AdminForm,
 ) -> Response {
-    let now = s.engine.now();
-    let (key, secret) = match admin::create_api_key(
-        s.engine.store().as_ref(),
-        who.id.as_str(),
-        field(&form, "name"),
-        now,
-    )
-    .await
+    let (key, secret) = match s
+        .engine
+        .operator(&who.id)
+        .create_api_key(who.id.as_str(), field(&form, "name"))
+        .await
     {
         Ok(x) => x,
         Err(e) => return failed(e),
     };
-    audit(
-        &s,
-        &who,
-        change(&s, "api_key.created")
-            .user(&who.id)
-            .detail("api_key", key.id.as_str()),
-    );
     secret_page(&SecretPage {
         section: "people",
         csrf: &token.csrf_token(),
@@ -888,15 +805,8 @@ pub async fn revoke_key(
         form: _,
     }: AdminForm,
 ) -> Response {
-    match admin::revoke_api_key(s.engine.store().as_ref(), &id, s.engine.now()).await {
-        Ok(()) => {
-            audit(
-                &s,
-                &who,
-                change(&s, "api_key.revoked").detail("api_key", id.as_str()),
-            );
-            back("/admin/people")
-        }
+    match s.engine.operator(&who.id).revoke_api_key(&id).await {
+        Ok(()) => back("/admin/people"),
         Err(e) => failed(e),
     }
 }

@@ -68,3 +68,20 @@ impl FromRequestParts<AppState> for AtIssuer {
         }
     }
 }
+
+/// Hashes `password` off the async threads (argon2 costs ~24 ms of CPU) and gives it back
+/// with its hash.
+pub(crate) async fn hash_password(
+    password: gatehouse_core::password::Password,
+) -> Result<(gatehouse_core::password::Password, String), gatehouse_core::admin::AdminError> {
+    tokio::task::spawn_blocking(move || {
+        let hash = password.hash();
+        (password, hash)
+    })
+    .await
+    .map_err(|e| {
+        gatehouse_core::admin::AdminError::Store(gatehouse_core::StoreError::Backend(format!(
+            "the password could not be hashed: {e}"
+        )))
+    })
+}

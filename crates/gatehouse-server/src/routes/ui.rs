@@ -317,6 +317,23 @@ pub async fn login(
         .await;
     };
     limits.sign_in_accounts.clear(&email);
+    // Only someone who knows the password learns that the account is disabled.
+    if user.disabled_at.is_some() {
+        s.engine.audit(
+            AuditEvent::new(EventType::SignInFailed, s.engine.now())
+                .user(&user.id)
+                .detail("ip", ip.as_str())
+                .detail("reason", "account disabled"),
+        );
+        return login_page(
+            &s,
+            StatusCode::FORBIDDEN,
+            return_to,
+            typed_email,
+            Some("This account is disabled. Ask the administrator of this server."),
+        )
+        .await;
+    }
     let token = match s.engine.start_session(&user).await {
         Ok(t) => t,
         Err(e) => {

@@ -6,7 +6,7 @@ use gatehouse_core::password::Password;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, now_unix};
+use crate::helpers::TestApp;
 
 const BASE: &str = "/admin/api/v1";
 
@@ -51,15 +51,14 @@ impl Api {
 /// Gatehouse with an administrator (and their key) and a person who is not one.
 async fn setup() -> Api {
     let app = TestApp::spawn().await;
-    let store = app.store.as_ref();
+    let op = app.op();
     let pw = Password::new_checked("correct horse battery").unwrap();
-    admin::create_user(store, "root@example.com", &pw, now_unix())
+    op.create_user("root@example.com", &pw, false)
         .await
         .unwrap();
-    admin::set_admin(store, "root@example.com", true)
-        .await
-        .unwrap();
-    let (_, secret) = admin::create_api_key(store, "root@example.com", "tests", now_unix())
+    op.set_admin("root@example.com", true).await.unwrap();
+    let (_, secret) = op
+        .create_api_key("root@example.com", "tests")
         .await
         .unwrap();
     Api {
@@ -75,7 +74,7 @@ fn code(body: &Value) -> &str {
 #[tokio::test]
 async fn no_key_a_wrong_or_revoked_key_is_401_and_a_non_admin_s_key_is_403() {
     let api = setup().await;
-    let store = api.app.store.as_ref();
+    let op = api.app.op();
     let (status, body) = api.call(Method::GET, "/servers", None, None).await;
     assert_eq!((status, code(&body)), (401, "unauthenticated"));
     let (status, body) = api
@@ -85,23 +84,15 @@ async fn no_key_a_wrong_or_revoked_key_is_401_and_a_non_admin_s_key_is_403() {
 
     // A key whose holder is no longer an administrator.
     let pw = Password::new_checked("correct horse battery").unwrap();
-    admin::create_user(store, "ex@example.com", &pw, now_unix())
-        .await
-        .unwrap();
-    admin::set_admin(store, "ex@example.com", true)
-        .await
-        .unwrap();
-    let (key, secret) = admin::create_api_key(store, "ex@example.com", "old", now_unix())
-        .await
-        .unwrap();
+    op.create_user("ex@example.com", &pw, false).await.unwrap();
+    op.set_admin("ex@example.com", true).await.unwrap();
+    let (key, secret) = op.create_api_key("ex@example.com", "old").await.unwrap();
     let ex = secret.expose_secret().to_owned();
     assert_eq!(
         api.call(Method::GET, "/servers", Some(&ex), None).await.0,
         200
     );
-    admin::set_admin(store, "ex@example.com", false)
-        .await
-        .unwrap();
+    op.set_admin("ex@example.com", false).await.unwrap();
     let (status, body) = api.call(Method::GET, "/servers", Some(&ex), None).await;
     assert_eq!((status, code(&body)), (403, "forbidden"));
     // Every endpoint says the same.
@@ -130,27 +121,20 @@ async fn no_key_a_wrong_or_revoked_key_is_401_and_a_non_admin_s_key_is_403() {
         let (status, body) = api.call(m.clone(), p, None, Some(json!({}))).await;
         assert_eq!((status, code(&body)), (401, "unauthenticated"), "{m} {p}");
     }
-    admin::set_admin(store, "ex@example.com", true)
-        .await
-        .unwrap();
-    admin::revoke_api_key(store, key.id.as_str(), now_unix())
-        .await
-        .unwrap();
+    op.set_admin("ex@example.com", true).await.unwrap();
+    op.revoke_api_key(key.id.as_str()).await.unwrap();
     let (status, _) = api.call(Method::GET, "/servers", Some(&ex), None).await;
     assert_eq!(status, 401, "revoked");
     // Non-admins cannot be given keys at all, and a key needs a name.
-    admin::create_user(store, "plain@example.com", &pw, now_unix())
+    op.create_user("plain@example.com", &pw, false)
         .await
         .unwrap();
-    let err = admin::create_api_key(store, "plain@example.com", "x", now_unix())
+    let err = op
+        .create_api_key("plain@example.com", "x")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not an administrator"), "{err}");
-    assert!(
-        admin::create_api_key(store, "root@example.com", " ", now_unix())
-            .await
-            .is_err()
-    );
+    assert!(op.create_api_key("root@example.com", " ").await.is_err());
 }
 
 #[tokio::test]

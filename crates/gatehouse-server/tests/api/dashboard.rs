@@ -5,7 +5,7 @@ use gatehouse_core::admin;
 use gatehouse_core::password::Password;
 use gatehouse_core::store::{ClientStore, ResourceStore};
 
-use crate::helpers::{AgentClient, TestApp, now_unix};
+use crate::helpers::{AgentClient, TestApp};
 use crate::people::*;
 
 const ROOT: &str = "root@example.com";
@@ -13,12 +13,7 @@ const ROOT: &str = "root@example.com";
 async fn setup() -> TestApp {
     let app = TestApp::spawn().await;
     let pw = Password::new_checked(PASSWORD).unwrap();
-    admin::create_user(app.store.as_ref(), ROOT, &pw, now_unix())
-        .await
-        .unwrap();
-    admin::set_admin(app.store.as_ref(), ROOT, true)
-        .await
-        .unwrap();
+    app.op().create_user(ROOT, &pw, true).await.unwrap();
     app.add_user(EMAIL, PASSWORD).await;
     app
 }

@@ -622,15 +622,10 @@ async fn a_revoked_consent_kills_its_tokens_and_is_asked_again() {
     let person = gatehouse_core::admin::user(app.store.as_ref(), EMAIL)
         .await
         .unwrap();
-    gatehouse_core::admin::revoke_consent(
-        app.store.as_ref(),
-        EMAIL,
-        &client,
-        r.id.as_str(),
-        crate::helpers::now_unix(),
-    )
-    .await
-    .unwrap();
+    app.op()
+        .revoke_consent(EMAIL, &client, r.id.as_str())
+        .await
+        .unwrap();
     let listed = gatehouse_core::admin::consents(
         app.store.as_ref(),
         &gatehouse_core::store::ConsentFilter {

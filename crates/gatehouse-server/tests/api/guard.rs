@@ -489,13 +489,7 @@ async fn a_deleted_client_s_unexpired_token_is_refused_within_one_poll_interval(
     let ok = mcp(&p, Some(&token), &mcp_body("tools/list", json!({}))).await;
     assert_eq!(ok.status(), 200);
 
-    gatehouse_core::admin::remove_client(
-        p.app.store.as_ref(),
-        &p.client.id,
-        gatehouse_core::UnixTime(now()),
-    )
-    .await
-    .unwrap();
+    p.app.op().remove_client(&p.client.id).await.unwrap();
     let (took, refused) = until_refused(&p, &token, Duration::from_secs(5)).await;
     assert_eq!(refused.status(), 401, "still accepted after {took:?}");
     assert!(took <= poll + Duration::from_millis(250), "took {took:?}");

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse_core::admin::Operator;
 use gatehouse_core::keys::{SigningAlg, SigningKey, StoredKey};
 use gatehouse_core::model::{NewResource, Resource, ScopeDef};
 use gatehouse_core::store::KeyStore;
-use gatehouse_core::{Clock, Engine, Issuer, ResourceUri, ScopeSet, SystemClock, admin};
+use gatehouse_core::{Clock, Engine, Issuer, ResourceUri, ScopeSet, SystemClock};
 use gatehouse_server::config::Config;
 use gatehouse_server::routes::AppState;
 use gatehouse_server::serve::{RunningServer, limits, open_store, start_engine_with};
@@ -66,6 +67,11 @@ impl TestApp {
         }
     }
 
+    /// The test acting as an operator (actor `test`), recording into the server's audit log.
+    pub fn op(&self) -> Operator<'_> {
+        self.engine.operator("test")
+    }
+
     /// Registers an MCP server at `url` with scopes `todo:read` and `todo:write`.
     pub async fn add_server(&self, url: &str, alg: SigningAlg) -> Resource {
         let mut new = NewResource::new(
@@ -78,23 +84,21 @@ impl TestApp {
         );
         new.token_ttl = Some(600);
         new.signing_alg = Some(alg);
-        let r = admin::register_resource(self.store.as_ref(), new, SystemClock.now())
-            .await
-            .unwrap();
+        let r = self.op().register_resource(new).await.unwrap();
         self.engine.refresh().await.unwrap();
         r
     }
 
     pub async fn add_client(&self, resource: &Resource, scopes: &str) -> AgentClient {
-        let (c, s) = admin::create_agent_client(
-            self.store.as_ref(),
-            resource.id.as_str(),
-            "test agent",
-            ScopeSet::parse(scopes).unwrap(),
-            SystemClock.now(),
-        )
-        .await
-        .unwrap();
+        let (c, s) = self
+            .op()
+            .create_agent_client(
+                resource.id.as_str(),
+                "test agent",
+                ScopeSet::parse(scopes).unwrap(),
+            )
+            .await
+            .unwrap();
         self.engine.refresh().await.unwrap();
         AgentClient {
             id: c.id.to_string(),
@@ -201,8 +205,4 @@ pub fn redact(v: &Value, from: &str, to: &str) -> Value {
         ),
         other => other.clone(),
     }
-}
-
-pub fn now_unix() -> gatehouse_core::UnixTime {
-    SystemClock.now()
 }

@@ -80,13 +80,7 @@ async fn inactive_for_garbage_foreign_expired_other_servers_and_removed_clients(
 
     let c2 = app.add_client(&r, "todo:read").await;
     let t2 = app.token("", &c2, &[]).await;
-    gatehouse_core::admin::remove_client(
-        app.store.as_ref(),
-        &c2.id,
-        gatehouse_core::Clock::now(&gatehouse_core::SystemClock),
-    )
-    .await
-    .unwrap();
+    app.op().remove_client(&c2.id).await.unwrap();
     app.engine.refresh().await.unwrap();
     assert_eq!(
         introspect(&app, &c, &t2).await["active"],

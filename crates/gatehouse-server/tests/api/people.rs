@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_core::password::Password;
-use gatehouse_core::{Clock, SystemClock, admin};
+
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -16,14 +16,10 @@ pub const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 
 impl TestApp {
     pub async fn add_user(&self, email: &str, password: &str) {
-        admin::create_user(
-            self.store.as_ref(),
-            email,
-            &Password::new_checked(password).unwrap(),
-            SystemClock.now(),
-        )
-        .await
-        .unwrap();
+        self.op()
+            .create_user(email, &Password::new_checked(password).unwrap(), false)
+            .await
+            .unwrap();
     }
 
     /// Registers a client at `issuer_path`'s registration endpoint; returns the 201 body.

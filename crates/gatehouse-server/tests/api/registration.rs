@@ -201,13 +201,7 @@ async fn registration_can_be_switched_off_and_is_rate_limited() {
         vec![],
     );
     off.dynamic_registration = Some(false);
-    let closed = gatehouse_core::admin::register_resource(
-        app.store.as_ref(),
-        off,
-        crate::helpers::now_unix(),
-    )
-    .await
-    .unwrap();
+    let closed = app.op().register_resource(off).await.unwrap();
     app.engine.refresh().await.unwrap();
     let meta: Value = app
         .http

@@ -327,13 +327,7 @@ async fn a_removed_client_or_server_can_no_longer_get_tokens() {
         .await;
     let c = app.add_client(&r, "todo:read").await;
     app.token("", &c, &[]).await;
-    gatehouse_core::admin::remove_client(
-        app.store.as_ref(),
-        &c.id,
-        gatehouse_core::Clock::now(&gatehouse_core::SystemClock),
-    )
-    .await
-    .unwrap();
+    app.op().remove_client(&c.id).await.unwrap();
     // The server notices changes made by other processes within its refresh interval.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let (status, _, body) = error_of(
@@ -350,9 +344,7 @@ async fn a_removed_client_or_server_can_no_longer_get_tokens() {
         (401, "invalid_client")
     );
     let c2 = app.add_client(&r, "todo:read").await;
-    gatehouse_core::admin::remove_resource(app.store.as_ref(), r.id.as_str())
-        .await
-        .unwrap();
+    app.op().remove_resource(r.id.as_str()).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let (status, _, _) = error_of(
         app.post_form(
