@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::cache::Catalog;
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
 use crate::model::Client;
 use crate::params::FormParams;
 use crate::secret::ClientSecret;
@@ -135,9 +135,11 @@ impl ClientCredentials {
         }
         // Only a client that proved who it is learns that it is disabled.
         if client.disabled_at.is_some() {
-            return refused(format!(
-                "client {id} is disabled by the operator of this server"
-            ));
+            return Err(OAuthError::new(
+                ErrorCode::InvalidClient,
+                "this client is disabled by the operator of this server",
+            )
+            .with_detail(format!("client {id} is disabled")));
         }
         Ok(client)
     }

@@ -90,12 +90,29 @@ pub fn router(state: AppState) -> Router {
             "/admin/clients/{client_id}/delete",
             post(admin_ui::delete_client),
         )
+        .route(
+            "/admin/clients/{client_id}/disabled",
+            post(admin_ui::set_client_disabled),
+        )
         .route("/admin/consents/revoke", post(admin_ui::revoke_consent))
         .route(
             "/admin/people",
             get(admin_ui::people).post(admin_ui::create_person),
         )
+        .route("/admin/people/{id}", get(admin_ui::person))
         .route("/admin/people/{id}/delete", post(admin_ui::delete_person))
+        .route(
+            "/admin/people/{id}/disabled",
+            post(admin_ui::set_person_disabled),
+        )
+        .route(
+            "/admin/people/{id}/password",
+            post(admin_ui::reset_password),
+        )
+        .route(
+            "/admin/people/{id}/sessions/end",
+            post(admin_ui::end_sessions),
+        )
         .route("/admin/people/{id}/admin", post(admin_ui::set_admin))
         .route("/admin/keys", post(admin_ui::create_key))
         .route("/admin/keys/{id}/revoke", post(admin_ui::revoke_key))

@@ -237,6 +237,23 @@ pub enum ClientsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Disable a client: it gets no tokens, and every token it holds is revoked. Its
+    /// consents stay.
+    Disable {
+        /// The client id.
+        id: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a disabled client again (tokens revoked by disabling it stay revoked).
+    Enable {
+        /// The client id.
+        id: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +331,54 @@ pub enum UsersCommand {
         /// on or off.
         #[arg(value_name = "on|off", value_parser = parse_switch, action = clap::ArgAction::Set)]
         admin: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a person: they cannot sign in, their sessions end and every token issued on
+    /// their behalf is revoked. Their consents stay.
+    Disable {
+        /// Their id (usr_…) or email.
+        user: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a disabled person sign in again.
+    Enable {
+        /// Their id (usr_…) or email.
+        user: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a person a new password; their sessions end. Without --password-stdin a
+    /// strong password is generated and printed once.
+    ResetPassword {
+        /// Their id (usr_…) or email.
+        user: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a person's sign-in sessions, most recently used first.
+    Sessions {
+        /// Their id (usr_…) or email.
+        user: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a person's sessions (all, or one with --session): they sign in again.
+    EndSessions {
+        /// Their id (usr_…) or email.
+        user: String,
+        /// Only this session (ses_…, as `users sessions` lists it).
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -508,11 +573,11 @@ async fn run_command(
             } else if list.is_empty() {
                 "No MCP servers yet. Register one with `gatehouse servers add`.".to_owned()
             } else {
-                let mut out = format!("{:<26} {:<24} {}\n", "ID", "NAME", "URL");
-                for r in &list {
-                    out.push_str(&format!("{:<26} {:<24} {}\n", r.id, r.name, r.url));
-                }
-                out.trim_end().to_owned()
+                table(
+                    &["ID", "NAME", "URL"],
+                    list.iter()
+                        .map(|r| vec![r.id.to_string(), r.name.clone(), r.url.to_string()]),
+                )
             }
         }
         Command::Servers(ServersCommand::Show { id, json }) => {
@@ -617,21 +682,22 @@ async fn run_command(
             } else if list.is_empty() {
                 "No clients yet. Create one with `gatehouse clients add`.".to_owned()
             } else {
-                let mut out = format!(
-                    "{:<26} {:<10} {:<26} {:<20} {}\n",
-                    "CLIENT ID", "KIND", "SERVER", "NAME", "SCOPES"
-                );
-                for c in &list {
-                    out.push_str(&format!(
-                        "{:<26} {:<10} {:<26} {:<20} {}\n",
-                        c.id,
-                        c.kind.as_str(),
-                        c.resource.as_ref().map_or("(any)", |r| r.as_str()),
-                        c.name,
-                        c.scopes
-                    ));
-                }
-                out.trim_end().to_owned()
+                table(
+                    &["CLIENT ID", "KIND", "SERVER", "NAME", "STATE", "SCOPES"],
+                    list.iter().map(|c| {
+                        vec![
+                            c.id.to_string(),
+                            c.kind.as_str().to_owned(),
+                            c.resource
+                                .as_ref()
+                                .map_or("(any)", |r| r.as_str())
+                                .to_owned(),
+                            c.name.clone(),
+                            enabled(c.disabled_at).to_owned(),
+                            c.scopes.to_string(),
+                        ]
+                    }),
+                )
             }
         }
         Command::Clients(ClientsCommand::Remove { id, json }) => {
@@ -654,6 +720,100 @@ async fn run_command(
                     secret.expose_secret()
                 )
             }
+        }
+        Command::Clients(ClientsCommand::Disable { id, json }) => {
+            let c = op.set_client_disabled(&id, true).await?;
+            done(json, client_json(&c), || {
+                format!(
+                    "Disabled client {} (\"{}\"): it gets no tokens, and every token it held is revoked.",
+                    c.id, c.name
+                )
+            })
+        }
+        Command::Clients(ClientsCommand::Enable { id, json }) => {
+            let c = op.set_client_disabled(&id, false).await?;
+            done(json, client_json(&c), || {
+                format!("Enabled client {} (\"{}\").", c.id, c.name)
+            })
+        }
+        Command::Users(UsersCommand::Disable { user, json }) => {
+            let u = op.set_user_disabled(&user, true).await?;
+            done(json, user_json(&u), || {
+                format!(
+                    "Disabled {} ({}): they cannot sign in, their sessions ended and their tokens are revoked.",
+                    u.email, u.id
+                )
+            })
+        }
+        Command::Users(UsersCommand::Enable { user, json }) => {
+            let u = op.set_user_disabled(&user, false).await?;
+            done(json, user_json(&u), || {
+                format!("{} ({}) can sign in again.", u.email, u.id)
+            })
+        }
+        Command::Users(UsersCommand::ResetPassword {
+            user,
+            password_stdin,
+            json,
+        }) => {
+            let (password, generated) = password_from(password_stdin)?;
+            let u = op.reset_password(&user, password.hash()).await?;
+            if json {
+                let mut v = user_json(&u);
+                if generated {
+                    v["password"] = password.expose_secret().into();
+                }
+                pretty(&v)
+            } else if generated {
+                format!(
+                    "New password for {} ({}); their sessions ended.\n\n  password: {}\n\nThe password is shown once: give it to them now.",
+                    u.email,
+                    u.id,
+                    password.expose_secret()
+                )
+            } else {
+                format!(
+                    "New password set for {} ({}); their sessions ended.",
+                    u.email, u.id
+                )
+            }
+        }
+        Command::Users(UsersCommand::Sessions { user, json }) => {
+            let list = admin::sessions(store, &user).await?;
+            if json {
+                pretty(&json!(
+                    list.iter()
+                        .map(|x| json!({
+                            "id": x.id(),
+                            "created_at": x.created_at,
+                            "last_seen_at": x.last_seen_at,
+                        }))
+                        .collect::<Vec<_>>()
+                ))
+            } else if list.is_empty() {
+                format!("{user} is not signed in anywhere.")
+            } else {
+                table(
+                    &["SESSION", "SIGNED IN", "LAST SEEN"],
+                    list.iter().map(|x| {
+                        vec![
+                            x.id(),
+                            audit::rfc3339(x.created_at),
+                            audit::rfc3339(x.last_seen_at),
+                        ]
+                    }),
+                )
+            }
+        }
+        Command::Users(UsersCommand::EndSessions {
+            user,
+            session,
+            json,
+        }) => {
+            let ended = op.end_sessions(&user, session.as_deref()).await?;
+            done(json, json!({ "ended": ended }), || {
+                format!("Ended {ended} session(s) of {user}.")
+            })
         }
         Command::Users(UsersCommand::SetAdmin {
             user,
@@ -697,24 +857,22 @@ async fn run_command(
             } else if keys.is_empty() {
                 "No API keys yet. Create one with `gatehouse api-keys create --user EMAIL --name NAME`.".to_owned()
             } else {
-                let mut out = format!(
-                    "{:<26} {:<20} {:<26} {}\n",
-                    "KEY ID", "NAME", "USER", "STATE"
-                );
-                for k in &keys {
-                    out.push_str(&format!(
-                        "{:<26} {:<20} {:<26} {}\n",
-                        k.id,
-                        k.name,
-                        k.user,
-                        if k.revoked_at.is_some() {
+                table(
+                    &["KEY ID", "NAME", "USER", "STATE"],
+                    keys.iter().map(|k| {
+                        let state = if k.revoked_at.is_some() {
                             "revoked"
                         } else {
                             "active"
-                        }
-                    ));
-                }
-                out.trim_end().to_owned()
+                        };
+                        vec![
+                            k.id.to_string(),
+                            k.name.clone(),
+                            k.user.to_string(),
+                            state.to_owned(),
+                        ]
+                    }),
+                )
             }
         }
         Command::ApiKeys(ApiKeysCommand::Revoke { id, json }) => {
@@ -761,21 +919,18 @@ async fn run_command(
             } else if list.is_empty() {
                 "No consents match.".to_owned()
             } else {
-                let mut out = format!(
-                    "{:<26} {:<26} {:<26} {:<20} {}\n",
-                    "USER", "CLIENT", "SERVER", "GRANTED", "SCOPES"
-                );
-                for c in &list {
-                    out.push_str(&format!(
-                        "{:<26} {:<26} {:<26} {:<20} {}\n",
-                        c.user,
-                        c.client,
-                        c.resource,
-                        audit::rfc3339(c.granted_at),
-                        c.scopes
-                    ));
-                }
-                out.trim_end().to_owned()
+                table(
+                    &["USER", "CLIENT", "SERVER", "GRANTED", "SCOPES"],
+                    list.iter().map(|c| {
+                        vec![
+                            c.user.to_string(),
+                            c.client.to_string(),
+                            c.resource.to_string(),
+                            audit::rfc3339(c.granted_at),
+                            c.scopes.to_string(),
+                        ]
+                    }),
+                )
             }
         }
         Command::Consents(ConsentsCommand::Revoke {
@@ -801,16 +956,7 @@ async fn run_command(
             admin,
             json,
         }) => {
-            let (password, generated) = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
-                let line = line.trim_end_matches(['\n', '\r']);
-                (Password::new_checked(line).map_err(|e| e.0)?, false)
-            } else {
-                (Password::generate(), true)
-            };
+            let (password, generated) = password_from(password_stdin)?;
             let user = op.create_user(&email, &password, admin).await?;
             if json {
                 let mut v = user_json(&user);
@@ -836,11 +982,18 @@ async fn run_command(
             } else if list.is_empty() {
                 "No users yet. Create one with `gatehouse users add --email EMAIL`.".to_owned()
             } else {
-                let mut out = format!("{:<26} {}\n", "USER ID", "EMAIL");
-                for u in &list {
-                    out.push_str(&format!("{:<26} {}\n", u.id, u.email));
-                }
-                out.trim_end().to_owned()
+                table(
+                    &["USER ID", "EMAIL", "ROLE", "STATE"],
+                    list.iter().map(|u| {
+                        let role = if u.admin { "admin" } else { "" };
+                        vec![
+                            u.id.to_string(),
+                            u.email.clone(),
+                            role.to_owned(),
+                            enabled(u.disabled_at).to_owned(),
+                        ]
+                    }),
+                )
             }
         }
         Command::Users(UsersCommand::Remove { user, json }) => {
@@ -887,12 +1040,62 @@ async fn run_command(
 }
 
 /// What a command that changed something prints: `value` as JSON, or `text()`.
+/// The password on standard input's first line, or a generated one (`true`).
+fn password_from(stdin: bool) -> Result<(Password, bool), BoxError> {
+    if !stdin {
+        return Ok((Password::generate(), true));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let line = line.trim_end_matches(['\n', '\r']);
+    Ok((Password::new_checked(line).map_err(|e| e.0)?, false))
+}
+
 fn done(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) -> String {
     if json { pretty(&value) } else { text() }
 }
 
+/// A plain-text table: a header row, then one row per item, columns padded to fit.
+fn table(headers: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = rows.into_iter().collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.trim_end().to_owned()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    out.extend(
+        rows.iter()
+            .map(|r| line(r.iter().map(String::as_str).collect())),
+    );
+    out.join("\n")
+}
+
 fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+fn enabled(disabled_at: Option<gatehouse_core::UnixTime>) -> &'static str {
+    if disabled_at.is_some() {
+        "disabled"
+    } else {
+        "enabled"
+    }
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -933,11 +1136,18 @@ fn client_json(c: &Client) -> serde_json::Value {
         "token_endpoint_auth_method": c.auth_method.as_str(),
         "created_at": c.created_at,
         "last_used_at": c.last_used_at,
+        "disabled_at": c.disabled_at,
     })
 }
 
 fn user_json(u: &User) -> serde_json::Value {
-    json!({ "id": u.id, "email": u.email, "admin": u.admin, "created_at": u.created_at })
+    json!({
+        "id": u.id,
+        "email": u.email,
+        "admin": u.admin,
+        "created_at": u.created_at,
+        "disabled_at": u.disabled_at,
+    })
 }
 
 fn api_key_json(k: &gatehouse_core::model::ApiKey) -> serde_json::Value {

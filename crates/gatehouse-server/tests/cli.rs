@@ -830,3 +830,119 @@ fn administrators_and_api_keys() {
     ));
     assert_eq!(created[0]["details"]["admin"], true);
 }
+
+#[test]
+fn disabling_clients_and_people_new_passwords_and_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = json(&gatehouse(
+        d,
+        &[
+            "servers",
+            "add",
+            "--name",
+            "Todo",
+            "--url",
+            "https://todo.example/mcp",
+            "--scope",
+            "todo:read",
+            "--json",
+        ],
+    ));
+    let id = server["id"].as_str().unwrap();
+    let agent = json(&gatehouse(
+        d,
+        &[
+            "clients",
+            "add",
+            "--server",
+            id,
+            "--name",
+            "bot",
+            "--scope",
+            "todo:read",
+            "--json",
+        ],
+    ));
+    let cid = agent["client_id"].as_str().unwrap();
+
+    let off = json(&gatehouse(d, &["clients", "disable", cid, "--json"]));
+    assert!(off["disabled_at"].is_i64(), "{off}");
+    let listed = gatehouse(d, &["clients", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("disabled"));
+    let on = json(&gatehouse(d, &["clients", "enable", cid, "--json"]));
+    assert!(on["disabled_at"].is_null(), "{on}");
+
+    let made = json(&gatehouse(
+        d,
+        &["users", "add", "--email", "ada@example.com", "--json"],
+    ));
+    let first = made["password"].as_str().unwrap().to_owned();
+    let off = json(&gatehouse(
+        d,
+        &["users", "disable", "ada@example.com", "--json"],
+    ));
+    assert!(off["disabled_at"].is_i64(), "{off}");
+    json(&gatehouse(
+        d,
+        &["users", "enable", "ada@example.com", "--json"],
+    ));
+    let reset = json(&gatehouse(
+        d,
+        &["users", "reset-password", "ada@example.com", "--json"],
+    ));
+    let second = reset["password"].as_str().unwrap();
+    assert!(second.len() >= 20 && second != first);
+    assert!(reset.get("password_hash").is_none());
+    assert_eq!(
+        json(&gatehouse(
+            d,
+            &["users", "sessions", "ada@example.com", "--json"]
+        )),
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        json(&gatehouse(
+            d,
+            &["users", "end-sessions", "ada@example.com", "--json"]
+        )),
+        serde_json::json!({"ended": 0})
+    );
+    let missing = gatehouse(
+        d,
+        &[
+            "users",
+            "end-sessions",
+            "ada@example.com",
+            "--session",
+            "ses_0000",
+        ],
+    );
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("has no session ses_0000"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let actions: Vec<String> = json(&gatehouse(
+        d,
+        &["audit", "--event", "admin.change", "--json"],
+    ))
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|e| e["details"]["action"].as_str().unwrap().to_owned())
+    .collect();
+    assert_eq!(
+        actions[..6],
+        [
+            "user.sessions_ended",
+            "user.password_reset",
+            "user.enabled",
+            "user.disabled",
+            "user.created",
+            "client.enabled",
+        ]
+    );
+}

@@ -62,11 +62,14 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_server, delete_server, update_server))
         .routes(routes!(list_audit))
         .routes(routes!(list_clients, create_client))
-        .routes(routes!(delete_client))
+        .routes(routes!(delete_client, update_client))
         .routes(routes!(rotate_client_secret))
         .routes(routes!(list_consents, revoke_consent))
         .routes(routes!(list_users, create_user))
         .routes(routes!(delete_user, update_user))
+        .routes(routes!(reset_password))
+        .routes(routes!(list_sessions, end_sessions))
+        .routes(routes!(end_session))
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(revoke_api_key))
         .split_for_parts();
@@ -567,6 +570,9 @@ pub struct ClientView {
     /// RFC 3339; absent if it never got a token (recorded at most daily).
     #[serde(skip_serializing_if = "Option::is_none")]
     last_used_at: Option<String>,
+    /// RFC 3339; absent while it is enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_at: Option<String>,
 }
 
 fn client_view(c: &gatehouse_core::model::Client) -> ClientView {
@@ -584,6 +590,7 @@ fn client_view(c: &gatehouse_core::model::Client) -> ClientView {
         token_endpoint_auth_method: c.auth_method.as_str().to_owned(),
         created_at: rfc3339(c.created_at),
         last_used_at: c.last_used_at.map(rfc3339),
+        disabled_at: c.disabled_at.map(rfc3339),
     }
 }
 
@@ -665,6 +672,41 @@ async fn create_client(
             client_secret: secret.expose_secret().to_owned(),
         }),
     ))
+}
+
+/// A change to a client.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientChange {
+    /// Disable it (it gets no tokens, and every token it holds is revoked), or enable it
+    /// again (tokens revoked by disabling it stay revoked).
+    disabled: Option<bool>,
+}
+
+/// Change a client: disable or enable it.
+#[utoipa::path(patch, path = "/clients/{client_id}", tag = "clients", request_body = ClientChange,
+    params(("client_id" = String, Path)),
+    responses(
+        (status = 200, body = ClientView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn update_client(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(client_id): Path<String>,
+    body: Result<Json<ClientChange>, JsonRejection>,
+) -> ApiResult<Json<ClientView>> {
+    let Json(change) = body?;
+    let mut c = admin::client(s.engine.store().as_ref(), &client_id).await?;
+    if let Some(off) = change.disabled {
+        c = s
+            .engine
+            .operator(&who.id)
+            .set_client_disabled(&client_id, off)
+            .await?;
+        s.engine.invalidate();
+    }
+    Ok(Json(client_view(&c)))
 }
 
 /// Delete a client: its grants and consents go, its tokens are revoked (introspection at
@@ -899,14 +941,7 @@ async fn create_user(
     body: Result<Json<NewUser>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
     let Json(n) = body?;
-    let (password, generated) = match n.password {
-        Some(p) => (
-            gatehouse_core::password::Password::new_checked(p)
-                .map_err(|e| ApiError::invalid(format!("password: {}", e.0)))?,
-            false,
-        ),
-        None => (gatehouse_core::password::Password::generate(), true),
-    };
+    let (password, generated) = new_password(n.password)?;
     let (password, hash) = super::hash_password(password).await?;
     let u = s
         .engine
@@ -938,7 +973,146 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Change a person (the admin role).
+/// A new password for a person.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// At least 10 characters; without one, a strong password is generated and returned.
+    #[schema(min_length = 10, max_length = 1024)]
+    password: Option<String>,
+}
+
+/// Give a person a new password; their sessions end. A generated one is returned once.
+#[utoipa::path(post, path = "/users/{id}/password", tag = "users", request_body = PasswordChange,
+    params(("id" = String, Path, description = "usr_… or email")),
+    responses(
+        (status = 200, body = CreatedUser), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn reset_password(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+    body: Result<Json<PasswordChange>, JsonRejection>,
+) -> ApiResult<Json<CreatedUser>> {
+    let Json(change) = body?;
+    let (password, generated) = new_password(change.password)?;
+    // Look the person up before the ~24 ms of hashing.
+    let u = admin::user(s.engine.store().as_ref(), &id).await?;
+    let (password, hash) = super::hash_password(password).await?;
+    let u = s
+        .engine
+        .operator(&who.id)
+        .reset_password(u.id.as_str(), hash)
+        .await?;
+    Ok(Json(CreatedUser {
+        user: user_view(&u),
+        password: generated.then(|| password.expose_secret().to_owned()),
+    }))
+}
+
+/// The password given, checked, or a generated one (`true`).
+fn new_password(
+    given: Option<String>,
+) -> Result<(gatehouse_core::password::Password, bool), ApiError> {
+    use gatehouse_core::password::Password;
+    Ok(match given {
+        Some(p) => (
+            Password::new_checked(p)
+                .map_err(|e| ApiError::invalid(format!("password: {}", e.0)))?,
+            false,
+        ),
+        None => (Password::generate(), true),
+    })
+}
+
+/// A signed-in browser of a person.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    /// `ses_…`
+    id: String,
+    /// RFC 3339: when they signed in.
+    created_at: String,
+    /// RFC 3339, to about a minute.
+    last_seen_at: String,
+}
+
+/// A person's sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    items: Vec<SessionView>,
+}
+
+/// How many sessions ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsEnded {
+    ended: u64,
+}
+
+/// A person's sessions, most recently used first.
+#[utoipa::path(get, path = "/users/{id}/sessions", tag = "users",
+    params(("id" = String, Path, description = "usr_… or email")),
+    responses(
+        (status = 200, body = SessionList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn list_sessions(
+    State(s): State<AppState>,
+    Admin(_who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionList>> {
+    let list = admin::sessions(s.engine.store().as_ref(), &id).await?;
+    Ok(Json(SessionList {
+        items: list
+            .iter()
+            .map(|x| SessionView {
+                id: x.id(),
+                created_at: rfc3339(x.created_at),
+                last_seen_at: rfc3339(x.last_seen_at),
+            })
+            .collect(),
+    }))
+}
+
+/// End every session of a person: each browser must sign in again.
+#[utoipa::path(delete, path = "/users/{id}/sessions", tag = "users",
+    params(("id" = String, Path, description = "usr_… or email")),
+    responses(
+        (status = 200, body = SessionsEnded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn end_sessions(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionsEnded>> {
+    let ended = s.engine.operator(&who.id).end_sessions(&id, None).await?;
+    Ok(Json(SessionsEnded { ended }))
+}
+
+/// End one session of a person.
+#[utoipa::path(delete, path = "/users/{id}/sessions/{session_id}", tag = "users",
+    params(
+        ("id" = String, Path, description = "usr_… or email"),
+        ("session_id" = String, Path, description = "ses_…")
+    ),
+    responses(
+        (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn end_session(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path((id, session_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.engine
+        .operator(&who.id)
+        .end_sessions(&id, Some(&session_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change a person: the admin role, disabled or not.
 #[utoipa::path(patch, path = "/users/{id}", tag = "users", request_body = UserChange,
     params(("id" = String, Path, description = "usr_… or email")),
     responses(

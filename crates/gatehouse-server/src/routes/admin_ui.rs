@@ -265,6 +265,7 @@ struct ClientRow {
     name: String,
     kind: &'static str,
     agent: bool,
+    disabled: bool,
     scopes: String,
     created: String,
     last_used: String,
@@ -425,6 +426,7 @@ pub async fn server(
                 },
                 kind: c.kind.as_str(),
                 agent: c.kind == ClientKind::Agent,
+                disabled: c.disabled_at.is_some(),
                 scopes: c.scopes.to_param(),
                 created: rfc3339(c.created_at),
                 last_used: c
@@ -587,6 +589,32 @@ pub async fn delete_client(
     }
 }
 
+/// `POST /admin/clients/{client_id}/disabled`: `disabled=on|off`.
+pub async fn set_client_disabled(
+    State(s): State<AppState>,
+    Path(client_id): Path<String>,
+    AdminForm {
+        token: _,
+        user: who,
+        form,
+    }: AdminForm,
+) -> Response {
+    let off = field(&form, "disabled") == "on";
+    match s
+        .engine
+        .operator(&who.id)
+        .set_client_disabled(&client_id, off)
+        .await
+    {
+        Ok(c) => {
+            s.engine.invalidate();
+            let server = c.resource.map(|r| r.to_string()).unwrap_or_default();
+            back(&format!("/admin/servers/{server}#clients"))
+        }
+        Err(e) => failed(e),
+    }
+}
+
 /// `POST /admin/consents/revoke`
 pub async fn revoke_consent(
     State(s): State<AppState>,
@@ -614,6 +642,7 @@ struct UserRow {
     id: String,
     email: String,
     admin: bool,
+    disabled: bool,
     created: String,
 }
 
@@ -677,6 +706,7 @@ pub async fn people(State(s): State<AppState>, AdminPage { token, user }: AdminP
                 id: u.id.to_string(),
                 email: u.email.clone(),
                 admin: u.admin,
+                disabled: u.disabled_at.is_some(),
                 created: rfc3339(u.created_at),
             })
             .collect(),
@@ -720,6 +750,143 @@ pub async fn create_person(
         secret: password.expose_secret(),
         back: "/admin/people".into(),
     })
+}
+
+struct SessionRow {
+    id: String,
+    created: String,
+    last_seen: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/person.html")]
+struct PersonPage<'a> {
+    section: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    notice: Option<&'a str>,
+    person: UserRow,
+    myself: bool,
+    sessions: Vec<SessionRow>,
+}
+
+/// `GET /admin/people/{id}`: a person, their sessions, and what can be done to them.
+pub async fn person(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminPage { token, user }: AdminPage,
+) -> Response {
+    let store = s.engine.store().as_ref();
+    let found = async {
+        let u = admin::user(store, &id).await?;
+        let sessions = store.sessions_of(&u.id).await?;
+        Ok::<_, AdminError>((u, sessions))
+    }
+    .await;
+    let (u, sessions) = match found {
+        Ok(x) => x,
+        Err(e) => return failed(e),
+    };
+    let page = PersonPage {
+        section: "people",
+        csrf: &token.csrf_token(),
+        email: &user.email,
+        notice: None,
+        myself: u.id == user.id,
+        person: UserRow {
+            id: u.id.to_string(),
+            email: u.email.clone(),
+            admin: u.admin,
+            disabled: u.disabled_at.is_some(),
+            created: rfc3339(u.created_at),
+        },
+        sessions: sessions
+            .iter()
+            .map(|x| SessionRow {
+                id: x.id(),
+                created: rfc3339(x.created_at),
+                last_seen: rfc3339(x.last_seen_at),
+            })
+            .collect(),
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// `POST /admin/people/{id}/disabled`: `disabled=on|off`.
+pub async fn set_person_disabled(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm {
+        token: _,
+        user: who,
+        form,
+    }: AdminForm,
+) -> Response {
+    let off = field(&form, "disabled") == "on";
+    if off && who.id.as_str() == id {
+        return failed(AdminError::Invalid("you cannot disable yourself".into()));
+    }
+    match s.engine.operator(&who.id).set_user_disabled(&id, off).await {
+        Ok(u) => back(&format!("/admin/people/{}", u.id)),
+        Err(e) => failed(e),
+    }
+}
+
+/// `POST /admin/people/{id}/password`: a generated password, shown once; sessions end.
+pub async fn reset_password(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm {
+        token,
+        user: who,
+        form: _,
+    }: AdminForm,
+) -> Response {
+    let made = async {
+        let u = admin::user(s.engine.store().as_ref(), &id).await?;
+        let (password, hash) =
+            super::hash_password(gatehouse_core::password::Password::generate()).await?;
+        let u = s
+            .engine
+            .operator(&who.id)
+            .reset_password(u.id.as_str(), hash)
+            .await?;
+        Ok::<_, AdminError>((u, password))
+    }
+    .await;
+    let (u, password) = match made {
+        Ok(x) => x,
+        Err(e) => return failed(e),
+    };
+    secret_page(&SecretPage {
+        section: "people",
+        csrf: &token.csrf_token(),
+        email: &who.email,
+        notice: None,
+        title: "New password",
+        text: "Give them this password. The old one no longer works, and their sessions ended.",
+        facts: vec![("Email", u.email.clone()), ("Id", u.id.to_string())],
+        secret_label: "Password",
+        secret: password.expose_secret(),
+        back: format!("/admin/people/{}", u.id),
+    })
+}
+
+/// `POST /admin/people/{id}/sessions/end`: one session (`session=ses_…`) or all.
+pub async fn end_sessions(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm {
+        token: _,
+        user: who,
+        form,
+    }: AdminForm,
+) -> Response {
+    let one = Some(field(&form, "session")).filter(|x| !x.is_empty());
+    match s.engine.operator(&who.id).end_sessions(&id, one).await {
+        Ok(_) => back(&format!("/admin/people/{id}")),
+        Err(e) => failed(e),
+    }
 }
 
 /// `POST /admin/people/{id}/delete`

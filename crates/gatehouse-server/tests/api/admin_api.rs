@@ -112,6 +112,11 @@ async fn no_key_a_wrong_or_revoked_key_is_401_and_a_non_admin_s_key_is_403() {
         (Method::POST, "/users"),
         (Method::DELETE, "/users/usr_abc"),
         (Method::PATCH, "/users/usr_abc"),
+        (Method::PATCH, "/clients/m2m_abc"),
+        (Method::POST, "/users/usr_abc/password"),
+        (Method::GET, "/users/usr_abc/sessions"),
+        (Method::DELETE, "/users/usr_abc/sessions"),
+        (Method::DELETE, "/users/usr_abc/sessions/ses_abc"),
         (Method::GET, "/api-keys"),
         (Method::POST, "/api-keys"),
         (Method::DELETE, "/api-keys/key_abc"),
@@ -395,7 +400,10 @@ async fn the_openapi_document_describes_every_endpoint() {
             "/servers/{id}",
             "/servers/{id}/clients",
             "/users",
-            "/users/{id}"
+            "/users/{id}",
+            "/users/{id}/password",
+            "/users/{id}/sessions",
+            "/users/{id}/sessions/{session_id}"
         ]
     );
     assert!(doc["paths"]["/servers"]["post"]["responses"]["409"].is_object());
@@ -610,4 +618,207 @@ async fn clients_consents_people_and_keys() {
         .call(Method::DELETE, &format!("/users/{uid}"), Some(&k), None)
         .await;
     assert_eq!((status, code(&body)), (404, "not_found"));
+}
+
+#[tokio::test]
+async fn a_disabled_client_gets_no_tokens_and_its_earlier_tokens_stay_revoked() {
+    let api = setup().await;
+    let app = &api.app;
+    let r = app
+        .add_server(
+            "https://todo.example/mcp",
+            gatehouse_core::keys::SigningAlg::ES256,
+        )
+        .await;
+    let agent = app.add_client(&r, "todo:read").await;
+    let before = app.token("", &agent, &[]).await;
+    let introspect = |token: String| {
+        let agent = crate::helpers::AgentClient {
+            id: agent.id.clone(),
+            secret: agent.secret.clone(),
+        };
+        async move {
+            let resp = app
+                .post_form("/oauth/introspect", &[("token", &token)], Some(&agent))
+                .await;
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(introspect(before.clone()).await.1["active"], true);
+
+    let key = api.key.clone();
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/clients/{}", agent.id),
+            Some(&key),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["disabled_at"].is_string(), "{body}");
+    let resp = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+            Some(&agent),
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"], "invalid_client");
+    assert!(
+        err["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("disabled"),
+        "{err}"
+    );
+    // A disabled client cannot introspect either.
+    assert_eq!(introspect(before.clone()).await.0, 401);
+
+    // Enabled again (a second later, so that new tokens are issued after the revocation):
+    // new tokens work, the one issued before stays revoked.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/clients/{}", agent.id),
+            Some(&key),
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("disabled_at").is_none(), "{body}");
+    let after = app.token("", &agent, &[]).await;
+    assert_eq!(introspect(after).await.1["active"], true);
+    assert_eq!(introspect(before).await.1["active"], false);
+
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            "/clients/m2m_nothere",
+            Some(&key),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/clients/{}", agent.id),
+            Some(&key),
+            Some(json!({"disabled": "yes"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+}
+
+#[tokio::test]
+async fn people_are_disabled_given_new_passwords_and_their_sessions_listed_and_ended() {
+    use crate::people::{EMAIL, PASSWORD};
+    let api = setup().await;
+    let app = &api.app;
+    let key = api.key.clone();
+    app.add_user(EMAIL, PASSWORD).await;
+    let b = app.browser();
+    let signed = b.sign_in("/login", EMAIL, PASSWORD).await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let second = app.browser();
+    assert_eq!(second.sign_in("/login", EMAIL, PASSWORD).await.status, 303);
+
+    let path = format!("/users/{EMAIL}/sessions");
+    let (status, list) = api.get(&path).await;
+    assert_eq!(status, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let one = items[0]["id"].as_str().unwrap();
+    assert!(one.starts_with("ses_"));
+    let (status, _) = api
+        .call(Method::DELETE, &format!("{path}/{one}"), Some(&key), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = api
+        .call(Method::DELETE, &format!("{path}/{one}"), Some(&key), None)
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (_, list) = api.get(&path).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let (status, body) = api.call(Method::DELETE, &path, Some(&key), None).await;
+    assert_eq!((status, body), (200, json!({"ended": 1})));
+    // Both browsers are signed out.
+    for browser in [&b, &second] {
+        let page = browser.get("/admin").await;
+        assert_eq!(page.status, 303, "still signed in");
+        assert!(page.location.unwrap().starts_with("/login"));
+    }
+
+    // A new password: the old one stops working, sessions end.
+    assert_eq!(b.sign_in("/login", EMAIL, PASSWORD).await.status, 303);
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/users/{EMAIL}/password"),
+            Some(&key),
+            Some(json!({"password": "a much better passphrase"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("password").is_none(), "not echoed: {body}");
+    assert_eq!(api.get(&path).await.1["items"], json!([]));
+    assert_eq!(b.sign_in("/login", EMAIL, PASSWORD).await.status, 401);
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/users/{EMAIL}/password"),
+            Some(&key),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let generated = body["password"].as_str().unwrap().to_owned();
+    assert_eq!(b.sign_in("/login", EMAIL, &generated).await.status, 303);
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/users/{EMAIL}/password"),
+            Some(&key),
+            Some(json!({"password": "short"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+
+    // Disabled: sessions end, sign-in is refused with a reason, the person is listed so.
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/users/{EMAIL}"),
+            Some(&key),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["disabled_at"].is_string(), "{body}");
+    assert_eq!(api.get(&path).await.1["items"], json!([]));
+    let refused = b.sign_in("/login", EMAIL, &generated).await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body.contains("This account is disabled"),
+        "{}",
+        refused.body
+    );
+    // A wrong password learns nothing about the account.
+    let wrong = b.sign_in("/login", EMAIL, "not the password at all").await;
+    assert_eq!(wrong.status, 401);
+    assert!(!wrong.body.contains("disabled"));
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/users/{EMAIL}"),
+            Some(&key),
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(b.sign_in("/login", EMAIL, &generated).await.status, 303);
 }

@@ -3,7 +3,7 @@
 
 use gatehouse_core::admin;
 use gatehouse_core::password::Password;
-use gatehouse_core::store::{ClientStore, ResourceStore};
+use gatehouse_core::store::{ClientStore, ResourceStore, SessionStore};
 
 use crate::helpers::{AgentClient, TestApp};
 use crate::people::*;
@@ -353,4 +353,125 @@ async fn people_and_keys_from_the_dashboard() {
             .await
             .is_err()
     );
+}
+
+fn secret_of(page: &str) -> String {
+    page.split("id=\"secret\">")
+        .nth(1)
+        .expect("a secret on the page")
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_person_s_page_ends_sessions_gives_a_new_password_and_disables_them() {
+    let app = setup().await;
+    let b = signed_in(&app, ROOT).await;
+    // The person signs in twice, in two browsers.
+    let theirs = [app.browser(), app.browser()];
+    for t in &theirs {
+        assert_eq!(t.sign_in("/login", EMAIL, PASSWORD).await.status, 303);
+    }
+    let ada = admin::user(app.store.as_ref(), EMAIL).await.unwrap();
+    let page = b.get(&format!("/admin/people/{}", ada.id)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = csrf(&page.body);
+    let sessions: Vec<String> = hidden_inputs(&page.body)
+        .into_iter()
+        .filter(|(k, _)| k == "session")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(sessions.len(), 2, "{}", page.body);
+    let path = format!("/admin/people/{}/sessions/end", ada.id);
+    let ended = b
+        .post(&path, &form(&token, &[("session", &sessions[0])]))
+        .await;
+    assert_eq!(ended.status, 303);
+    assert_eq!(
+        app.store.sessions_of(&ada.id).await.unwrap().len(),
+        1,
+        "one ended"
+    );
+    assert_eq!(b.post(&path, &form(&token, &[])).await.status, 303);
+    assert!(app.store.sessions_of(&ada.id).await.unwrap().is_empty());
+
+    let reset = b
+        .post(
+            &format!("/admin/people/{}/password", ada.id),
+            &form(&token, &[]),
+        )
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert_eq!(reset.headers["cache-control"], "no-store");
+    let new = secret_of(&reset.body);
+    assert_eq!(
+        theirs[0].sign_in("/login", EMAIL, PASSWORD).await.status,
+        401
+    );
+    assert_eq!(theirs[0].sign_in("/login", EMAIL, &new).await.status, 303);
+
+    let off = b
+        .post(
+            &format!("/admin/people/{}/disabled", ada.id),
+            &form(&token, &[("disabled", "on")]),
+        )
+        .await;
+    assert_eq!(off.status, 303);
+    assert!(app.store.sessions_of(&ada.id).await.unwrap().is_empty());
+    assert_eq!(theirs[1].sign_in("/login", EMAIL, &new).await.status, 403);
+    let listed = b.get("/admin/people").await;
+    assert!(listed.body.contains("disabled"));
+    let root = admin::user(app.store.as_ref(), ROOT).await.unwrap();
+    let myself = b
+        .post(
+            &format!("/admin/people/{}/disabled", root.id),
+            &form(&token, &[("disabled", "on")]),
+        )
+        .await;
+    assert_eq!(
+        myself.status, 400,
+        "an administrator cannot lock themselves out"
+    );
+}
+
+#[tokio::test]
+async fn a_client_is_disabled_and_enabled_from_its_server_s_page() {
+    let app = setup().await;
+    let r = app
+        .add_server(
+            "https://todo.example/mcp",
+            gatehouse_core::keys::SigningAlg::ES256,
+        )
+        .await;
+    let agent = app.add_client(&r, "todo:read").await;
+    let b = signed_in(&app, ROOT).await;
+    let page = b.get(&format!("/admin/servers/{}", r.id)).await;
+    let token = csrf(&page.body);
+    let path = format!("/admin/clients/{}/disabled", agent.id);
+    let off = b.post(&path, &form(&token, &[("disabled", "on")])).await;
+    assert_eq!(off.status, 303);
+    assert_eq!(
+        off.location.as_deref(),
+        Some(format!("/admin/servers/{}#clients", r.id).as_str())
+    );
+    let refused = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+            Some(&agent),
+        )
+        .await;
+    assert_eq!(refused.status(), 401);
+    assert!(
+        b.get(&format!("/admin/servers/{}", r.id))
+            .await
+            .body
+            .contains("disabled")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let on = b.post(&path, &form(&token, &[("disabled", "off")])).await;
+    assert_eq!(on.status, 303);
+    app.token("", &agent, &[]).await;
 }

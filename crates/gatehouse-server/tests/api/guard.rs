@@ -502,6 +502,34 @@ async fn a_deleted_client_s_unexpired_token_is_refused_within_one_poll_interval(
 }
 
 #[tokio::test]
+async fn a_disabled_client_s_tokens_are_refused_and_after_enabling_only_new_ones_pass() {
+    let poll = Duration::from_millis(300);
+    let p = setup_with(SigningAlg::ES256, |b| b.revocation_poll(Some(poll))).await;
+    let old = p.app.token("", &p.client, &[]).await;
+    p.app
+        .op()
+        .set_client_disabled(&p.client.id, true)
+        .await
+        .unwrap();
+    let (took, refused) = until_refused(&p, &old, Duration::from_secs(5)).await;
+    assert_eq!(refused.status(), 401, "still accepted after {took:?}");
+    // Enabled a second later: a token issued now passes, the old one stays refused.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    p.app
+        .op()
+        .set_client_disabled(&p.client.id, false)
+        .await
+        .unwrap();
+    p.app.engine.refresh().await.unwrap();
+    let new = p.app.token("", &p.client, &[]).await;
+    tokio::time::sleep(poll * 2).await;
+    let ok = mcp(&p, Some(&new), &mcp_body("tools/list", json!({}))).await;
+    assert_eq!(ok.status(), 200);
+    let still = mcp(&p, Some(&old), &mcp_body("tools/list", json!({}))).await;
+    assert_eq!(still.status(), 401);
+}
+
+#[tokio::test]
 async fn a_revoked_token_is_refused_and_the_client_s_other_tokens_still_pass() {
     let poll = Duration::from_millis(300);
     let p = setup_with(SigningAlg::ES256, |b| b.revocation_poll(Some(poll))).await;
