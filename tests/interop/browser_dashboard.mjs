@@ -55,9 +55,23 @@ try {
   seen.consentsAfter = await page.locator("#consents + div table tbody tr").count();
 
   // People and keys, and the audit log.
-  await page.getByRole("link", { name: "People & keys" }).click();
+  await page.getByRole("link", { name: "People & API keys" }).click();
   await page.getByRole("heading", { name: "People" }).waitFor();
   await shot(page, "people");
+  // A person's page: sessions, new password, disable.
+  await page.getByRole("link", { name: input.personEmail }).click();
+  await page.getByRole("heading", { name: input.personEmail }).waitFor();
+  await shot(page, "person");
+
+  // Signing keys: rotate now; the next key is published and waits its turn.
+  await page.getByRole("link", { name: "Signing keys" }).click();
+  await page.getByRole("heading", { name: "Signing keys" }).waitFor();
+  seen.keyStatesBefore = await page.locator("table tbody tr td:nth-child(3)").allInnerTexts();
+  await page.getByRole("button", { name: "Rotate now" }).click();
+  await page.getByRole("heading", { name: "Signing keys" }).waitFor();
+  seen.keyStatesAfter = await page.locator("table tbody tr td:nth-child(3)").allInnerTexts();
+  await shot(page, "signing-keys");
+
   await page.getByRole("link", { name: "Audit log" }).click();
   await page.getByRole("heading", { name: "Audit log" }).waitFor();
   seen.auditEvents = await page.locator("table.log tbody tr td:nth-child(2)").allInnerTexts();

@@ -136,14 +136,15 @@ class TodoServer:
 
 
 @contextmanager
-def run_todo(gatehouse: Gatehouse, *server_args: str):
+def run_todo(gatehouse: Gatehouse, *server_args: str, todo_args: tuple[str, ...] = ()):
     """The Rust to-do example behind the guard, registered with Gatehouse (`servers add` takes
-    `server_args` too)."""
+    `server_args` too, the to-do server `todo_args`)."""
     port = free_port()
     mcp_url = f"http://127.0.0.1:{port}/mcp"
     server = gatehouse.add_server(mcp_url, *TODO_SCOPES, extra=server_args)
     proc = subprocess.Popen(
-        [str(TODO_MCP), "--listen", f"127.0.0.1:{port}", "--authorization-server", server["issuer"]],
+        [str(TODO_MCP), "--listen", f"127.0.0.1:{port}", "--authorization-server", server["issuer"],
+         *todo_args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -9,13 +9,14 @@ import hashlib
 import json
 import secrets
 import subprocess
+import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
 import pytest
 
 import pages
-from conftest import ARTIFACTS, HERE, free_port, run_todo
+from conftest import ARTIFACTS, HERE, free_port, run_gatehouse, run_todo
 
 SHOTS = ARTIFACTS / "screenshots"
 VIEWPORTS = {
@@ -101,8 +102,39 @@ def test_a_person_signs_in_and_consents_in_chromium(gatehouse, viewport: str):
     assert token.json()["scope"] == "todo:read todo:write"
 
 
-def test_an_administrator_works_through_the_dashboard_in_chromium(gatehouse):
-    with run_todo(gatehouse) as todo:
+def mcp_status(mcp_url: str, token: str) -> int:
+    """What the guard-protected to-do server answers a `tools/list` with `token`."""
+    return httpx2.post(
+        mcp_url,
+        headers={
+            "authorization": f"Bearer {token}",
+            "accept": "application/json, text/event-stream",
+            "mcp-protocol-version": "2026-07-28",
+            "mcp-method": "tools/list",
+        },
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }}},
+    ).status_code
+
+
+def kid_of(token: str) -> str:
+    header = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+
+
+def test_an_administrator_works_through_the_dashboard_in_chromium():
+    # Keys are published 3 s ahead here (a day by default) so that the rotation completes
+    # while the test waits; the to-do server caches the JWKS for as long, as the rule goes
+    # (publish-ahead at least the cache age of resource servers).
+    with run_gatehouse(GATEHOUSE_KEY_PUBLISH_AHEAD_SECS="3") as gatehouse, run_todo(
+        gatehouse, todo_args=("--jwks-max-age-secs", "3")
+    ) as todo:
+        # An agent of the to-do server holds a token signed by the key in use before rotation.
+        agent = gatehouse.add_client(todo.server["id"], "todo:read")
+        old_token = gatehouse.token(agent, todo.issuer)
+        assert mcp_status(todo.mcp_url, old_token) == 200
         gatehouse.add_person()
         gatehouse.add_person("root@example.com")
         gatehouse.cli("users", "set-admin", "root@example.com", "on")
@@ -136,6 +168,7 @@ def test_an_administrator_works_through_the_dashboard_in_chromium(gatehouse):
                 "email": "root@example.com",
                 "password": pages.PASSWORD,
                 "consentServer": todo.server["id"],
+                "personEmail": pages.EMAIL,
                 "shots": str(SHOTS),
             })],
             cwd=HERE, capture_output=True, text=True, timeout=180,
@@ -161,9 +194,24 @@ def test_an_administrator_works_through_the_dashboard_in_chromium(gatehouse):
         assert refreshed.status_code == 400
         assert refreshed.json()["error"] == "invalid_grant"
 
+        # Rotated in the browser: a next key appeared beside the active one. Once it signs,
+        # the token signed by the old key still passes the guard, and so does a new one.
+        assert seen["keyStatesBefore"] == ["active"], seen
+        assert sorted(seen["keyStatesAfter"]) == ["active", "next"], seen
+        deadline = time.monotonic() + 15
+        while (new_token := gatehouse.token(agent, todo.issuer)) and kid_of(new_token) == kid_of(old_token):
+            assert time.monotonic() < deadline, "the next key never started signing"
+            time.sleep(0.25)
+        assert mcp_status(todo.mcp_url, old_token) == 200
+        assert mcp_status(todo.mcp_url, new_token) == 200
+        keys = gatehouse.cli("keys", "list")
+        assert sorted(k["state"] for k in keys) == ["active", "retired"], keys
+
         assert "consent.revoked" in seen["auditEvents"]
         assert "admin.change" in seen["auditEvents"]
         assert not seen["phoneOverflows"], "the dashboard scrolls sideways on a phone"
         assert seen["problems"] == []
-        for name in ("servers", "server", "agent-secret", "consents", "people", "audit", "servers-phone"):
+        assert "key.rotated" in seen["auditEvents"]
+        for name in ("servers", "server", "agent-secret", "consents", "people", "person",
+                     "signing-keys", "audit", "servers-phone"):
             assert (SHOTS / f"dashboard-{name}.png").stat().st_size > 5_000, name

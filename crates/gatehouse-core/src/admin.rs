@@ -9,7 +9,7 @@
 
 use crate::audit::{AuditEvent, AuditSink, EventType};
 use crate::clock::UnixTime;
-use crate::keys::{KeyError, SigningAlg, StoredKey};
+use crate::keys::{KeyError, KeyState, KeyStatus, SigningAlg, StoredKey, key_states};
 use crate::model::{
     ApiKey, Client, ClientKind, NewResource, Resource, TokenAuthMethod, User, normalize_email,
 };
@@ -472,6 +472,91 @@ impl<'a> Operator<'a> {
         Ok(ended)
     }
 
+    /// Starts a rotation of the signing key of `alg` (or of every algorithm with a key): a
+    /// new key is published now and signs `publish_ahead` seconds from now; the key it
+    /// replaces stays published until every token it signed has expired. `Conflict` if a
+    /// rotation of that algorithm is already under way.
+    pub async fn rotate_keys(
+        &self,
+        alg: Option<SigningAlg>,
+        publish_ahead: i64,
+    ) -> Result<Vec<StoredKey>, AdminError> {
+        let stored = self.store.keys().await?;
+        let states = key_states(&stored, self.now);
+        let algs: Vec<SigningAlg> = match alg {
+            Some(a) => vec![a],
+            None => SigningAlg::ALL
+                .into_iter()
+                .filter(|a| states.iter().any(|k| k.alg == *a))
+                .collect(),
+        };
+        if algs.is_empty() {
+            return Err(AdminError::NotFound("there are no signing keys yet".into()));
+        }
+        for a in &algs {
+            if let Some(next) = states
+                .iter()
+                .find(|k| k.alg == *a && k.state == KeyState::Next)
+            {
+                return Err(AdminError::Conflict(format!(
+                    "a rotation of the {a} key is under way: key {} signs from {}",
+                    next.kid,
+                    next.activates_at.rfc3339()
+                )));
+            }
+        }
+        let mut made = Vec::new();
+        for a in algs {
+            made.push(self.publish_next_key(a, publish_ahead).await?);
+        }
+        Ok(made)
+    }
+
+    /// Starts the rotation of every algorithm whose active key has signed for
+    /// `period - publish_ahead` seconds and has no successor yet, so that the successor signs
+    /// when the period is up.
+    pub async fn rotate_due_keys(
+        &self,
+        period: i64,
+        publish_ahead: i64,
+    ) -> Result<Vec<StoredKey>, AdminError> {
+        let states = key_states(&self.store.keys().await?, self.now);
+        let mut made = Vec::new();
+        for a in SigningAlg::ALL {
+            let pending = states
+                .iter()
+                .any(|k| k.alg == a && k.state == KeyState::Next);
+            let due = states.iter().any(|k| {
+                k.alg == a
+                    && k.state == KeyState::Active
+                    && k.activates_at.0 + period - publish_ahead <= self.now.0
+            });
+            if due && !pending {
+                made.push(self.publish_next_key(a, publish_ahead).await?);
+            }
+        }
+        Ok(made)
+    }
+
+    async fn publish_next_key(
+        &self,
+        alg: SigningAlg,
+        publish_ahead: i64,
+    ) -> Result<StoredKey, AdminError> {
+        let mut key = StoredKey::generate(alg, self.now)?;
+        // The clock counts whole seconds: one more makes sure the key is published for at
+        // least `publish_ahead` before it signs.
+        key.activates_at = self.now.plus(publish_ahead.max(0) + 1);
+        self.store.insert_key(&key).await?;
+        self.record(
+            AuditEvent::new(EventType::KeyRotated, self.now)
+                .detail("alg", alg.as_str())
+                .detail("kid", key.kid.as_str())
+                .detail("signs_from", key.activates_at.0),
+        );
+        Ok(key)
+    }
+
     /// Creates an API key acting as administrator `owner`; the secret is returned once.
     pub async fn create_api_key(
         &self,
@@ -554,6 +639,11 @@ pub async fn user(store: &dyn Store, id_or_email: &str) -> Result<User, AdminErr
         },
     };
     found.ok_or_else(|| AdminError::NotFound(format!("no user {id_or_email}")))
+}
+
+/// Every signing key and its state at `now`, per algorithm in activation order.
+pub async fn signing_keys(store: &dyn Store, now: UnixTime) -> Result<Vec<KeyStatus>, AdminError> {
+    Ok(key_states(&store.keys().await?, now))
 }
 
 /// The person's sessions, most recently used first.

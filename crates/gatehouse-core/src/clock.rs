@@ -15,6 +15,17 @@ impl UnixTime {
     pub fn plus(self, seconds: i64) -> UnixTime {
         UnixTime(self.0.saturating_add(seconds))
     }
+
+    /// This instant as an RFC 3339 UTC time (seconds, if it is out of range).
+    pub fn rfc3339(self) -> String {
+        time::OffsetDateTime::from_unix_timestamp(self.0)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| self.0.to_string())
+    }
 }
 
 /// A source of the current time.

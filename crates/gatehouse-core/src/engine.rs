@@ -45,6 +45,12 @@ pub struct Settings {
     pub registration_ttl: i64,
     /// Audit events older than this are deleted.
     pub audit_retention: i64,
+    /// A new signing key is published this long before it signs (the JWKS cache age of
+    /// resource servers).
+    pub key_publish_ahead: i64,
+    /// Each algorithm's signing key is replaced after this long; 0 turns scheduled rotation
+    /// off.
+    pub key_rotation: i64,
 }
 
 impl Default for Settings {
@@ -57,6 +63,8 @@ impl Default for Settings {
             session_max: 7 * 86_400,
             registration_ttl: 30 * 86_400,
             audit_retention: 90 * 86_400,
+            key_publish_ahead: 86_400,
+            key_rotation: 90 * 86_400,
         }
     }
 }
@@ -108,7 +116,7 @@ impl Engine {
         for alg in algs {
             admin::ensure_signing_key(store.as_ref(), alg, clock.now()).await?;
         }
-        let ring = KeyRing::load(&store.keys().await?)?;
+        let ring = KeyRing::load(&store.keys().await?, clock.now())?;
         Ok(Engine {
             public,
             catalog: Catalog::new(store.clone()),
@@ -272,18 +280,37 @@ impl Engine {
 
     /// Re-reads and re-parses every key.
     pub async fn reload_keys(&self) -> Result<(), StartError> {
-        let ring = KeyRing::load(&self.store.keys().await?)?;
+        let ring = KeyRing::load(&self.store.keys().await?, self.now())?;
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ring);
         Ok(())
     }
 
     /// Picks up changes made by other processes: drops the cached catalog and reloads keys
-    /// when the store's change version moved.
+    /// when the store's change version moved, and rebuilds the key ring when a key activates
+    /// or expires.
     pub async fn refresh(&self) -> Result<(), StartError> {
-        if self.catalog.sync().await? {
+        let keys_due = self.keys().changes_at().is_some_and(|t| t <= self.now());
+        if self.catalog.sync().await? || keys_due {
             self.reload_keys().await?;
         }
         Ok(())
+    }
+
+    /// Starts the scheduled rotation of every algorithm whose active key is due (see
+    /// [`admin::rotations_due`]); returns the keys published.
+    pub async fn rotate_keys_when_due(&self) -> Result<Vec<crate::keys::StoredKey>, StartError> {
+        let s = self.settings();
+        if s.key_rotation <= 0 {
+            return Ok(Vec::new());
+        }
+        let op = self.operator("scheduler");
+        let made = op
+            .rotate_due_keys(s.key_rotation, s.key_publish_ahead)
+            .await?;
+        if !made.is_empty() {
+            self.reload_keys().await?;
+        }
+        Ok(made)
     }
 
     /// Drops cached data after a write made through this process.

@@ -1,5 +1,12 @@
-//! Signing keys: generation, the pre-parsed key ring that signs access tokens, and the
-//! published JWKS.
+//! Signing keys: generation, rotation states, the pre-parsed key ring that signs access
+//! tokens, and the published JWKS.
+//!
+//! A key's state follows from its timestamps and the clock alone, so every node reading the
+//! same keys agrees without talking to the others ([`key_states`]): a key is *next* (published,
+//! not signing) until its `activates_at`, then *active* (signing) until a newer key of its
+//! algorithm activates, then *retired* (published, not signing) until every token it signed
+//! has expired, then *expired* (no longer published). A rotation publishes the new key a
+//! publish-ahead period before it signs, so that caches of the JWKS know it first.
 //!
 //! Keys are parsed once, when the ring is built; signing uses the parsed aws-lc-rs key
 //! directly (jsonwebtoken's `encode` re-parses the private key on every call, which costs
@@ -77,8 +84,10 @@ pub struct StoredKey {
     pub alg: SigningAlg,
     /// PKCS#8 v1 DER of the private key.
     pub private_pkcs8: Vec<u8>,
-    /// When it was created; the newest key of an algorithm signs.
+    /// When it was created (and first published).
     pub created_at: UnixTime,
+    /// When it starts signing; the latest activated key of an algorithm signs.
+    pub activates_at: UnixTime,
 }
 
 impl fmt::Debug for StoredKey {
@@ -88,6 +97,7 @@ impl fmt::Debug for StoredKey {
             .field("alg", &self.alg)
             .field("private_pkcs8", &"[redacted]")
             .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
             .finish()
     }
 }
@@ -98,7 +108,8 @@ impl fmt::Debug for StoredKey {
 pub struct KeyError(String);
 
 impl StoredKey {
-    /// Generates a new key for `alg` (RSA keys are 2048 bits).
+    /// Generates a new key for `alg` (RSA keys are 2048 bits) that signs from `now` on; set
+    /// `activates_at` later to publish it ahead.
     pub fn generate(alg: SigningAlg, now: UnixTime) -> Result<StoredKey, KeyError> {
         let fail = |e: aws_lc_rs::error::Unspecified| KeyError(format!("generating {alg}: {e}"));
         let private_pkcs8 = match alg {
@@ -132,8 +143,93 @@ impl StoredKey {
             alg,
             private_pkcs8,
             created_at: now,
+            activates_at: now,
         })
     }
+}
+
+/// How long a retired key stays published: the longest an access token lives, plus margin
+/// for the clock leeway of resource servers.
+pub const RETIRED_KEY_PUBLISHED_SECS: i64 = *crate::model::TOKEN_TTL_RANGE.end() as i64 + 300;
+
+/// Where a key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Next,
+    /// Signing.
+    Active,
+    /// Published so that tokens it signed still verify; not signing.
+    Retired,
+    /// Every token it signed has expired; no longer published.
+    Expired,
+}
+
+impl KeyState {
+    /// `next`, `active`, `retired` or `expired`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+            KeyState::Expired => "expired",
+        }
+    }
+}
+
+/// A key's state at some instant, with the instants that decide it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStatus {
+    pub kid: Kid,
+    pub alg: SigningAlg,
+    pub state: KeyState,
+    pub created_at: UnixTime,
+    pub activates_at: UnixTime,
+    /// When a newer key took over (retired and expired keys).
+    pub retired_at: Option<UnixTime>,
+    /// Until when it is published (retired and expired keys).
+    pub published_until: Option<UnixTime>,
+}
+
+/// The state of every key at `now`, per algorithm in activation order.
+pub fn key_states(keys: &[StoredKey], now: UnixTime) -> Vec<KeyStatus> {
+    let mut sorted: Vec<&StoredKey> = keys.iter().collect();
+    sorted.sort_by_key(|k| (k.alg.as_str(), k.activates_at, k.created_at));
+    let mut out = Vec::with_capacity(sorted.len());
+    for (i, k) in sorted.iter().enumerate() {
+        // The next key of the same algorithm that has activated by now takes over from it.
+        let successor = sorted[i + 1..]
+            .iter()
+            .find(|n| n.alg == k.alg && n.activates_at <= now)
+            .map(|n| n.activates_at);
+        let (state, retired_at, published_until) = if k.activates_at > now {
+            (KeyState::Next, None, None)
+        } else {
+            match successor {
+                None => (KeyState::Active, None, None),
+                Some(at) => {
+                    let until = at.plus(RETIRED_KEY_PUBLISHED_SECS);
+                    let state = if now < until {
+                        KeyState::Retired
+                    } else {
+                        KeyState::Expired
+                    };
+                    (state, Some(at), Some(until))
+                }
+            }
+        };
+        out.push(KeyStatus {
+            kid: k.kid.clone(),
+            alg: k.alg,
+            state,
+            created_at: k.created_at,
+            activates_at: k.activates_at,
+            retired_at,
+            published_until,
+        });
+    }
+    out
 }
 
 enum ParsedPair {
@@ -311,37 +407,60 @@ impl SigningKey {
     }
 }
 
-/// The keys in use: the newest key of each algorithm signs; every key verifies and is
-/// published.
+/// The keys in use at one instant: the active key of each algorithm signs; next, active and
+/// retired keys are published and verify.
 pub struct KeyRing {
     signers: HashMap<SigningAlg, Arc<SigningKey>>,
     by_kid: HashMap<Kid, Arc<SigningKey>>,
     jwks: String,
+    /// When the next key activates or a retired key expires: the ring must be rebuilt then.
+    changes_at: Option<UnixTime>,
 }
 
 impl KeyRing {
-    /// Parses every stored key once.
-    pub fn load(stored: &[StoredKey]) -> Result<KeyRing, KeyError> {
-        let mut signers: HashMap<SigningAlg, (UnixTime, Arc<SigningKey>)> = HashMap::new();
+    /// Parses every key that is published at `now` once.
+    pub fn load(stored: &[StoredKey], now: UnixTime) -> Result<KeyRing, KeyError> {
+        let mut signers = HashMap::new();
         let mut by_kid = HashMap::new();
         let mut published = Vec::new();
+        let mut changes_at: Option<UnixTime> = None;
+        let mut soonest = |t: UnixTime| {
+            if t > now && changes_at.is_none_or(|c| t < c) {
+                changes_at = Some(t);
+            }
+        };
+        let states = key_states(stored, now);
+        // Published in the order they were stored (oldest first), as before rotation existed.
         for s in stored {
+            let Some(status) = states.iter().find(|k| k.kid == s.kid) else {
+                continue;
+            };
+            soonest(status.activates_at);
+            if let Some(until) = status.published_until {
+                soonest(until);
+            }
+            if status.state == KeyState::Expired {
+                continue;
+            }
             let key = Arc::new(SigningKey::load(s)?);
             published.push(key.jwk.clone());
             by_kid.insert(key.kid.clone(), key.clone());
-            let newer = signers
-                .get(&s.alg)
-                .is_none_or(|(at, _)| s.created_at >= *at);
-            if newer {
-                signers.insert(s.alg, (s.created_at, key));
+            if status.state == KeyState::Active {
+                signers.insert(s.alg, key);
             }
         }
         let jwks = serde_json::json!({ "keys": published }).to_string();
         Ok(KeyRing {
-            signers: signers.into_iter().map(|(alg, (_, k))| (alg, k)).collect(),
+            signers,
             by_kid,
             jwks,
+            changes_at,
         })
+    }
+
+    /// When a key activates or expires next; the ring is stale from then on.
+    pub fn changes_at(&self) -> Option<UnixTime> {
+        self.changes_at
     }
 
     /// The key that signs with `alg`, if one is loaded.
@@ -380,7 +499,7 @@ mod tests {
     fn every_algorithm_signs_and_verifies_with_a_thumbprint_kid() {
         for alg in SigningAlg::ALL {
             let stored = StoredKey::generate(alg, UnixTime(1)).unwrap();
-            let ring = KeyRing::load(std::slice::from_ref(&stored)).unwrap();
+            let ring = KeyRing::load(std::slice::from_ref(&stored), UnixTime(1)).unwrap();
             let token = ring
                 .signer(alg)
                 .unwrap()
@@ -400,7 +519,7 @@ mod tests {
     #[test]
     fn a_tampered_token_does_not_verify() {
         let stored = StoredKey::generate(SigningAlg::ES256, UnixTime(1)).unwrap();
-        let ring = KeyRing::load(&[stored]).unwrap();
+        let ring = KeyRing::load(&[stored], UnixTime(1)).unwrap();
         let token = ring
             .signer(SigningAlg::ES256)
             .unwrap()
@@ -412,19 +531,56 @@ mod tests {
     }
 
     #[test]
-    fn the_newest_key_of_an_algorithm_signs() {
-        let old = StoredKey::generate(SigningAlg::EdDSA, UnixTime(1)).unwrap();
-        let new = StoredKey::generate(SigningAlg::EdDSA, UnixTime(2)).unwrap();
-        let ring = KeyRing::load(&[new.clone(), old.clone()]).unwrap();
-        assert_eq!(ring.signer(SigningAlg::EdDSA).unwrap().kid(), &new.kid);
-        let old_ring = KeyRing::load(std::slice::from_ref(&old)).unwrap();
-        let t = old_ring
+    fn a_rotated_key_is_published_ahead_signs_on_time_and_its_predecessor_retires() {
+        let old = StoredKey::generate(SigningAlg::EdDSA, UnixTime(100)).unwrap();
+        let mut new = StoredKey::generate(SigningAlg::EdDSA, UnixTime(1_000)).unwrap();
+        new.activates_at = UnixTime(2_000);
+        let keys = [new.clone(), old.clone()];
+        let kids = |ring: &KeyRing| -> Vec<String> {
+            let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
+            let mut v: Vec<String> = jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let mut both = vec![old.kid.to_string(), new.kid.to_string()];
+        both.sort();
+
+        // Published ahead: both keys in the JWKS, the old one signs.
+        let before = KeyRing::load(&keys, UnixTime(1_999)).unwrap();
+        assert_eq!(before.signer(SigningAlg::EdDSA).unwrap().kid(), &old.kid);
+        assert_eq!(kids(&before), both);
+        assert_eq!(before.changes_at(), Some(UnixTime(2_000)));
+        let old_token = before
             .signer(SigningAlg::EdDSA)
             .unwrap()
             .sign_jwt(&serde_json::json!({}));
-        assert!(
-            ring.verify::<serde_json::Value>(&t).is_some(),
-            "old keys still verify"
+
+        // Activated: the new key signs, the old one still verifies.
+        let after = KeyRing::load(&keys, UnixTime(2_000)).unwrap();
+        assert_eq!(after.signer(SigningAlg::EdDSA).unwrap().kid(), &new.kid);
+        assert_eq!(kids(&after), both);
+        assert!(after.verify::<serde_json::Value>(&old_token).is_some());
+        let gone = 2_000 + RETIRED_KEY_PUBLISHED_SECS;
+        assert_eq!(after.changes_at(), Some(UnixTime(gone)));
+        let states: Vec<KeyState> = key_states(&keys, UnixTime(2_000))
+            .iter()
+            .map(|k| k.state)
+            .collect();
+        assert_eq!(states, [KeyState::Retired, KeyState::Active]);
+
+        // Every token of the old key has expired: it is no longer published.
+        let later = KeyRing::load(&keys, UnixTime(gone)).unwrap();
+        assert_eq!(kids(&later), vec![new.kid.to_string()]);
+        assert!(later.verify::<serde_json::Value>(&old_token).is_none());
+        assert_eq!(later.changes_at(), None);
+        assert_eq!(
+            key_states(&keys, UnixTime(gone))[0].state,
+            KeyState::Expired
         );
     }
 

@@ -19,7 +19,7 @@ async fn issuer(key: &StoredKey) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let jwks: serde_json::Value = serde_json::from_str(
-        KeyRing::load(std::slice::from_ref(key))
+        KeyRing::load(std::slice::from_ref(key), key.activates_at)
             .unwrap()
             .jwks_json(),
     )

@@ -116,6 +116,11 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/people/{id}/admin", post(admin_ui::set_admin))
         .route("/admin/keys", post(admin_ui::create_key))
         .route("/admin/keys/{id}/revoke", post(admin_ui::revoke_key))
+        .route("/admin/signing-keys", get(admin_ui::signing_keys))
+        .route(
+            "/admin/signing-keys/rotate",
+            post(admin_ui::rotate_signing_keys),
+        )
         .route("/admin/audit", get(admin_ui::audit_log))
         .route("/admin/audit/export", get(admin_ui::audit_export))
         .route("/logout", post(ui::logout))

@@ -113,13 +113,7 @@ impl Format {
 
 /// `at` as an RFC 3339 UTC time.
 pub fn rfc3339(at: gatehouse_core::UnixTime) -> String {
-    time::OffsetDateTime::from_unix_timestamp(at.0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| at.0.to_string())
+    at.rfc3339()
 }
 
 /// A time given on the command line or in a query: Unix seconds, an RFC 3339 time, or a

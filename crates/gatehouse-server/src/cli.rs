@@ -38,6 +38,8 @@ environment variables, then flags. Unknown keys are rejected. Keys:
   sign_in_failures_per_account   failed sign-ins per account per 15 min [5]
   sign_in_failures_per_ip        failed sign-ins per IP per 15 min [20]
   audit_retention_days           delete audit events older than this [90]
+  key_publish_ahead_secs         a new signing key is published this long before it signs [86400]
+  key_rotation_days              replace each signing key after this many days, 0 = never [90]
   dev_loopback_metadata_documents  DEVELOPMENT ONLY: fetch client metadata documents on loopback [false]
 Every key is also GATEHOUSE_<KEY> in upper case. See docs/configuration.md.";
 
@@ -91,6 +93,9 @@ pub enum Command {
     /// See and withdraw what people allowed clients to do.
     #[command(subcommand)]
     Consents(ConsentsCommand),
+    /// The keys that sign access tokens, and their rotation.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Read the audit log, newest first; every filter narrows.
     Audit(AuditArgs),
     /// Try it: run Gatehouse and a protected to-do MCP server with an agent client, and print
@@ -380,6 +385,27 @@ pub enum UsersCommand {
         #[arg(long, value_name = "ID")]
         session: Option<String>,
         /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys: next (published, not signing yet), active (signing), retired
+    /// (published until the tokens it signed expire) and expired.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rotate now: publish a new key that signs after key_publish_ahead_secs; the key it
+    /// replaces stays published until every token it signed has expired.
+    Rotate {
+        /// Only this algorithm (RS256, ES256 or EdDSA); every one in use without it.
+        #[arg(long, value_parser = parse_alg)]
+        alg: Option<SigningAlg>,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -1005,6 +1031,31 @@ async fn run_command(
                 )
             })
         }
+        Command::Keys(KeysCommand::List { json }) => {
+            let keys = admin::signing_keys(store, now).await?;
+            if json {
+                pretty(&json!(keys.iter().map(key_json).collect::<Vec<_>>()))
+            } else if keys.is_empty() {
+                "No signing keys yet: one is made when the first MCP server is registered."
+                    .to_owned()
+            } else {
+                key_table(&keys)
+            }
+        }
+        Command::Keys(KeysCommand::Rotate { alg, json }) => {
+            let made = op
+                .rotate_keys(alg, i64::from(config.key_publish_ahead_secs))
+                .await?;
+            let states = gatehouse_core::keys::key_states(&made, now);
+            if json {
+                pretty(&json!(states.iter().map(key_json).collect::<Vec<_>>()))
+            } else {
+                format!(
+                    "Published the next key; it signs from the time shown, and the key it replaces stays published until its tokens expire.\n\n{}",
+                    key_table(&states)
+                )
+            }
+        }
         Command::Audit(a) => {
             let user = match &a.user {
                 Some(u) => Some(admin::user(store, u).await?.id.to_string()),
@@ -1148,6 +1199,33 @@ fn user_json(u: &User) -> serde_json::Value {
         "created_at": u.created_at,
         "disabled_at": u.disabled_at,
     })
+}
+
+fn key_json(k: &gatehouse_core::keys::KeyStatus) -> serde_json::Value {
+    json!({
+        "kid": k.kid,
+        "alg": k.alg,
+        "state": k.state,
+        "created_at": k.created_at,
+        "activates_at": k.activates_at,
+        "retired_at": k.retired_at,
+        "published_until": k.published_until,
+    })
+}
+
+fn key_table(keys: &[gatehouse_core::keys::KeyStatus]) -> String {
+    table(
+        &["KID", "ALG", "STATE", "SIGNS FROM", "PUBLISHED UNTIL"],
+        keys.iter().map(|k| {
+            vec![
+                k.kid.to_string(),
+                k.alg.to_string(),
+                k.state.as_str().to_owned(),
+                audit::rfc3339(k.activates_at),
+                k.published_until.map(audit::rfc3339).unwrap_or_default(),
+            ]
+        }),
+    )
 }
 
 fn api_key_json(k: &gatehouse_core::model::ApiKey) -> serde_json::Value {

@@ -48,6 +48,11 @@ pub struct Config {
     pub registrations_per_ip_per_hour: u32,
     /// Audit events older than this many days are deleted.
     pub audit_retention_days: u32,
+    /// A new signing key is published this many seconds before it signs: at least the time
+    /// resource servers cache the JWKS.
+    pub key_publish_ahead_secs: u32,
+    /// Each signing key is replaced after this many days; 0 turns scheduled rotation off.
+    pub key_rotation_days: u32,
     /// Failed sign-ins allowed per account in 15 minutes before it is locked for the rest of
     /// the window.
     pub sign_in_failures_per_account: u32,
@@ -86,6 +91,8 @@ impl Default for Config {
             registration_expiry_days: 30,
             registrations_per_ip_per_hour: 60,
             audit_retention_days: 90,
+            key_publish_ahead_secs: 86_400,
+            key_rotation_days: 90,
             sign_in_failures_per_account: 5,
             sign_in_failures_per_ip: 20,
             dev_loopback_metadata_documents: false,
@@ -147,7 +154,7 @@ impl Config {
     }
 
     fn check_ranges(&self) -> Result<(), ConfigError> {
-        let checks: [(&str, u32, std::ops::RangeInclusive<u32>); 8] = [
+        let checks: [(&str, u32, std::ops::RangeInclusive<u32>); 10] = [
             ("code_ttl_secs", self.code_ttl_secs, 5..=60),
             (
                 "refresh_token_ttl_secs",
@@ -172,6 +179,12 @@ impl Config {
                 1..=100_000,
             ),
             ("audit_retention_days", self.audit_retention_days, 1..=3650),
+            (
+                "key_publish_ahead_secs",
+                self.key_publish_ahead_secs,
+                0..=30 * 86_400,
+            ),
+            ("key_rotation_days", self.key_rotation_days, 0..=3650),
         ];
         for (key, value, range) in checks {
             if !range.contains(&value) {
@@ -201,6 +214,8 @@ impl Config {
             session_max: i64::from(self.session_max_secs),
             registration_ttl: i64::from(self.registration_expiry_days) * 86_400,
             audit_retention: i64::from(self.audit_retention_days) * 86_400,
+            key_publish_ahead: i64::from(self.key_publish_ahead_secs),
+            key_rotation: i64::from(self.key_rotation_days) * 86_400,
         }
     }
 

@@ -122,7 +122,8 @@ impl RunningServer {
     }
 }
 
-/// How often expired records and unused registrations are deleted.
+/// How often expired records and unused registrations are deleted, and signing keys due for
+/// rotation replaced.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 async fn refresh_loop(engine: Arc<Engine>, every: Duration) {
@@ -140,6 +141,14 @@ async fn refresh_loop(engine: Arc<Engine>, every: Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(records = n, "deleted expired records"),
                 Err(e) => tracing::warn!(error = %e, "could not delete expired records"),
+            }
+            match engine.rotate_keys_when_due().await {
+                Ok(made) => {
+                    for k in made {
+                        tracing::info!(kid = %k.kid, alg = %k.alg, signs_from = k.activates_at.0, "published the next signing key");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not rotate signing keys"),
             }
         }
     }

@@ -946,3 +946,49 @@ fn disabling_clients_and_people_new_passwords_and_sessions() {
         ]
     );
 }
+
+#[test]
+fn signing_keys_are_listed_and_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&gatehouse(
+        d,
+        &[
+            "servers",
+            "add",
+            "--name",
+            "Todo",
+            "--url",
+            "https://todo.example/mcp",
+            "--json",
+        ],
+    ));
+    let keys = json(&gatehouse(d, &["keys", "list", "--json"]));
+    assert_eq!(keys[0]["state"], "active");
+    let made = json(&gatehouse(
+        d,
+        &["keys", "rotate", "--alg", "RS256", "--json"],
+    ));
+    assert_eq!(made[0]["state"], "next");
+    // Published a day ahead by default (and a second for the clock's rounding).
+    assert_eq!(
+        made[0]["activates_at"].as_i64().unwrap() - made[0]["created_at"].as_i64().unwrap(),
+        86_401
+    );
+    let again = gatehouse(d, &["keys", "rotate"]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("rotation of the RS256 key is under way"),
+        "{}",
+        stderr(&again)
+    );
+    let table = gatehouse(d, &["keys", "list"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("active") && text.contains("next"), "{text}");
+    let rotated = json(&gatehouse(
+        d,
+        &["audit", "--event", "key.rotated", "--json"],
+    ));
+    assert_eq!(rotated[0]["details"]["kid"], made[0]["kid"]);
+    assert_eq!(rotated[0]["actor"], "cli");
+}

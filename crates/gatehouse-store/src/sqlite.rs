@@ -507,12 +507,14 @@ impl KeyStore for SqliteStore {
     async fn insert_key(&self, k: &StoredKey) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at, activates_at)
+             VALUES (?, ?, ?, ?, ?)",
         )
         .bind(k.kid.as_str())
         .bind(k.alg.as_str())
         .bind(&k.private_pkcs8)
         .bind(k.created_at.0)
+        .bind(k.activates_at.0)
         .execute(&mut *tx)
         .await
         .map_err(|e| classify(e, "kid already exists"))?;
@@ -533,6 +535,7 @@ impl KeyStore for SqliteStore {
                         .ok_or_else(|| corrupt("key algorithm"))?,
                     private_pkcs8: row.try_get("private_pkcs8").map_err(backend)?,
                     created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+                    activates_at: UnixTime(row.try_get("activates_at").map_err(backend)?),
                 })
             })
             .collect()

@@ -223,13 +223,18 @@ impl ServerHandler for TodoServer {
 /// A guard for the to-do server at `resource`, trusting `issuer`, with the scopes of every
 /// tool declared.
 pub fn guard(resource: &str, issuer: &str) -> Result<Guard, gatehouse_guard::ConfigError> {
+    guard_builder(resource, issuer).build()
+}
+
+/// The builder behind [`guard`], for callers that tune it further.
+pub fn guard_builder(resource: &str, issuer: &str) -> gatehouse_guard::GuardBuilder {
     let mut builder = Guard::builder(resource, issuer)
         .scopes_supported([READ, WRITE])
         .resource_name("To-do list");
     for (tool, scope) in TOOL_SCOPES {
         builder = builder.tool_scopes(tool, [scope]);
     }
-    builder.build()
+    builder
 }
 
 /// Serves `app` on `listener` with `TCP_NODELAY` (SSE responses go out in several writes,

@@ -18,6 +18,10 @@ struct Args {
     /// The issuer to trust, as printed by `gatehouse servers add` ({public}/resources/res_…).
     #[arg(long, value_name = "ISSUER")]
     authorization_server: String,
+    /// How long the issuer's keys are cached (keep it at most Gatehouse's
+    /// key_publish_ahead_secs).
+    #[arg(long, value_name = "SECS", default_value_t = 86_400)]
+    jwks_max_age_secs: u64,
 }
 
 #[tokio::main]
@@ -33,7 +37,13 @@ async fn main() -> ExitCode {
     let resource = args
         .resource
         .unwrap_or_else(|| format!("http://{}/mcp", args.listen));
-    let guard = match todo_mcp::guard(&resource, &args.authorization_server) {
+    let guard = match todo_mcp::guard_builder(&resource, &args.authorization_server)
+        .jwks_timing(
+            std::time::Duration::from_secs(args.jwks_max_age_secs),
+            std::time::Duration::from_secs(30),
+        )
+        .build()
+    {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");

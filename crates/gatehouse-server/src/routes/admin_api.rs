@@ -72,6 +72,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(end_session))
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(revoke_api_key))
+        .routes(routes!(list_signing_keys))
+        .routes(routes!(rotate_signing_keys))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new(BASE)]);
     (api, doc)
@@ -1235,6 +1237,105 @@ async fn revoke_api_key(
 ) -> ApiResult<StatusCode> {
     s.engine.operator(&who.id).revoke_api_key(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- signing keys
+
+/// A signing key (its public half is in the JWKS while it is next, active or retired).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyView {
+    kid: String,
+    /// RS256, ES256 or EdDSA.
+    alg: String,
+    /// `next` (published, not signing yet), `active` (signing), `retired` (published until
+    /// the tokens it signed expire) or `expired`.
+    state: String,
+    /// RFC 3339: when it was made and published.
+    created_at: String,
+    /// RFC 3339: when it signs from.
+    activates_at: String,
+    /// RFC 3339: when a newer key took over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retired_at: Option<String>,
+    /// RFC 3339: until when it is published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published_until: Option<String>,
+}
+
+fn signing_key_view(k: &gatehouse_core::keys::KeyStatus) -> SigningKeyView {
+    SigningKeyView {
+        kid: k.kid.to_string(),
+        alg: k.alg.as_str().to_owned(),
+        state: k.state.as_str().to_owned(),
+        created_at: rfc3339(k.created_at),
+        activates_at: rfc3339(k.activates_at),
+        retired_at: k.retired_at.map(rfc3339),
+        published_until: k.published_until.map(rfc3339),
+    }
+}
+
+/// Signing keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyList {
+    items: Vec<SigningKeyView>,
+}
+
+/// Which key to rotate.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotation {
+    /// RS256, ES256 or EdDSA; without it, every algorithm in use.
+    alg: Option<String>,
+}
+
+/// List signing keys with their state, per algorithm in activation order.
+#[utoipa::path(get, path = "/signing-keys", tag = "signing keys",
+    responses(
+        (status = 200, body = SigningKeyList), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)
+    ))]
+async fn list_signing_keys(
+    State(s): State<AppState>,
+    Admin(_who): Admin,
+) -> ApiResult<Json<SigningKeyList>> {
+    let keys = admin::signing_keys(s.engine.store().as_ref(), s.engine.now()).await?;
+    Ok(Json(SigningKeyList {
+        items: keys.iter().map(signing_key_view).collect(),
+    }))
+}
+
+/// Rotate now: a new key is published at once and signs after the publish-ahead period
+/// (`key_publish_ahead_secs`); the key it replaces stays published until every token it
+/// signed has expired. 409 if a rotation is already under way.
+#[utoipa::path(post, path = "/signing-keys/rotate", tag = "signing keys", request_body = KeyRotation,
+    responses(
+        (status = 201, body = SigningKeyList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)
+    ))]
+async fn rotate_signing_keys(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    body: Result<Json<KeyRotation>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<SigningKeyList>)> {
+    let Json(r) = body?;
+    let which = r.alg.as_deref().map(alg).transpose()?;
+    let made = s
+        .engine
+        .operator(&who.id)
+        .rotate_keys(which, s.engine.settings().key_publish_ahead)
+        .await?;
+    s.engine
+        .reload_keys()
+        .await
+        .map_err(|e| ApiError::from(AdminError::Store(StoreError::Backend(e.to_string()))))?;
+    let now = s.engine.now();
+    let states = gatehouse_core::keys::key_states(&made, now);
+    Ok((
+        StatusCode::CREATED,
+        Json(SigningKeyList {
+            items: states.iter().map(signing_key_view).collect(),
+        }),
+    ))
 }
 
 // ---------------------------------------------------------------- audit log

@@ -978,6 +978,91 @@ pub async fn revoke_key(
     }
 }
 
+// ---------------------------------------------------------------- signing keys
+
+struct SigningKeyRow {
+    kid: String,
+    alg: &'static str,
+    state: &'static str,
+    activates: String,
+    until: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/signing_keys.html")]
+struct SigningKeysPage<'a> {
+    section: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    notice: Option<&'a str>,
+    keys: Vec<SigningKeyRow>,
+    publish_ahead: String,
+    rotation_days: i64,
+}
+
+/// A span of seconds as an operator reads it: `24 hours`, `90 seconds`.
+fn span(secs: i64) -> String {
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{} hours", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// `GET /admin/signing-keys`
+pub async fn signing_keys(
+    State(s): State<AppState>,
+    AdminPage { token, user }: AdminPage,
+) -> Response {
+    let keys = match admin::signing_keys(s.engine.store().as_ref(), s.engine.now()).await {
+        Ok(k) => k,
+        Err(e) => return failed(e),
+    };
+    let settings = s.engine.settings();
+    let page = SigningKeysPage {
+        section: "signing-keys",
+        csrf: &token.csrf_token(),
+        email: &user.email,
+        notice: None,
+        keys: keys
+            .iter()
+            .filter(|k| k.state != gatehouse_core::keys::KeyState::Expired)
+            .map(|k| SigningKeyRow {
+                kid: k.kid.to_string(),
+                alg: k.alg.as_str(),
+                state: k.state.as_str(),
+                activates: rfc3339(k.activates_at),
+                until: k.published_until.map(rfc3339).unwrap_or_default(),
+            })
+            .collect(),
+        publish_ahead: span(settings.key_publish_ahead),
+        rotation_days: settings.key_rotation / 86_400,
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// `POST /admin/signing-keys/rotate`
+pub async fn rotate_signing_keys(
+    State(s): State<AppState>,
+    AdminForm {
+        token: _,
+        user: who,
+        form: _,
+    }: AdminForm,
+) -> Response {
+    let ahead = s.engine.settings().key_publish_ahead;
+    match s.engine.operator(&who.id).rotate_keys(None, ahead).await {
+        Ok(_) => {
+            if let Err(e) = s.engine.reload_keys().await {
+                tracing::error!(error = %e, "could not reload signing keys");
+            }
+            back("/admin/signing-keys")
+        }
+        Err(e) => failed(e),
+    }
+}
+
 // ---------------------------------------------------------------- audit log
 
 struct EventRow {

@@ -117,6 +117,8 @@ async fn no_key_a_wrong_or_revoked_key_is_401_and_a_non_admin_s_key_is_403() {
         (Method::GET, "/users/usr_abc/sessions"),
         (Method::DELETE, "/users/usr_abc/sessions"),
         (Method::DELETE, "/users/usr_abc/sessions/ses_abc"),
+        (Method::GET, "/signing-keys"),
+        (Method::POST, "/signing-keys/rotate"),
         (Method::GET, "/api-keys"),
         (Method::POST, "/api-keys"),
         (Method::DELETE, "/api-keys/key_abc"),
@@ -399,6 +401,8 @@ async fn the_openapi_document_describes_every_endpoint() {
             "/servers",
             "/servers/{id}",
             "/servers/{id}/clients",
+            "/signing-keys",
+            "/signing-keys/rotate",
             "/users",
             "/users/{id}",
             "/users/{id}/password",
@@ -821,4 +825,75 @@ async fn people_are_disabled_given_new_passwords_and_their_sessions_listed_and_e
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(b.sign_in("/login", EMAIL, &generated).await.status, 303);
+}
+
+#[tokio::test]
+async fn signing_keys_are_listed_and_rotated_once_at_a_time() {
+    let api = setup().await;
+    let key = api.key.clone();
+    let (status, list) = api.get("/signing-keys").await;
+    assert_eq!(status, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "the RS256 key made at start");
+    assert_eq!(items[0]["state"], "active");
+    assert_eq!(items[0]["alg"], "RS256");
+
+    let (status, made) = api
+        .call(
+            Method::POST,
+            "/signing-keys/rotate",
+            Some(&key),
+            Some(json!({"alg": "rs256"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["items"][0]["state"], "next");
+    let next = made["items"][0]["kid"].as_str().unwrap().to_owned();
+    // Published in the JWKS at once.
+    let jwks: Value = api
+        .app
+        .http
+        .get(format!("{}/keys", api.app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == next)
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/signing-keys/rotate",
+            Some(&key),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (409, "conflict"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(&next));
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/signing-keys/rotate",
+            Some(&key),
+            Some(json!({"alg": "HS256"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    let (_, list) = api.get("/signing-keys").await;
+    let states: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["active", "next"]);
+    let (_, log) = api.get("/audit?event=key.rotated").await;
+    assert_eq!(log["items"][0]["details"]["kid"], next.as_str());
 }

@@ -60,6 +60,7 @@ async fn only_administrators_get_in_and_every_form_needs_the_csrf_token() {
         "/admin/people",
         "/admin/audit",
         "/admin/audit/export?format=csv",
+        "/admin/signing-keys",
     ] {
         assert_eq!(person.get(path).await.status, 403, "{path}");
     }

@@ -7,6 +7,7 @@ use axum::Router;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use gatehouse_core::admin;
 use gatehouse_core::keys::{SigningAlg, StoredKey};
 use gatehouse_core::model::Resource;
 use gatehouse_core::store::KeyStore;
@@ -33,7 +34,15 @@ async fn setup(alg: SigningAlg, guard_min_refetch: Duration) -> Protected {
 
 /// The same, with the guard's builder tuned by `tune`.
 async fn setup_with(alg: SigningAlg, tune: impl FnOnce(GuardBuilder) -> GuardBuilder) -> Protected {
-    let app = TestApp::spawn().await;
+    setup_on(TestApp::spawn().await, alg, tune).await
+}
+
+/// A guard-protected to-do server using `app` as its authorization server.
+async fn setup_on(
+    app: TestApp,
+    alg: SigningAlg,
+    tune: impl FnOnce(GuardBuilder) -> GuardBuilder,
+) -> Protected {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mcp = format!("http://{}/mcp", listener.local_addr().unwrap());
     let resource = app.add_server(&mcp, alg).await;
@@ -387,8 +396,10 @@ async fn a_new_signing_key_is_picked_up_when_a_token_names_it() {
             .status(),
         200
     );
-    let newer =
+    // Made by another node a moment later, signing at once.
+    let mut newer =
         StoredKey::generate(SigningAlg::ES256, gatehouse_core::UnixTime(now() + 1)).unwrap();
+    newer.activates_at = gatehouse_core::UnixTime(now());
     p.app.store.insert_key(&newer).await.unwrap();
     p.app.engine.reload_keys().await.unwrap();
     let after = p.app.token("", &p.client, &[]).await;
@@ -527,6 +538,96 @@ async fn a_disabled_client_s_tokens_are_refused_and_after_enabling_only_new_ones
     assert_eq!(ok.status(), 200);
     let still = mcp(&p, Some(&old), &mcp_body("tools/list", json!({}))).await;
     assert_eq!(still.status(), 401);
+}
+
+/// The `kid` in a JWT's header.
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+#[tokio::test]
+async fn key_rotation_publishes_ahead_and_the_guard_never_refuses_a_valid_token() {
+    let app = TestApp::spawn_with(|c| c.key_publish_ahead_secs = 2).await;
+    // The guard caches the JWKS for as long as keys are published ahead, and never refetches
+    // on an unknown kid in this test: publishing ahead alone must be enough.
+    let p = setup_on(app, SigningAlg::ES256, |b| {
+        b.jwks_timing(Duration::from_secs(2), Duration::from_secs(600))
+    })
+    .await;
+    let old = p.app.token("", &p.client, &[]).await;
+    let jwks = || async {
+        let v: Value = p
+            .app
+            .http
+            .get(format!("{}/keys", p.app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let before = jwks().await;
+    assert!(before.contains(&kid_of(&old)));
+    // The guard has fetched the JWKS once, before the rotation.
+    assert_eq!(
+        mcp(&p, Some(&old), &mcp_body("tools/list", json!({})))
+            .await
+            .status(),
+        200
+    );
+
+    let rotated = std::time::Instant::now();
+    let made = p
+        .app
+        .op()
+        .rotate_keys(Some(SigningAlg::ES256), 2)
+        .await
+        .unwrap();
+    let next = made[0].kid.to_string();
+    p.app.engine.reload_keys().await.unwrap();
+    // Published at once, not signing yet.
+    let published = jwks().await;
+    assert!(published.contains(&next) && published.contains(&kid_of(&old)));
+    assert_eq!(published.len(), before.len() + 1);
+    let during = p.app.token("", &p.client, &[]).await;
+    assert_eq!(
+        kid_of(&during),
+        kid_of(&old),
+        "the next key signs only after publish-ahead"
+    );
+
+    // After publish-ahead the server's refresh loop switches keys by itself.
+    let start = std::time::Instant::now();
+    let new = loop {
+        let t = p.app.token("", &p.client, &[]).await;
+        if kid_of(&t) == next || start.elapsed() > Duration::from_secs(6) {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(kid_of(&new), next);
+    assert!(rotated.elapsed() >= Duration::from_secs(2), "too early");
+    // Old and new tokens both pass the guard; the old key stays published.
+    for t in [&old, &during, &new] {
+        let r = mcp(&p, Some(t), &mcp_body("tools/list", json!({}))).await;
+        assert_eq!(r.status(), 200, "{}", kid_of(t));
+    }
+    assert!(jwks().await.contains(&kid_of(&old)));
+    let states: Vec<&str> = admin::signing_keys(p.app.store.as_ref(), p.app.engine.now())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|k| k.alg == SigningAlg::ES256)
+        .map(|k| k.state.as_str())
+        .collect();
+    assert_eq!(states, ["retired", "active"]);
 }
 
 #[tokio::test]
