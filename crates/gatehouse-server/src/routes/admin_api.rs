@@ -197,6 +197,24 @@ impl From<JsonRejection> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// A JSON object body. serde would also build a struct from a JSON array of its fields in
+/// order; the API documents objects, so anything else is refused.
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, s: &AppState) -> Result<Self, ApiError> {
+        let Json(v) = Json::<serde_json::Value>::from_request(req, s).await?;
+        if !v.is_object() {
+            return Err(ApiError::invalid("the body must be a JSON object"));
+        }
+        serde_json::from_value(v).map(Body).map_err(|e| {
+            ApiError::invalid(format!("the body is not what this endpoint takes: {e}"))
+        })
+    }
+}
+
 // ---------------------------------------------------------------- authentication
 
 /// The administrator a request acts as, from its `Authorization: Bearer gha_…` API key.
@@ -411,9 +429,8 @@ async fn list_servers(
 async fn create_server(
     State(s): State<AppState>,
     Admin(who): Admin,
-    body: Result<Json<NewServer>, JsonRejection>,
+    Body(n): Body<NewServer>,
 ) -> ApiResult<(StatusCode, Json<ServerView>)> {
-    let Json(n) = body?;
     let url = ResourceUri::parse(&n.url).map_err(|e| ApiError::invalid(format!("url: {}", e.0)))?;
     let mut new = NewResource::new(n.name, url, scope_defs(&n.scopes)?);
     new.token_ttl = n.token_ttl;
@@ -504,9 +521,8 @@ async fn update_server(
     State(s): State<AppState>,
     Admin(who): Admin,
     Path(id): Path<String>,
-    body: Result<Json<ServerChange>, JsonRejection>,
+    Body(c): Body<ServerChange>,
 ) -> ApiResult<Json<ServerView>> {
-    let Json(c) = body?;
     let change = admin::ResourceChange {
         name: c.name,
         url: c
@@ -656,9 +672,8 @@ async fn create_client(
     State(s): State<AppState>,
     Admin(who): Admin,
     Path(id): Path<String>,
-    body: Result<Json<NewClient>, JsonRejection>,
+    Body(n): Body<NewClient>,
 ) -> ApiResult<(StatusCode, Json<ClientWithSecret>)> {
-    let Json(n) = body?;
     let scopes = gatehouse_core::ScopeSet::parse(&n.scopes.join(" "))
         .map_err(|e| ApiError::invalid(format!("scopes: {}", e.0)))?;
     let (c, secret) = s
@@ -696,9 +711,8 @@ async fn update_client(
     State(s): State<AppState>,
     Admin(who): Admin,
     Path(client_id): Path<String>,
-    body: Result<Json<ClientChange>, JsonRejection>,
+    Body(change): Body<ClientChange>,
 ) -> ApiResult<Json<ClientView>> {
-    let Json(change) = body?;
     let mut c = admin::client(s.engine.store().as_ref(), &client_id).await?;
     if let Some(off) = change.disabled {
         c = s
@@ -885,8 +899,8 @@ pub struct UserPage {
 pub struct NewUser {
     #[schema(min_length = 3, max_length = 254)]
     email: String,
-    /// At least 10 characters; without one, a strong password is generated and returned.
-    #[schema(min_length = 10, max_length = 1024)]
+    /// 8 to 256 characters; without one, a strong password is generated and returned.
+    #[schema(min_length = 8, max_length = 256)]
     password: Option<String>,
     #[serde(default)]
     admin: bool,
@@ -940,9 +954,8 @@ async fn list_users(
 async fn create_user(
     State(s): State<AppState>,
     Admin(who): Admin,
-    body: Result<Json<NewUser>, JsonRejection>,
+    Body(n): Body<NewUser>,
 ) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
-    let Json(n) = body?;
     let (password, generated) = new_password(n.password)?;
     let (password, hash) = super::hash_password(password).await?;
     let u = s
@@ -979,8 +992,8 @@ async fn delete_user(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
-    /// At least 10 characters; without one, a strong password is generated and returned.
-    #[schema(min_length = 10, max_length = 1024)]
+    /// 8 to 256 characters; without one, a strong password is generated and returned.
+    #[schema(min_length = 8, max_length = 256)]
     password: Option<String>,
 }
 
@@ -995,9 +1008,8 @@ async fn reset_password(
     State(s): State<AppState>,
     Admin(who): Admin,
     Path(id): Path<String>,
-    body: Result<Json<PasswordChange>, JsonRejection>,
+    Body(change): Body<PasswordChange>,
 ) -> ApiResult<Json<CreatedUser>> {
-    let Json(change) = body?;
     let (password, generated) = new_password(change.password)?;
     // Look the person up before the ~24 ms of hashing.
     let u = admin::user(s.engine.store().as_ref(), &id).await?;
@@ -1125,9 +1137,8 @@ async fn update_user(
     State(s): State<AppState>,
     Admin(who): Admin,
     Path(id): Path<String>,
-    body: Result<Json<UserChange>, JsonRejection>,
+    Body(change): Body<UserChange>,
 ) -> ApiResult<Json<UserView>> {
-    let Json(change) = body?;
     let op = s.engine.operator(&who.id);
     let mut u = admin::user(s.engine.store().as_ref(), &id).await?;
     if let Some(on) = change.admin {
@@ -1205,9 +1216,8 @@ async fn list_api_keys(
 async fn create_api_key(
     State(s): State<AppState>,
     Admin(who): Admin,
-    body: Result<Json<NewApiKey>, JsonRejection>,
+    Body(n): Body<NewApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    let Json(n) = body?;
     let owner = n.user.unwrap_or_else(|| who.id.to_string());
     let (key, secret) = s
         .engine
@@ -1315,9 +1325,8 @@ async fn list_signing_keys(
 async fn rotate_signing_keys(
     State(s): State<AppState>,
     Admin(who): Admin,
-    body: Result<Json<KeyRotation>, JsonRejection>,
+    Body(r): Body<KeyRotation>,
 ) -> ApiResult<(StatusCode, Json<SigningKeyList>)> {
-    let Json(r) = body?;
     let which = r.alg.as_deref().map(alg).transpose()?;
     let made = s
         .engine

@@ -716,6 +716,16 @@ async fn a_disabled_client_gets_no_tokens_and_its_earlier_tokens_stay_revoked() 
         )
         .await;
     assert_eq!((status, code(&body)), (400, "invalid"));
+    // serde would read a struct from an array of its fields; the API takes objects only.
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/clients/{}", agent.id),
+            Some(&key),
+            Some(json!([true])),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"), "{body}");
 }
 
 #[tokio::test]
