@@ -494,6 +494,15 @@ impl<'a> Operator<'a> {
             return Err(AdminError::NotFound("there are no signing keys yet".into()));
         }
         for a in &algs {
+            // A first key of an algorithm is made (active at once) when a server needs it.
+            if !states
+                .iter()
+                .any(|k| k.alg == *a && k.state == KeyState::Active)
+            {
+                return Err(AdminError::NotFound(format!(
+                    "there is no {a} key to rotate: no MCP server signs with {a}"
+                )));
+            }
             if let Some(next) = states
                 .iter()
                 .find(|k| k.alg == *a && k.state == KeyState::Next)

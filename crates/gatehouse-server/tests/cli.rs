@@ -975,6 +975,12 @@ fn signing_keys_are_listed_and_rotated() {
         made[0]["activates_at"].as_i64().unwrap() - made[0]["created_at"].as_i64().unwrap(),
         86_401
     );
+    let none = gatehouse(d, &["keys", "rotate", "--alg", "EdDSA"]);
+    assert!(
+        stderr(&none).contains("no EdDSA key to rotate"),
+        "{}",
+        stderr(&none)
+    );
     let again = gatehouse(d, &["keys", "rotate"]);
     assert!(!again.status.success());
     assert!(
