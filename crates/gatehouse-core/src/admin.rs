@@ -799,6 +799,56 @@ mod tests {
         assert_eq!(events[1].details["scope"], "todo:read");
     }
 
+    /// A key is replaced after the rotation period: its successor is published the
+    /// publish-ahead period before the period ends, once, and signs when it ends.
+    #[tokio::test]
+    async fn scheduled_rotation_publishes_the_successor_ahead_once() {
+        const DAY: i64 = 86_400;
+        let t0 = 1_800_000_000;
+        let store = MemoryStore::new();
+        let audit = Recorder::default();
+        ensure_signing_key(&store, SigningAlg::ES256, UnixTime(t0))
+            .await
+            .unwrap();
+        let at = |t: i64| Operator::new(&store, &audit, "scheduler", UnixTime(t));
+        let (period, ahead) = (90 * DAY, DAY);
+        // Not due yet: one second before the publish-ahead window opens.
+        let early = at(t0 + period - ahead - 1);
+        assert!(
+            early
+                .rotate_due_keys(period, ahead)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Due: the successor is published now and signs when the period ends (the extra
+        // second covers whole-second clocks).
+        let now = t0 + period - ahead;
+        let made = at(now).rotate_due_keys(period, ahead).await.unwrap();
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].activates_at, UnixTime(t0 + period + 1));
+        // A rotation under way is not started again.
+        assert!(
+            at(now + 60)
+                .rotate_due_keys(period, ahead)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let states: Vec<KeyState> = signing_keys(&store, UnixTime(t0 + period + 1))
+            .await
+            .unwrap()
+            .iter()
+            .map(|k| k.state)
+            .collect();
+        assert_eq!(states, [KeyState::Retired, KeyState::Active]);
+        let events = audit.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event, EventType::KeyRotated);
+        assert_eq!(events[0].actor.as_deref(), Some("scheduler"));
+        assert_eq!(events[0].details["kid"], made[0].kid.as_str());
+    }
+
     fn names_client(e: &AuditEvent) -> bool {
         e.event == EventType::ClientDeleted
             || e.details

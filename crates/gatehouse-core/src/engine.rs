@@ -296,21 +296,47 @@ impl Engine {
         Ok(())
     }
 
+    /// `actor` rotates the signing key of `alg` (or of every algorithm in use) now, with this
+    /// engine's publish-ahead period (see [`admin::Operator::rotate_keys`]); the next keys
+    /// are in this process's JWKS at once. Returns the keys published.
+    pub async fn rotate_keys(
+        &self,
+        actor: &str,
+        alg: Option<SigningAlg>,
+    ) -> Result<Vec<crate::keys::StoredKey>, admin::AdminError> {
+        let ahead = self.settings().key_publish_ahead;
+        let made = self.operator(actor).rotate_keys(alg, ahead).await?;
+        self.publish(&made).await;
+        Ok(made)
+    }
+
     /// Starts the scheduled rotation of every algorithm whose active key is due (see
-    /// [`admin::rotations_due`]); returns the keys published.
-    pub async fn rotate_keys_when_due(&self) -> Result<Vec<crate::keys::StoredKey>, StartError> {
+    /// [`admin::Operator::rotate_due_keys`]); returns the keys published.
+    pub async fn rotate_keys_when_due(
+        &self,
+    ) -> Result<Vec<crate::keys::StoredKey>, admin::AdminError> {
         let s = self.settings();
         if s.key_rotation <= 0 {
             return Ok(Vec::new());
         }
-        let op = self.operator("scheduler");
-        let made = op
+        let made = self
+            .operator("scheduler")
             .rotate_due_keys(s.key_rotation, s.key_publish_ahead)
             .await?;
-        if !made.is_empty() {
-            self.reload_keys().await?;
-        }
+        self.publish(&made).await;
         Ok(made)
+    }
+
+    /// Puts keys just stored into this process's JWKS. They are stored already, so a failure
+    /// here is only logged: the refresh loop sees the store's change version move and
+    /// reloads them within its interval.
+    async fn publish(&self, made: &[crate::keys::StoredKey]) {
+        if made.is_empty() {
+            return;
+        }
+        if let Err(e) = self.reload_keys().await {
+            tracing::warn!(error = %e, "could not reload signing keys; the refresh loop will");
+        }
     }
 
     /// Drops cached data after a write made through this process.

@@ -1328,15 +1328,7 @@ async fn rotate_signing_keys(
     Body(r): Body<KeyRotation>,
 ) -> ApiResult<(StatusCode, Json<SigningKeyList>)> {
     let which = r.alg.as_deref().map(alg).transpose()?;
-    let made = s
-        .engine
-        .operator(&who.id)
-        .rotate_keys(which, s.engine.settings().key_publish_ahead)
-        .await?;
-    s.engine
-        .reload_keys()
-        .await
-        .map_err(|e| ApiError::from(AdminError::Store(StoreError::Backend(e.to_string()))))?;
+    let made = s.engine.rotate_keys(who.id.as_str(), which).await?;
     let now = s.engine.now();
     let states = gatehouse_core::keys::key_states(&made, now);
     Ok((

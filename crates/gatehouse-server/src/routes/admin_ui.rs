@@ -1051,14 +1051,8 @@ pub async fn rotate_signing_keys(
         form: _,
     }: AdminForm,
 ) -> Response {
-    let ahead = s.engine.settings().key_publish_ahead;
-    match s.engine.operator(&who.id).rotate_keys(None, ahead).await {
-        Ok(_) => {
-            if let Err(e) = s.engine.reload_keys().await {
-                tracing::error!(error = %e, "could not reload signing keys");
-            }
-            back("/admin/signing-keys")
-        }
+    match s.engine.rotate_keys(who.id.as_str(), None).await {
+        Ok(_) => back("/admin/signing-keys"),
         Err(e) => failed(e),
     }
 }
