@@ -17,8 +17,9 @@ use crate::password::Password;
 use crate::records::{Consent, Session};
 use crate::secret::ClientSecret;
 use crate::secret::SecretHash;
+use crate::signin::{Connection, ConnectionKind, Method, NewConnection, SignInPolicy};
 use crate::store::{ConsentFilter, Store, StoreError};
-use crate::types::{ApiKeyId, ClientId, ResourceId, ScopeSet, UserId};
+use crate::types::{ApiKeyId, ClientId, ConnectionId, ResourceId, ScopeSet, UserId};
 
 /// Why an operator action failed. Messages are written for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +102,7 @@ impl<'a> Operator<'a> {
 
     /// Registers an MCP server, and a signing key for its algorithm if none exists yet.
     pub async fn register_resource(&self, new: NewResource) -> Result<Resource, AdminError> {
+        self.check_methods(new.sign_in_methods.as_deref()).await?;
         let resource = Resource::create(new, self.now).map_err(|e| AdminError::Invalid(e.0))?;
         if let Some(same) = self
             .store
@@ -149,6 +151,10 @@ impl<'a> Operator<'a> {
         );
         desired.metadata_documents =
             Some(change.metadata_documents.unwrap_or(old.metadata_documents));
+        desired.sign_in_methods = change
+            .sign_in_methods
+            .unwrap_or_else(|| old.sign_in_methods.clone());
+        self.check_methods(desired.sign_in_methods.as_deref()).await?;
         let updated = Resource {
             id: old.id.clone(),
             created_at: old.created_at,
@@ -172,6 +178,20 @@ impl<'a> Operator<'a> {
         }
         self.record(self.change("server.updated").resource(&updated.id));
         Ok(updated)
+    }
+
+    /// Refuses sign-in methods naming a connection that does not exist.
+    async fn check_methods(&self, methods: Option<&[Method]>) -> Result<(), AdminError> {
+        for m in methods.unwrap_or_default() {
+            if let Method::Connection(id) = m
+                && self.store.connection(id).await?.is_none()
+            {
+                return Err(AdminError::Invalid(format!(
+                    "sign-in method {id}: there is no such connection"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Removes an MCP server and its clients.
@@ -566,6 +586,96 @@ impl<'a> Operator<'a> {
         Ok(key)
     }
 
+    /// Adds a connection (enabled).
+    pub async fn create_connection(&self, new: NewConnection) -> Result<Connection, AdminError> {
+        let c = Connection::create(new, self.now).map_err(|e| AdminError::Invalid(e.0))?;
+        self.store.insert_connection(&c).await?;
+        self.record(
+            self.change("connection.created")
+                .detail("connection", c.id.as_str())
+                .detail("kind", c.kind.name())
+                .detail("name", c.name.as_str()),
+        );
+        Ok(c)
+    }
+
+    /// Changes a connection's name, settings, allowed domains or whether it is enabled.
+    pub async fn update_connection(
+        &self,
+        id: &str,
+        change: ConnectionChange,
+    ) -> Result<Connection, AdminError> {
+        let old = connection(self.store, id).await?;
+        let invalid = |e: crate::types::ParseError| AdminError::Invalid(e.0);
+        let updated = Connection {
+            name: match change.name {
+                Some(n) => crate::model::display_name(&n).map_err(invalid)?,
+                None => old.name.clone(),
+            },
+            kind: match change.kind {
+                Some(k) if k.name() != old.kind.name() => {
+                    return Err(AdminError::Invalid(format!(
+                        "a {} connection cannot become a {} one: add a new connection instead",
+                        old.kind.name(),
+                        k.name()
+                    )));
+                }
+                Some(k) => crate::signin::check_kind(k).map_err(invalid)?,
+                None => old.kind.clone(),
+            },
+            allowed_domains: match change.allowed_domains {
+                Some(d) => crate::signin::email_domains(d).map_err(invalid)?,
+                None => old.allowed_domains.clone(),
+            },
+            enabled: change.enabled.unwrap_or(old.enabled),
+            ..old
+        };
+        if !self.store.update_connection(&updated).await? {
+            return Err(AdminError::NotFound(format!("no connection {id}")));
+        }
+        self.record(
+            self.change("connection.updated")
+                .detail("connection", updated.id.as_str())
+                .detail("enabled", if updated.enabled { "true" } else { "false" }),
+        );
+        Ok(updated)
+    }
+
+    /// Removes a connection and the identities linked through it (the people stay). Refused
+    /// while an MCP server names it among its sign-in methods.
+    pub async fn remove_connection(&self, id: &str) -> Result<(), AdminError> {
+        let c = connection(self.store, id).await?;
+        let method = Method::Connection(c.id.clone());
+        if let Some(r) = self.store.resources().await?.into_iter().find(|r| {
+            r.sign_in_methods
+                .as_ref()
+                .is_some_and(|m| m.contains(&method))
+        }) {
+            return Err(AdminError::Conflict(format!(
+                "MCP server {} (\"{}\") offers {}: remove it from that server's sign-in methods first",
+                r.id, r.name, c.id
+            )));
+        }
+        if !self.store.delete_connection(&c.id).await? {
+            return Err(AdminError::NotFound(format!("no connection {id}")));
+        }
+        self.record(self.change("connection.deleted").detail("connection", c.id.as_str()));
+        Ok(())
+    }
+
+    /// Sets the built-in methods every MCP server offers unless it names its own.
+    pub async fn set_sign_in_policy(&self, policy: SignInPolicy) -> Result<(), AdminError> {
+        self.store.set_sign_in_policy(&policy).await?;
+        let on = |b: bool| if b { "on" } else { "off" };
+        self.record(
+            self.change("sign_in.policy_changed")
+                .detail("password", on(policy.password))
+                .detail("email_code", on(policy.email_code))
+                .detail("passkey", on(policy.passkey)),
+        );
+        Ok(())
+    }
+
     /// Creates an API key acting as administrator `owner`; the secret is returned once.
     pub async fn create_api_key(
         &self,
@@ -619,6 +729,20 @@ pub async fn resource(store: &dyn Store, id: &str) -> Result<Resource, AdminErro
         .resource(&parsed)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no MCP server {id}")))
+}
+
+/// Looks up a connection by id.
+pub async fn connection(store: &dyn Store, id: &str) -> Result<Connection, AdminError> {
+    let parsed = ConnectionId::parse(id).map_err(|e| AdminError::Invalid(e.0))?;
+    store
+        .connection(&parsed)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no connection {id}")))
+}
+
+/// The built-in methods every MCP server offers unless it names its own.
+pub async fn sign_in_policy(store: &dyn Store) -> Result<SignInPolicy, AdminError> {
+    Ok(store.sign_in_policy().await?.unwrap_or_default())
 }
 
 /// Looks up a stored client by id.
@@ -703,6 +827,17 @@ pub struct ResourceChange {
     pub refresh_tokens: Option<crate::model::RefreshPolicy>,
     pub dynamic_registration: Option<bool>,
     pub metadata_documents: Option<bool>,
+    /// `Some(None)` goes back to the operator's default methods.
+    pub sign_in_methods: Option<Option<Vec<Method>>>,
+}
+
+/// What to change in a connection; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionChange {
+    pub name: Option<String>,
+    pub kind: Option<ConnectionKind>,
+    pub allowed_domains: Option<Vec<String>>,
+    pub enabled: Option<bool>,
 }
 
 #[cfg(test)]

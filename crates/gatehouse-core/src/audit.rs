@@ -49,11 +49,13 @@ pub enum EventType {
     AdminChange,
     #[serde(rename = "key.rotated")]
     KeyRotated,
+    #[serde(rename = "identity.linked")]
+    IdentityLinked,
 }
 
 impl EventType {
     /// Every event type, in a stable order (for help texts and validation).
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 17] = [
         EventType::TokenIssued,
         EventType::TokenRefused,
         EventType::TokenRevoked,
@@ -70,6 +72,7 @@ impl EventType {
         EventType::SignOut,
         EventType::AdminChange,
         EventType::KeyRotated,
+        EventType::IdentityLinked,
     ];
 
     /// The event's name, e.g. `token.issued`.
@@ -91,6 +94,7 @@ impl EventType {
             EventType::SignOut => "sign_out",
             EventType::AdminChange => "admin.change",
             EventType::KeyRotated => "key.rotated",
+            EventType::IdentityLinked => "identity.linked",
         }
     }
 

@@ -6,6 +6,7 @@ use crate::clock::UnixTime;
 use crate::keys::SigningAlg;
 use crate::redirect::RedirectUri;
 use crate::secret::SecretHash;
+use crate::signin::Method;
 use crate::types::{
     ClientId, Issuer, ParseError, ResourceId, ResourceUri, Scope, ScopeSet, UserId,
 };
@@ -60,6 +61,9 @@ pub struct Resource {
     pub metadata_documents: bool,
     /// When people's clients get refresh tokens.
     pub refresh_tokens: RefreshPolicy,
+    /// The sign-in methods it offers, in order; `None` for the operator's defaults
+    /// ([`crate::signin::offered`]).
+    pub sign_in_methods: Option<Vec<Method>>,
     /// When it was registered.
     pub created_at: UnixTime,
 }
@@ -116,6 +120,8 @@ pub struct NewResource {
     pub metadata_documents: Option<bool>,
     /// Refresh-token policy; [`RefreshPolicy::OfflineAccess`] when `None`.
     pub refresh_tokens: Option<RefreshPolicy>,
+    /// Sign-in methods it offers; the defaults when `None`.
+    pub sign_in_methods: Option<Vec<Method>>,
 }
 
 impl NewResource {
@@ -130,6 +136,7 @@ impl NewResource {
             dynamic_registration: None,
             metadata_documents: None,
             refresh_tokens: None,
+            sign_in_methods: None,
         }
     }
 }
@@ -188,6 +195,10 @@ impl Resource {
             dynamic_registration: new.dynamic_registration.unwrap_or(true),
             metadata_documents: new.metadata_documents.unwrap_or(true),
             refresh_tokens: new.refresh_tokens.unwrap_or(RefreshPolicy::OfflineAccess),
+            sign_in_methods: match new.sign_in_methods {
+                Some(m) => Some(crate::signin::parse_methods(m.iter().map(Method::as_str))?),
+                None => None,
+            },
             created_at: now,
         })
     }
@@ -393,7 +404,8 @@ pub struct User {
     pub id: UserId,
     /// Their email address, lower-cased: what they sign in with.
     pub email: String,
-    /// Their password as an argon2id PHC string.
+    /// Their password as an argon2id PHC string; empty if they have none (they sign in
+    /// another way).
     pub password_hash: String,
     /// Whether they administer Gatehouse (the dashboard and the admin API).
     pub admin: bool,
@@ -401,6 +413,14 @@ pub struct User {
     pub created_at: UnixTime,
     /// When an operator disabled the account: they cannot sign in until enabled again.
     pub disabled_at: Option<UnixTime>,
+}
+
+impl User {
+    /// Whether the person can sign in with a password. People who came through a connection
+    /// have none until an operator sets one.
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
 }
 
 /// A key to the admin API. It acts as the administrator who owns it, with their rights at

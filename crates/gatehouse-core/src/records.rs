@@ -16,6 +16,8 @@ pub struct Session {
     pub created_at: UnixTime,
     /// When the session was last used, to about a minute (idle expiry counts from here).
     pub last_seen_at: UnixTime,
+    /// How the person signed in.
+    pub method: crate::signin::Method,
 }
 
 impl Session {

@@ -10,6 +10,7 @@ use crate::model::User;
 use crate::password::Password;
 use crate::records::Session;
 use crate::secret::SecretHash;
+use crate::signin::Method;
 use crate::store::StoreError;
 
 /// A session is marked as used at most this often, so browsing does not write on every page.
@@ -57,8 +58,9 @@ impl fmt::Debug for SessionToken {
 /// argon2 verification (~24 ms): call it on a blocking thread.
 pub fn check_password(user: Option<&User>, password: &Password) -> bool {
     match user {
-        Some(u) => password.verify(&u.password_hash),
-        None => {
+        Some(u) if u.has_password() => password.verify(&u.password_hash),
+        // No account, or one that signs in another way: as slow as a wrong password.
+        _ => {
             password.verify_dummy();
             false
         }
@@ -66,8 +68,12 @@ pub fn check_password(user: Option<&User>, password: &Password) -> bool {
 }
 
 impl Engine {
-    /// Signs `user` in: a new session.
-    pub async fn start_session(&self, user: &User) -> Result<SessionToken, StoreError> {
+    /// Signs `user` in with `method`: a new session.
+    pub async fn start_session(
+        &self,
+        user: &User,
+        method: Method,
+    ) -> Result<SessionToken, StoreError> {
         let token = SessionToken(crate::random::secret(""));
         let now = self.now();
         self.store()
@@ -76,13 +82,18 @@ impl Engine {
                 user: user.id.clone(),
                 created_at: now,
                 last_seen_at: now,
+                method,
             })
             .await?;
         Ok(token)
     }
 
-    /// The person signed in with `token`, if the session exists and has not expired.
-    pub async fn session_user(&self, token: &SessionToken) -> Result<Option<User>, StoreError> {
+    /// The person signed in with `token` and how they signed in, if the session exists and
+    /// has not expired.
+    pub async fn session_user(
+        &self,
+        token: &SessionToken,
+    ) -> Result<Option<(User, Method)>, StoreError> {
         let hash = SecretHash::of(&token.0);
         let store = self.store();
         let Some(session) = store.session(&hash).await? else {
@@ -103,7 +114,8 @@ impl Engine {
         Ok(store
             .user(&session.user)
             .await?
-            .filter(|u| u.disabled_at.is_none()))
+            .filter(|u| u.disabled_at.is_none())
+            .map(|u| (u, session.method)))
     }
 
     /// Signs out.

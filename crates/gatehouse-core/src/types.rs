@@ -60,6 +60,17 @@ string_newtype!(
     ApiKeyId
 );
 string_newtype!(
+    /// A sign-in connection's id: `conn_` and 20 base-32 characters. A connection is a way
+    /// to sign in through another system: the owner's own login page ("bring your own auth")
+    /// or an upstream OpenID Connect provider.
+    ConnectionId
+);
+string_newtype!(
+    /// One sign-in through a connection: `lr_` and 20 base-32 characters. It is sent to the
+    /// owner's login page as `login_request_id`.
+    LoginRequestId
+);
+string_newtype!(
     /// A signing key id (`kid`): the RFC 7638 thumbprint of the public key, so a `kid` is
     /// never reused for another key.
     Kid
@@ -126,6 +137,56 @@ impl ApiKeyId {
         } else {
             Err(err(format!(
                 "`{s}` is not an API key id (they look like key_…)"
+            )))
+        }
+    }
+}
+
+impl ConnectionId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        ConnectionId(crate::random::id("conn_"))
+    }
+
+    /// Parses an id as found in a path or a command line. The message says what the value
+    /// looks like instead, because an MCP server id (`res_…`) in its place is a common
+    /// mistake.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let ok = s.len() <= 64
+            && s.len() > 5
+            && s.starts_with("conn_")
+            && s[5..].bytes().all(|b| b.is_ascii_alphanumeric());
+        if ok {
+            return Ok(ConnectionId(s.to_owned()));
+        }
+        let looks_like = if s.starts_with("res_") {
+            " It is an MCP server id (res_…): use the connection id (conn_…) shown on the connection's page instead."
+        } else {
+            ""
+        };
+        Err(err(format!(
+            "`{s}` is not a connection id (they look like conn_…).{looks_like}"
+        )))
+    }
+}
+
+impl LoginRequestId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        LoginRequestId(crate::random::id("lr_"))
+    }
+
+    /// Parses an id as found in a path.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let ok = s.len() <= 64
+            && s.len() > 3
+            && s.starts_with("lr_")
+            && s[3..].bytes().all(|b| b.is_ascii_alphanumeric());
+        if ok {
+            Ok(LoginRequestId(s.to_owned()))
+        } else {
+            Err(err(format!(
+                "`{s}` is not a login request id (they look like lr_…)"
             )))
         }
     }

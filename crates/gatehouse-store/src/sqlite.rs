@@ -15,12 +15,15 @@ use gatehouse_core::records::{
 };
 use gatehouse_core::redirect::RedirectUri;
 use gatehouse_core::secret::SecretHash;
+use gatehouse_core::signin::{
+    Connection, ConnectionKind, Identity, LoginRequest, Method, Profile, SignInPolicy,
+};
 use gatehouse_core::store::{
     ApiKeyStore, AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore,
     KeyStore, ResourceStore, RevocationStore, Revocations, RevokedClient, RevokedToken,
-    SessionStore, Store, StoreError, UserStore,
+    SessionStore, SignInStore, Store, StoreError, UserStore,
 };
-use gatehouse_core::types::ApiKeyId;
+use gatehouse_core::types::{ApiKeyId, ConnectionId, LoginRequestId};
 use gatehouse_core::{ClientId, GrantId, Kid, ResourceId, ResourceUri, ScopeSet, UnixTime, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -133,8 +136,20 @@ fn resource_from_row(row: &SqliteRow) -> Result<Resource, StoreError> {
         metadata_documents: row.try_get("metadata_documents").map_err(backend)?,
         refresh_tokens: RefreshPolicy::parse(&get_s("refresh_tokens")?)
             .ok_or_else(|| corrupt("refresh-token policy"))?,
+        sign_in_methods: row
+            .try_get::<Option<String>, _>("sign_in_methods")
+            .map_err(backend)?
+            .map(|m| serde_json::from_str(&m).map_err(|_| corrupt("sign-in methods")))
+            .transpose()?,
         created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
     })
+}
+
+fn methods_json(r: &Resource) -> Result<Option<String>, StoreError> {
+    r.sign_in_methods
+        .as_ref()
+        .map(|m| serde_json::to_string(m).map_err(backend))
+        .transpose()
 }
 
 fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
@@ -173,8 +188,9 @@ impl ResourceStore for SqliteStore {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO resources (id, name, url, url_key, scopes, token_ttl, signing_alg,
-                 dynamic_registration, metadata_documents, refresh_tokens, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 dynamic_registration, metadata_documents, refresh_tokens, sign_in_methods,
+                 created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(r.id.as_str())
         .bind(&r.name)
@@ -186,6 +202,7 @@ impl ResourceStore for SqliteStore {
         .bind(r.dynamic_registration)
         .bind(r.metadata_documents)
         .bind(r.refresh_tokens.as_str())
+        .bind(methods_json(r)?)
         .bind(r.created_at.0)
         .execute(&mut *tx)
         .await
@@ -200,7 +217,7 @@ impl ResourceStore for SqliteStore {
         let changed = sqlx::query(
             "UPDATE resources SET name = ?, url = ?, url_key = ?, scopes = ?, token_ttl = ?,
                  signing_alg = ?, dynamic_registration = ?, metadata_documents = ?,
-                 refresh_tokens = ?
+                 refresh_tokens = ?, sign_in_methods = ?
              WHERE id = ?",
         )
         .bind(&r.name)
@@ -212,6 +229,7 @@ impl ResourceStore for SqliteStore {
         .bind(r.dynamic_registration)
         .bind(r.metadata_documents)
         .bind(r.refresh_tokens.as_str())
+        .bind(methods_json(r)?)
         .bind(r.id.as_str())
         .execute(&mut *tx)
         .await
@@ -910,12 +928,14 @@ fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
 impl SessionStore for SqliteStore {
     async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO sessions (hash, user_id, created_at, last_seen_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO sessions (hash, user_id, created_at, last_seen_at, method)
+             VALUES (?, ?, ?, ?, ?)",
         )
         .bind(s.hash.as_str())
         .bind(s.user.as_str())
         .bind(s.created_at.0)
         .bind(s.last_seen_at.0)
+        .bind(s.method.as_str())
         .execute(&self.pool)
         .await
         .map_err(|e| classify(e, "session exists or user missing"))?;
@@ -977,6 +997,8 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
         user: id(row, "user_id", UserId::parse)?,
         created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
         last_seen_at: UnixTime(row.try_get("last_seen_at").map_err(backend)?),
+        method: Method::parse(&row.try_get::<String, _>("method").map_err(backend)?)
+            .map_err(|_| corrupt("sign-in method"))?,
     })
 }
 
@@ -1418,7 +1440,7 @@ impl Store for SqliteStore {
             bump(&mut tx).await?;
         }
         n += clients;
-        let by_time: [(&str, i64); 8] = [
+        let by_time: [(&str, i64); 9] = [
             ("DELETE FROM audit_events WHERE at < ?", p.audit_before.0),
             ("DELETE FROM revoked_clients WHERE expires_at <= ?", p.now.0),
             (
@@ -1439,6 +1461,7 @@ impl Store for SqliteStore {
                 "DELETE FROM sessions WHERE created_at < ?",
                 p.sessions_created_before.0,
             ),
+            ("DELETE FROM login_requests WHERE expires_at <= ?", p.now.0),
         ];
         for (sql, at) in by_time {
             n += sqlx::query(sql)
@@ -1554,5 +1577,319 @@ mod tests {
         assert_eq!(c.scopes.to_param(), "todo:read");
         assert_eq!(c.auth_method, TokenAuthMethod::ClientSecretBasic);
         assert_eq!(c.created_at, UnixTime(7));
+    }
+}
+
+const POLICY_SETTING: &str = "sign_in_policy";
+
+fn connection_from_row(row: &SqliteRow) -> Result<Connection, StoreError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
+    Ok(Connection {
+        id: id(row, "id", ConnectionId::parse)?,
+        name: get_s("name")?,
+        kind: serde_json::from_str::<ConnectionKind>(&get_s("config")?)
+            .map_err(|_| corrupt("connection settings"))?,
+        allowed_domains: serde_json::from_str(&get_s("allowed_domains")?)
+            .map_err(|_| corrupt("allowed domains"))?,
+        enabled: row.try_get("enabled").map_err(backend)?,
+        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+    })
+}
+
+fn login_request_from_row(row: &SqliteRow) -> Result<LoginRequest, StoreError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
+    Ok(LoginRequest {
+        id: id(row, "id", LoginRequestId::parse)?,
+        connection: id(row, "connection_id", ConnectionId::parse)?,
+        state_hash: SecretHash::from_stored(get_s("state_hash")?),
+        browser_hash: SecretHash::from_stored(get_s("browser_hash")?),
+        return_to: get_s("return_to")?,
+        server: row
+            .try_get::<Option<String>, _>("resource_id")
+            .map_err(backend)?
+            .map(|r| ResourceId::parse(&r).map_err(|_| corrupt("resource id")))
+            .transpose()?,
+        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+        expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
+        profile: row
+            .try_get::<Option<String>, _>("profile")
+            .map_err(backend)?
+            .map(|p| serde_json::from_str(&p).map_err(|_| corrupt("profile")))
+            .transpose()?,
+        used_at: opt_time(row, "used_at")?,
+    })
+}
+
+fn identity_from_row(row: &SqliteRow) -> Result<Identity, StoreError> {
+    Ok(Identity {
+        connection: id(row, "connection_id", ConnectionId::parse)?,
+        subject: row.try_get("subject").map_err(backend)?,
+        user: id(row, "user_id", UserId::parse)?,
+        profile: serde_json::from_str(&row.try_get::<String, _>("profile").map_err(backend)?)
+            .map_err(|_| corrupt("profile"))?,
+        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+        last_used_at: UnixTime(row.try_get("last_used_at").map_err(backend)?),
+    })
+}
+
+#[async_trait]
+impl SignInStore for SqliteStore {
+    async fn sign_in_policy(&self) -> Result<Option<SignInPolicy>, StoreError> {
+        let value: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+            .bind(POLICY_SETTING)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        value
+            .map(|v| serde_json::from_str(&v).map_err(|_| corrupt("sign-in policy")))
+            .transpose()
+    }
+
+    async fn set_sign_in_policy(&self, policy: &SignInPolicy) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(POLICY_SETTING)
+        .bind(serde_json::to_string(policy).map_err(backend)?)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn insert_connection(&self, c: &Connection) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO connections (id, name, config, allowed_domains, enabled, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.id.as_str())
+        .bind(&c.name)
+        .bind(serde_json::to_string(&c.kind).map_err(backend)?)
+        .bind(serde_json::to_string(&c.allowed_domains).map_err(backend)?)
+        .bind(c.enabled)
+        .bind(c.created_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(e, "connection id taken"))?;
+        Ok(())
+    }
+
+    async fn connection(&self, cid: &ConnectionId) -> Result<Option<Connection>, StoreError> {
+        sqlx::query("SELECT * FROM connections WHERE id = ?")
+            .bind(cid.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(connection_from_row)
+            .transpose()
+    }
+
+    async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
+        sqlx::query("SELECT * FROM connections ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(connection_from_row)
+            .collect()
+    }
+
+    async fn update_connection(&self, c: &Connection) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE connections SET name = ?, config = ?, allowed_domains = ?, enabled = ?
+             WHERE id = ?",
+        )
+        .bind(&c.name)
+        .bind(serde_json::to_string(&c.kind).map_err(backend)?)
+        .bind(serde_json::to_string(&c.allowed_domains).map_err(backend)?)
+        .bind(c.enabled)
+        .bind(c.id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            > 0)
+    }
+
+    async fn delete_connection(&self, cid: &ConnectionId) -> Result<bool, StoreError> {
+        // Login requests and identities go with it (ON DELETE CASCADE).
+        Ok(sqlx::query("DELETE FROM connections WHERE id = ?")
+            .bind(cid.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+            > 0)
+    }
+
+    async fn insert_login_request(&self, r: &LoginRequest) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_requests (id, connection_id, state_hash, browser_hash, return_to,
+                 resource_id, created_at, expires_at, profile, used_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.as_str())
+        .bind(r.connection.as_str())
+        .bind(r.state_hash.as_str())
+        .bind(r.browser_hash.as_str())
+        .bind(&r.return_to)
+        .bind(r.server.as_ref().map(ResourceId::as_str))
+        .bind(r.created_at.0)
+        .bind(r.expires_at.0)
+        .bind(
+            r.profile
+                .as_ref()
+                .map(|p| serde_json::to_string(p).map_err(backend))
+                .transpose()?,
+        )
+        .bind(r.used_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(e, "login request exists or connection missing"))?;
+        Ok(())
+    }
+
+    async fn login_request(&self, lid: &LoginRequestId) -> Result<Option<LoginRequest>, StoreError> {
+        sqlx::query("SELECT * FROM login_requests WHERE id = ?")
+            .bind(lid.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(login_request_from_row)
+            .transpose()
+    }
+
+    async fn set_login_profile(
+        &self,
+        lid: &LoginRequestId,
+        profile: &Profile,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE login_requests SET profile = ?
+             WHERE id = ? AND profile IS NULL AND used_at IS NULL",
+        )
+        .bind(serde_json::to_string(profile).map_err(backend)?)
+        .bind(lid.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            > 0)
+    }
+
+    async fn take_login_request(
+        &self,
+        lid: &LoginRequestId,
+        now: UnixTime,
+    ) -> Result<Option<LoginRequest>, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT * FROM login_requests WHERE id = ?")
+            .bind(lid.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let Some(before) = row.as_ref().map(login_request_from_row).transpose()? else {
+            return Ok(None);
+        };
+        if before.used_at.is_none() {
+            sqlx::query("UPDATE login_requests SET used_at = ? WHERE id = ?")
+                .bind(now.0)
+                .bind(lid.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(before))
+    }
+
+    async fn identity(
+        &self,
+        connection: &ConnectionId,
+        subject: &str,
+    ) -> Result<Option<Identity>, StoreError> {
+        sqlx::query("SELECT * FROM identities WHERE connection_id = ? AND subject = ?")
+            .bind(connection.as_str())
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(identity_from_row)
+            .transpose()
+    }
+
+    async fn identities_of(&self, user: &UserId) -> Result<Vec<Identity>, StoreError> {
+        sqlx::query("SELECT * FROM identities WHERE user_id = ? ORDER BY created_at, rowid")
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(identity_from_row)
+            .collect()
+    }
+
+    async fn link_identity(
+        &self,
+        identity: &Identity,
+        new_user: Option<&User>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        if let Some(u) = new_user {
+            sqlx::query(
+                "INSERT INTO users (id, email, password_hash, admin, created_at, disabled_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(u.id.as_str())
+            .bind(&u.email)
+            .bind(&u.password_hash)
+            .bind(u.admin)
+            .bind(u.created_at.0)
+            .bind(u.disabled_at.map(|t| t.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "user id or email taken"))?;
+        }
+        sqlx::query(
+            "INSERT INTO identities (connection_id, subject, user_id, profile, created_at,
+                 last_used_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(identity.connection.as_str())
+        .bind(&identity.subject)
+        .bind(identity.user.as_str())
+        .bind(serde_json::to_string(&identity.profile).map_err(backend)?)
+        .bind(identity.created_at.0)
+        .bind(identity.last_used_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "identity linked already, or connection or person missing"))?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn touch_identity(
+        &self,
+        connection: &ConnectionId,
+        subject: &str,
+        profile: &Profile,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE identities SET profile = ?, last_used_at = ?
+             WHERE connection_id = ? AND subject = ?",
+        )
+        .bind(serde_json::to_string(profile).map_err(backend)?)
+        .bind(now.0)
+        .bind(connection.as_str())
+        .bind(subject)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            > 0)
     }
 }

@@ -9,7 +9,8 @@ use crate::records::{
 };
 use crate::secret::SecretHash;
 use crate::store::{ConsentFilter, Store, StoreError};
-use crate::types::{ApiKeyId, ClientId, GrantId, ResourceId, ScopeSet, UserId};
+use crate::signin::Method;
+use crate::types::{ApiKeyId, ClientId, ConnectionId, GrantId, ResourceId, ScopeSet, UserId};
 
 const T0: i64 = 1_700_000_000;
 
@@ -153,6 +154,7 @@ async fn sessions_round_trip(store: &impl Store) {
         user: u.id.clone(),
         created_at: UnixTime(T0),
         last_seen_at: UnixTime(T0),
+        method: Method::Connection(ConnectionId::parse("conn_0123456789abcdefghjk").unwrap()),
     };
     store.insert_session(&s).await.unwrap();
     assert_eq!(store.session(&s.hash).await.unwrap(), Some(s.clone()));
@@ -346,6 +348,7 @@ async fn deleting_a_user_or_client_revokes_their_grants(store: &impl Store) {
         user: f.user.id.clone(),
         created_at: UnixTime(T0),
         last_seen_at: UnixTime(T0),
+        method: Method::Password,
     };
     store.insert_session(&s).await.unwrap();
     assert!(
@@ -409,6 +412,7 @@ async fn prune_removes_what_expired(store: &impl Store) {
         user: f.user.id.clone(),
         created_at: UnixTime(T0),
         last_seen_at: UnixTime(T0),
+        method: Method::Password,
     };
     store.insert_session(&s).await.unwrap();
     let v = store.change_version().await.unwrap();
@@ -490,6 +494,7 @@ async fn disabling_clients_and_people_passwords_and_sessions(store: &impl Store)
         user: f.user.id.clone(),
         created_at: UnixTime(T0),
         last_seen_at: UnixTime(seen),
+        method: Method::Passkey,
     };
     store.insert_session(&session("one", T0)).await.unwrap();
     store.insert_session(&session("two", T0 + 5)).await.unwrap();

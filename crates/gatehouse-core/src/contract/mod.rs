@@ -3,6 +3,7 @@
 
 mod audit;
 mod grants;
+mod signin;
 
 use crate::clock::UnixTime;
 use crate::keys::{SigningAlg, StoredKey};
@@ -32,6 +33,7 @@ where
     registered_clients_round_trip(&make().await).await;
     grants::run_all(&make).await;
     audit::run_all(&make).await;
+    signin::run_all(&make).await;
 }
 
 pub(crate) fn resource(url: &str) -> Resource {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::{
     ApiKeyStore, AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore,
     KeyStore, ResourceStore, RevocationStore, Revocations, RevokedClient, RevokedToken,
-    SessionStore, Store, StoreError, UserStore,
+    SessionStore, SignInStore, Store, StoreError, UserStore,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::clock::UnixTime;
@@ -17,7 +17,10 @@ use crate::records::{
     CodeRecord, Consent, Grant, Issuance, IssuedAccess, Prune, RefreshRecord, Session,
 };
 use crate::secret::SecretHash;
-use crate::types::{ApiKeyId, ClientId, GrantId, ResourceId, UserId};
+use crate::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
+use crate::types::{
+    ApiKeyId, ClientId, ConnectionId, GrantId, LoginRequestId, ResourceId, UserId,
+};
 
 #[derive(Default)]
 struct State {
@@ -36,6 +39,10 @@ struct State {
     audit: Vec<AuditEvent>,
     audit_seq: i64,
     api_keys: Vec<ApiKey>,
+    policy: Option<SignInPolicy>,
+    connections: Vec<Connection>,
+    login_requests: Vec<LoginRequest>,
+    identities: Vec<Identity>,
     version: u64,
 }
 
@@ -317,6 +324,7 @@ impl UserStore for MemoryStore {
                 s.revoke_grants(now, |g| &g.user == id);
                 s.delete_grants(|g| &g.user == id);
                 s.api_keys.retain(|k| &k.user != id);
+                s.identities.retain(|i| &i.user != id);
             }
             removed
         }))
@@ -721,6 +729,9 @@ impl Store for MemoryStore {
                     && x.created_at >= p.sessions_created_before
             });
             drop(b, s.sessions.len());
+            let b = s.login_requests.len();
+            s.login_requests.retain(|r| r.expires_at > p.now);
+            drop(b, s.login_requests.len());
             let stale: Vec<ClientId> = s
                 .clients
                 .iter()
@@ -755,5 +766,209 @@ mod tests {
     #[tokio::test]
     async fn memory_store_passes_the_contract() {
         crate::contract::run_all(|| async { super::MemoryStore::new() }).await;
+    }
+}
+
+#[async_trait]
+impl SignInStore for MemoryStore {
+    async fn sign_in_policy(&self) -> Result<Option<SignInPolicy>, StoreError> {
+        Ok(self.with(|s| s.policy))
+    }
+
+    async fn set_sign_in_policy(&self, policy: &SignInPolicy) -> Result<(), StoreError> {
+        self.with(|s| s.policy = Some(*policy));
+        Ok(())
+    }
+
+    async fn insert_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.connections.iter().any(|c| c.id == connection.id) {
+                return Err(StoreError::Conflict(format!(
+                    "connection {} exists",
+                    connection.id
+                )));
+            }
+            s.connections.push(connection.clone());
+            Ok(())
+        })
+    }
+
+    async fn connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
+        Ok(self.with(|s| s.connections.iter().find(|c| &c.id == id).cloned()))
+    }
+
+    async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
+        Ok(self.with(|s| s.connections.clone()))
+    }
+
+    async fn update_connection(&self, connection: &Connection) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            match s.connections.iter_mut().find(|c| c.id == connection.id) {
+                Some(c) => {
+                    *c = Connection {
+                        created_at: c.created_at,
+                        ..connection.clone()
+                    };
+                    true
+                }
+                None => false,
+            }
+        }))
+    }
+
+    async fn delete_connection(&self, id: &ConnectionId) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let before = s.connections.len();
+            s.connections.retain(|c| &c.id != id);
+            let removed = s.connections.len() != before;
+            if removed {
+                s.login_requests.retain(|r| &r.connection != id);
+                s.identities.retain(|i| &i.connection != id);
+            }
+            removed
+        }))
+    }
+
+    async fn insert_login_request(&self, request: &LoginRequest) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.login_requests.iter().any(|r| r.id == request.id) {
+                return Err(StoreError::Conflict(format!(
+                    "login request {} exists",
+                    request.id
+                )));
+            }
+            if !s.connections.iter().any(|c| c.id == request.connection) {
+                return Err(StoreError::Conflict(format!(
+                    "no connection {}",
+                    request.connection
+                )));
+            }
+            s.login_requests.push(request.clone());
+            Ok(())
+        })
+    }
+
+    async fn login_request(&self, id: &LoginRequestId) -> Result<Option<LoginRequest>, StoreError> {
+        Ok(self.with(|s| s.login_requests.iter().find(|r| &r.id == id).cloned()))
+    }
+
+    async fn set_login_profile(
+        &self,
+        id: &LoginRequestId,
+        profile: &Profile,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            match s
+                .login_requests
+                .iter_mut()
+                .find(|r| &r.id == id && r.profile.is_none() && r.used_at.is_none())
+            {
+                Some(r) => {
+                    r.profile = Some(profile.clone());
+                    true
+                }
+                None => false,
+            }
+        }))
+    }
+
+    async fn take_login_request(
+        &self,
+        id: &LoginRequestId,
+        now: UnixTime,
+    ) -> Result<Option<LoginRequest>, StoreError> {
+        Ok(self.with(|s| {
+            let r = s.login_requests.iter_mut().find(|r| &r.id == id)?;
+            let before = r.clone();
+            if r.used_at.is_none() {
+                r.used_at = Some(now);
+            }
+            Some(before)
+        }))
+    }
+
+    async fn identity(
+        &self,
+        connection: &ConnectionId,
+        subject: &str,
+    ) -> Result<Option<Identity>, StoreError> {
+        Ok(self.with(|s| {
+            s.identities
+                .iter()
+                .find(|i| &i.connection == connection && i.subject == subject)
+                .cloned()
+        }))
+    }
+
+    async fn identities_of(&self, user: &UserId) -> Result<Vec<Identity>, StoreError> {
+        Ok(self.with(|s| {
+            s.identities
+                .iter()
+                .filter(|i| &i.user == user)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn link_identity(
+        &self,
+        identity: &Identity,
+        new_user: Option<&User>,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s
+                .identities
+                .iter()
+                .any(|i| i.connection == identity.connection && i.subject == identity.subject)
+            {
+                return Err(StoreError::Conflict("the identity is linked already".into()));
+            }
+            if !s.connections.iter().any(|c| c.id == identity.connection) {
+                return Err(StoreError::Conflict(format!(
+                    "no connection {}",
+                    identity.connection
+                )));
+            }
+            match new_user {
+                Some(u) => {
+                    if s.users.iter().any(|x| x.id == u.id || x.email == u.email) {
+                        return Err(StoreError::Conflict(format!(
+                            "a person with the email {} exists",
+                            u.email
+                        )));
+                    }
+                    s.users.push(u.clone());
+                }
+                None if !s.users.iter().any(|x| x.id == identity.user) => {
+                    return Err(StoreError::Conflict(format!("no person {}", identity.user)));
+                }
+                None => {}
+            }
+            s.identities.push(identity.clone());
+            Ok(())
+        })
+    }
+
+    async fn touch_identity(
+        &self,
+        connection: &ConnectionId,
+        subject: &str,
+        profile: &Profile,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            match s
+                .identities
+                .iter_mut()
+                .find(|i| &i.connection == connection && i.subject == subject)
+            {
+                Some(i) => {
+                    i.profile = profile.clone();
+                    i.last_used_at = now;
+                    true
+                }
+                None => false,
+            }
+        }))
     }
 }

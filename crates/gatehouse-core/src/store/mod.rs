@@ -17,7 +17,8 @@ use crate::keys::StoredKey;
 use crate::model::{ApiKey, Client, Resource, User};
 use crate::records::{CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, Session};
 use crate::secret::SecretHash;
-use crate::types::{ApiKeyId, ClientId, GrantId, ResourceId, UserId};
+use crate::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
+use crate::types::{ApiKeyId, ClientId, ConnectionId, GrantId, LoginRequestId, ResourceId, UserId};
 
 /// Grants older than this with no live refresh token are pruned ([`Store::prune`]): by then
 /// every code and access token issued from them has expired (the longest token lifetime is a
@@ -218,6 +219,73 @@ pub trait ApiKeyStore: Send + Sync {
     async fn revoke_api_key(&self, id: &ApiKeyId, now: UnixTime) -> Result<bool, StoreError>;
 }
 
+/// Sign-in connections, the sign-in policy, login requests through connections, and the
+/// identities they link to people ([`crate::signin`]).
+#[async_trait]
+pub trait SignInStore: Send + Sync {
+    /// The built-in methods every MCP server offers by default; `None` if never set.
+    async fn sign_in_policy(&self) -> Result<Option<SignInPolicy>, StoreError>;
+    /// Replaces the policy.
+    async fn set_sign_in_policy(&self, policy: &SignInPolicy) -> Result<(), StoreError>;
+    /// Stores a new connection. `Conflict` if its id is taken.
+    async fn insert_connection(&self, connection: &Connection) -> Result<(), StoreError>;
+    /// The connection with this id.
+    async fn connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError>;
+    /// Every connection, oldest first.
+    async fn connections(&self) -> Result<Vec<Connection>, StoreError>;
+    /// Replaces the stored connection with the same id (every field but the id and creation
+    /// time). `false` if there is no such connection.
+    async fn update_connection(&self, connection: &Connection) -> Result<bool, StoreError>;
+    /// Deletes the connection and, in the same change, its login requests and the
+    /// identities linked through it (the people stay). `false` if there was none.
+    async fn delete_connection(&self, id: &ConnectionId) -> Result<bool, StoreError>;
+    /// Stores a new login request. `Conflict` if its id is taken or its connection does not
+    /// exist.
+    async fn insert_login_request(&self, request: &LoginRequest) -> Result<(), StoreError>;
+    /// The login request with this id, used or not.
+    async fn login_request(&self, id: &LoginRequestId) -> Result<Option<LoginRequest>, StoreError>;
+    /// Records who signed in, if the request has no profile yet and is unused; `false`
+    /// otherwise (or if there is no such request). Of concurrent calls, one succeeds.
+    async fn set_login_profile(
+        &self,
+        id: &LoginRequestId,
+        profile: &Profile,
+    ) -> Result<bool, StoreError>;
+    /// Uses a login request: marks it used at `now` and returns it as it was before, so a
+    /// caller sees `used_at: Some(_)` on every use after the first. Concurrent calls see
+    /// exactly one first use. `None` if unknown.
+    async fn take_login_request(
+        &self,
+        id: &LoginRequestId,
+        now: UnixTime,
+    ) -> Result<Option<LoginRequest>, StoreError>;
+    /// The identity with this subject at this connection.
+    async fn identity(
+        &self,
+        connection: &ConnectionId,
+        subject: &str,
+    ) -> Result<Option<Identity>, StoreError>;
+    /// The person's identities, oldest first.
+    async fn identities_of(&self, user: &UserId) -> Result<Vec<Identity>, StoreError>;
+    /// Links an identity to a person, in one change with creating that person when
+    /// `new_user` is given. `Conflict` (and nothing stored) if the identity exists, the new
+    /// person's id or email is taken, or the person does not exist.
+    async fn link_identity(
+        &self,
+        identity: &Identity,
+        new_user: Option<&User>,
+    ) -> Result<(), StoreError>;
+    /// Records a sign-in through an identity: its latest profile and time. `false` if
+    /// there is no such identity.
+    async fn touch_identity(
+        &self,
+        connection: &ConnectionId,
+        subject: &str,
+        profile: &Profile,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+}
+
 /// The audit log ([`crate::audit`]).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -292,6 +360,7 @@ pub trait Store:
     + GrantStore
     + AuditStore
     + ApiKeyStore
+    + SignInStore
 {
     /// Succeeds if the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -299,7 +368,8 @@ pub trait Store:
     /// process using the same storage. Caches compare it to know when to reload.
     async fn change_version(&self) -> Result<u64, StoreError>;
     /// Deletes what has expired (see [`Prune`]): codes and refresh tokens past their expiry,
-    /// revocation records of expired tokens and clients, idle or old sessions, grants older than a day
+    /// revocation records of expired tokens and clients, idle or old sessions, expired login
+    /// requests, grants older than a day
     /// with no live refresh token, self-registered clients unused since the cut-off (with
     /// their grants and consents), and audit events older than the retention. Returns how
     /// many records went.

@@ -1,0 +1,277 @@
+//! Contract checks of [`crate::store::SignInStore`].
+
+use super::resource;
+use crate::clock::UnixTime;
+use crate::model::User;
+use crate::records::Prune;
+use crate::secret::SecretHash;
+use crate::signin::{
+    Connection, ConnectionKind, Identity, LoginRequest, Method, NewConnection, Profile,
+    SignInPolicy,
+};
+use crate::store::{Store, StoreError};
+use crate::types::{LoginRequestId, UserId};
+
+const T0: i64 = 1_700_000_000;
+
+pub(super) async fn run_all<S: Store, F, Fut>(make: &F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
+    policy_and_connections_round_trip(&make().await).await;
+    login_requests_are_completed_once_and_used_once(&make().await).await;
+    identities_link_new_and_existing_people_in_one_change(&make().await).await;
+    deleting_a_connection_or_a_person_deletes_identities(&make().await).await;
+    resources_keep_their_sign_in_methods(&make().await).await;
+}
+
+fn connection(name: &str) -> Connection {
+    Connection::create(
+        NewConnection {
+            name: name.into(),
+            kind: ConnectionKind::Federated {
+                login_url: "https://login.example/start?tenant=1".into(),
+            },
+            allowed_domains: vec!["example.com".into()],
+        },
+        UnixTime(T0),
+    )
+    .unwrap()
+}
+
+fn request(c: &Connection, expires_at: i64) -> LoginRequest {
+    LoginRequest {
+        id: LoginRequestId::generate(),
+        connection: c.id.clone(),
+        state_hash: SecretHash::of("state"),
+        browser_hash: SecretHash::of("browser"),
+        return_to: "/oauth/authorize?client_id=x".into(),
+        server: None,
+        created_at: UnixTime(T0),
+        expires_at: UnixTime(expires_at),
+        profile: None,
+        used_at: None,
+    }
+}
+
+fn profile(sub: &str, email: &str) -> Profile {
+    let claims = serde_json::json!({"sub": sub, "email": email, "email_verified": true, "name": "Ada"});
+    Profile::from_claims(claims.as_object().unwrap().clone()).unwrap()
+}
+
+fn person(email: &str) -> User {
+    User {
+        id: UserId::generate(),
+        email: email.into(),
+        password_hash: String::new(),
+        admin: false,
+        created_at: UnixTime(T0),
+        disabled_at: None,
+    }
+}
+
+async fn policy_and_connections_round_trip(store: &impl Store) {
+    assert_eq!(store.sign_in_policy().await.unwrap(), None, "never set");
+    let p = SignInPolicy {
+        password: false,
+        email_code: true,
+        passkey: false,
+    };
+    store.set_sign_in_policy(&p).await.unwrap();
+    store.set_sign_in_policy(&p).await.unwrap();
+    assert_eq!(store.sign_in_policy().await.unwrap(), Some(p));
+
+    let a = connection("Acme");
+    let b = connection("Beta");
+    store.insert_connection(&a).await.unwrap();
+    store.insert_connection(&b).await.unwrap();
+    assert!(matches!(
+        store.insert_connection(&a).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.connection(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.connections().await.unwrap(), vec![a.clone(), b.clone()]);
+    let changed = Connection {
+        name: "Acme SSO".into(),
+        enabled: false,
+        allowed_domains: vec![],
+        created_at: UnixTime(T0 + 999),
+        ..a.clone()
+    };
+    assert!(store.update_connection(&changed).await.unwrap());
+    assert_eq!(
+        store.connection(&a.id).await.unwrap(),
+        Some(Connection {
+            created_at: a.created_at,
+            ..changed.clone()
+        }),
+        "every field but the creation time is replaced"
+    );
+    let missing = connection("Missing");
+    assert!(!store.update_connection(&missing).await.unwrap());
+}
+
+async fn login_requests_are_completed_once_and_used_once(store: &impl Store) {
+    let c = connection("Acme");
+    let orphan = request(&c, T0 + 600);
+    assert!(
+        matches!(
+            store.insert_login_request(&orphan).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "its connection must exist"
+    );
+    store.insert_connection(&c).await.unwrap();
+    let r = request(&c, T0 + 600);
+    store.insert_login_request(&r).await.unwrap();
+    assert_eq!(store.login_request(&r.id).await.unwrap(), Some(r.clone()));
+
+    let ada = profile("1234", "ada@example.com");
+    assert!(store.set_login_profile(&r.id, &ada).await.unwrap());
+    assert!(
+        !store
+            .set_login_profile(&r.id, &profile("666", "eve@example.com"))
+            .await
+            .unwrap(),
+        "the profile is set once"
+    );
+    assert_eq!(
+        store.login_request(&r.id).await.unwrap().unwrap().profile,
+        Some(ada.clone())
+    );
+
+    let first = store
+        .take_login_request(&r.id, UnixTime(T0 + 5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.used_at, None, "the first use sees it unused");
+    let second = store
+        .take_login_request(&r.id, UnixTime(T0 + 6))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.used_at, Some(UnixTime(T0 + 5)), "later uses see the first");
+    assert!(
+        store.take_login_request(&LoginRequestId::generate(), UnixTime(T0)).await.unwrap().is_none()
+    );
+    let late = request(&c, T0 + 600);
+    store.insert_login_request(&late).await.unwrap();
+    store
+        .take_login_request(&late.id, UnixTime(T0 + 1))
+        .await
+        .unwrap();
+    assert!(
+        !store.set_login_profile(&late.id, &ada).await.unwrap(),
+        "a used request takes no profile"
+    );
+
+    let expired = request(&c, T0 + 10);
+    store.insert_login_request(&expired).await.unwrap();
+    let prune = Prune {
+        now: UnixTime(T0 + 10),
+        sessions_idle_before: UnixTime(0),
+        sessions_created_before: UnixTime(0),
+        registrations_unused_before: UnixTime(0),
+        audit_before: UnixTime(0),
+    };
+    assert!(store.prune(&prune).await.unwrap() >= 1);
+    assert_eq!(store.login_request(&expired.id).await.unwrap(), None, "expired: pruned");
+    assert!(store.login_request(&r.id).await.unwrap().is_some(), "unexpired: kept");
+}
+
+async fn identities_link_new_and_existing_people_in_one_change(store: &impl Store) {
+    let c = connection("Acme");
+    store.insert_connection(&c).await.unwrap();
+    let ada = person("ada@example.com");
+    let identity = |sub: &str, user: &User| Identity {
+        connection: c.id.clone(),
+        subject: sub.into(),
+        user: user.id.clone(),
+        profile: profile(sub, &user.email),
+        created_at: UnixTime(T0),
+        last_used_at: UnixTime(T0),
+    };
+    store
+        .link_identity(&identity("1", &ada), Some(&ada))
+        .await
+        .unwrap();
+    assert_eq!(store.user(&ada.id).await.unwrap(), Some(ada.clone()), "created with it");
+    assert_eq!(
+        store.identity(&c.id, "1").await.unwrap(),
+        Some(identity("1", &ada))
+    );
+    // A second identity for the same new email: nothing of it is stored.
+    let clash = person("ada@example.com");
+    assert!(matches!(
+        store.link_identity(&identity("2", &clash), Some(&clash)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.identity(&c.id, "2").await.unwrap(), None, "all or nothing");
+    // An existing person.
+    store.link_identity(&identity("2", &ada), None).await.unwrap();
+    assert_eq!(store.identities_of(&ada.id).await.unwrap().len(), 2);
+    assert!(matches!(
+        store.link_identity(&identity("1", &ada), None).await,
+        Err(StoreError::Conflict(_))
+    ), "one person per subject");
+    let ghost = person("ghost@example.com");
+    assert!(matches!(
+        store.link_identity(&identity("3", &ghost), None).await,
+        Err(StoreError::Conflict(_))
+    ), "the person must exist");
+    let newer = profile("1", "ada@example.com");
+    assert!(store.touch_identity(&c.id, "1", &newer, UnixTime(T0 + 50)).await.unwrap());
+    assert_eq!(
+        store.identity(&c.id, "1").await.unwrap().unwrap().last_used_at,
+        UnixTime(T0 + 50)
+    );
+    assert!(!store.touch_identity(&c.id, "9", &newer, UnixTime(T0)).await.unwrap());
+}
+
+async fn deleting_a_connection_or_a_person_deletes_identities(store: &impl Store) {
+    let a = connection("Acme");
+    let b = connection("Beta");
+    store.insert_connection(&a).await.unwrap();
+    store.insert_connection(&b).await.unwrap();
+    let ada = person("ada@example.com");
+    let bob = person("bob@example.com");
+    for (c, u, new) in [(&a, &ada, true), (&b, &ada, false), (&b, &bob, true)] {
+        let i = Identity {
+            connection: c.id.clone(),
+            subject: u.email.clone(),
+            user: u.id.clone(),
+            profile: profile(&u.email, &u.email),
+            created_at: UnixTime(T0),
+            last_used_at: UnixTime(T0),
+        };
+        store.link_identity(&i, new.then_some(u)).await.unwrap();
+    }
+    let r = request(&a, T0 + 600);
+    store.insert_login_request(&r).await.unwrap();
+    assert!(store.delete_connection(&a.id).await.unwrap());
+    assert!(!store.delete_connection(&a.id).await.unwrap());
+    assert_eq!(store.connection(&a.id).await.unwrap(), None);
+    assert_eq!(store.login_request(&r.id).await.unwrap(), None, "its requests go");
+    assert_eq!(store.identity(&a.id, "ada@example.com").await.unwrap(), None);
+    assert!(store.user(&ada.id).await.unwrap().is_some(), "people stay");
+    assert!(store.delete_user(&bob.id, UnixTime(T0)).await.unwrap());
+    assert_eq!(store.identity(&b.id, "bob@example.com").await.unwrap(), None);
+    assert!(store.identity(&b.id, "ada@example.com").await.unwrap().is_some());
+}
+
+async fn resources_keep_their_sign_in_methods(store: &impl Store) {
+    let c = connection("Acme");
+    let mut r = resource("https://a.example/mcp");
+    assert_eq!(r.sign_in_methods, None);
+    store.insert_resource(&r).await.unwrap();
+    assert_eq!(store.resource(&r.id).await.unwrap().unwrap().sign_in_methods, None);
+    r.sign_in_methods = Some(vec![Method::Connection(c.id.clone()), Method::Password]);
+    assert!(store.update_resource(&r).await.unwrap());
+    assert_eq!(
+        store.resource(&r.id).await.unwrap().unwrap().sign_in_methods,
+        r.sign_in_methods,
+        "in order"
+    );
+}
