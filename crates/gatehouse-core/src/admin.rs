@@ -154,7 +154,8 @@ impl<'a> Operator<'a> {
         desired.sign_in_methods = change
             .sign_in_methods
             .unwrap_or_else(|| old.sign_in_methods.clone());
-        self.check_methods(desired.sign_in_methods.as_deref()).await?;
+        self.check_methods(desired.sign_in_methods.as_deref())
+            .await?;
         let updated = Resource {
             id: old.id.clone(),
             created_at: old.created_at,
@@ -659,7 +660,10 @@ impl<'a> Operator<'a> {
         if !self.store.delete_connection(&c.id).await? {
             return Err(AdminError::NotFound(format!("no connection {id}")));
         }
-        self.record(self.change("connection.deleted").detail("connection", c.id.as_str()));
+        self.record(
+            self.change("connection.deleted")
+                .detail("connection", c.id.as_str()),
+        );
         Ok(())
     }
 

@@ -51,6 +51,8 @@ pub struct Settings {
     /// Each algorithm's signing key is replaced after this long; 0 turns scheduled rotation
     /// off.
     pub key_rotation: i64,
+    /// Whether email can be sent, so that email codes can be offered.
+    pub email_delivery: bool,
 }
 
 impl Default for Settings {
@@ -65,6 +67,7 @@ impl Default for Settings {
             audit_retention: 90 * 86_400,
             key_publish_ahead: 86_400,
             key_rotation: 90 * 86_400,
+            email_delivery: false,
         }
     }
 }

@@ -17,11 +17,11 @@ use subtle::ConstantTimeEq;
 
 use crate::audit::{AuditEvent, EventType};
 use crate::engine::Engine;
-use crate::model::User;
+use crate::model::{Resource, User};
 use crate::secret::SecretHash;
 use crate::signin::{
     Connection, ConnectionKind, Identity, LOGIN_REQUEST_TTL, LoginRequest, MAX_CLAIMS_BYTES,
-    Method, Profile,
+    Method, Profile, offered,
 };
 use crate::store::StoreError;
 use crate::types::{ConnectionId, LoginRequestId, ResourceId, UserId};
@@ -43,10 +43,14 @@ pub enum LoginError {
     #[error("{0}")]
     UnknownRequest(String),
     /// More than [`LOGIN_REQUEST_TTL`] passed since the request started.
-    #[error("login request {0} expired: a sign-in must be finished within 10 minutes; start again from the application")]
+    #[error(
+        "login request {0} expired: a sign-in must be finished within 10 minutes; start again from the application"
+    )]
     Expired(LoginRequestId),
     /// The request was used already (the browser came back once).
-    #[error("login request {0} was already used: each sign-in can be completed once; start again from the application")]
+    #[error(
+        "login request {0} was already used: each sign-in can be completed once; start again from the application"
+    )]
     AlreadyUsed(LoginRequestId),
     /// The other system already said who signed in for this request.
     #[error("login request {0} already has the person's details: they can be sent once")]
@@ -55,16 +59,24 @@ pub enum LoginError {
     #[error("{0}")]
     InvalidClaims(String),
     /// The browser came back before the other system said who signed in.
-    #[error("login request {0} has no person's details yet: the login system must POST them to /api/v1/connections/{1}/auth-requests/{0}/user before redirecting the browser back")]
+    #[error(
+        "login request {0} has no person's details yet: the login system must POST them to /api/v1/connections/{1}/auth-requests/{0}/user before redirecting the browser back"
+    )]
     NoProfileYet(LoginRequestId, ConnectionId),
     /// The `state` is not the one Gatehouse sent.
-    #[error("the state does not match the one Gatehouse sent to the login page: send back exactly the `state` you received")]
+    #[error(
+        "the state does not match the one Gatehouse sent to the login page: send back exactly the `state` you received"
+    )]
     StateMismatch,
     /// The request was started in another browser (or its cookie is gone).
-    #[error("this sign-in was started in another browser, or its cookie expired: start again from the application in this browser")]
+    #[error(
+        "this sign-in was started in another browser, or its cookie expired: start again from the application in this browser"
+    )]
     OtherBrowser,
     /// The email is an existing account's, and the other system does not vouch for it.
-    #[error("{0} belongs to an existing account, and the login system did not say the email is verified (email_verified: true), so it cannot be linked")]
+    #[error(
+        "{0} belongs to an existing account, and the login system did not say the email is verified (email_verified: true), so it cannot be linked"
+    )]
     EmailNotVerified(String),
     /// The connection only accepts some email domains.
     #[error("{0} is not in a domain this connection accepts")]
@@ -143,6 +155,31 @@ pub fn request_in_state(state: &str) -> Option<LoginRequestId> {
 }
 
 impl Engine {
+    /// The sign-in methods offered for `resource` (or, with none, for any MCP server), and
+    /// the enabled connections among them, in order.
+    pub async fn offered_methods(
+        &self,
+        resource: Option<&Resource>,
+    ) -> Result<(Vec<Method>, Vec<Connection>), StoreError> {
+        let store = self.store();
+        let policy = store.sign_in_policy().await?.unwrap_or_default();
+        let connections = store.connections().await?;
+        let methods = offered(
+            resource,
+            &policy,
+            &connections,
+            self.settings().email_delivery,
+        );
+        let offered_connections = methods
+            .iter()
+            .filter_map(|m| match m {
+                Method::Connection(id) => connections.iter().find(|c| &c.id == id).cloned(),
+                _ => None,
+            })
+            .collect();
+        Ok((methods, offered_connections))
+    }
+
     /// The enabled connection with id `raw` (as typed in a URL).
     async fn live_connection(&self, raw: &str) -> Result<Connection, LoginError> {
         let id = ConnectionId::parse(raw).map_err(|e| LoginError::UnknownConnection(e.0))?;
@@ -399,7 +436,10 @@ impl Engine {
         self.audit(
             AuditEvent::new(EventType::SignInSucceeded, self.now())
                 .user(&done.user.id)
-                .detail("method", Method::Connection(done.connection.clone()).as_str()),
+                .detail(
+                    "method",
+                    Method::Connection(done.connection.clone()).as_str(),
+                ),
         );
     }
 }
@@ -408,5 +448,108 @@ fn active(user: User) -> Result<User, LoginError> {
     match user.disabled_at {
         Some(_) => Err(LoginError::AccountDisabled(user.id)),
         None => Ok(user),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::audit::Recorder;
+    use crate::clock::FixedClock;
+    use crate::signin::NewConnection;
+    use crate::store::MemoryStore;
+    use crate::{Issuer, UnixTime};
+
+    const T0: i64 = 1_800_000_000;
+
+    async fn engine() -> (Engine, Arc<FixedClock>, Connection) {
+        let store = Arc::new(MemoryStore::new());
+        let clock = Arc::new(FixedClock::new(T0));
+        let audit = Recorder::default();
+        let op = crate::admin::Operator::new(store.as_ref(), &audit, "test", UnixTime(T0));
+        let c = op
+            .create_connection(NewConnection {
+                name: "Acme".into(),
+                kind: ConnectionKind::Federated {
+                    login_url: "https://login.acme.example/start".into(),
+                },
+                allowed_domains: vec![],
+            })
+            .await
+            .unwrap();
+        let engine = Engine::start(
+            Issuer::parse("https://auth.example").unwrap(),
+            store,
+            clock.clone(),
+        )
+        .await
+        .unwrap();
+        (engine, clock, c)
+    }
+
+    const CLAIMS: &[u8] = br#"{"sub": "1", "email": "ada@example.com", "email_verified": true}"#;
+
+    #[tokio::test]
+    async fn a_login_request_lives_ten_minutes() {
+        let (e, clock, c) = engine().await;
+        let started = e.start_login(c.id.as_str(), "", None).await.unwrap();
+        let url = started.redirect_url().unwrap();
+        assert!(
+            url.starts_with("https://login.acme.example/start?login_request_id=lr_"),
+            "{url}"
+        );
+        clock.advance(LOGIN_REQUEST_TTL - 1);
+        e.receive_profile(c.id.as_str(), started.request.id.as_str(), CLAIMS)
+            .await
+            .unwrap();
+        clock.advance(1);
+        let late = e
+            .finish_login(c.id.as_str(), &started.state, Some(&started.browser_secret))
+            .await
+            .unwrap_err();
+        assert!(matches!(late, LoginError::Expired(_)), "{late:?}");
+        assert!(late.to_string().contains("within 10 minutes"));
+        assert!(matches!(
+            e.receive_profile(c.id.as_str(), started.request.id.as_str(), CLAIMS)
+                .await,
+            Err(LoginError::Expired(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_login_request_is_finished_once_and_creates_one_person() {
+        let (e, _clock, c) = engine().await;
+        let started = e
+            .start_login(c.id.as_str(), "/oauth/authorize?x=1", None)
+            .await
+            .unwrap();
+        e.receive_profile(c.id.as_str(), started.request.id.as_str(), CLAIMS)
+            .await
+            .unwrap();
+        let done = e
+            .finish_login(c.id.as_str(), &started.state, Some(&started.browser_secret))
+            .await
+            .unwrap();
+        assert_eq!(done.user.email, "ada@example.com");
+        assert_eq!(done.return_to, "/oauth/authorize?x=1");
+        assert!(!done.user.has_password());
+        assert!(matches!(
+            e.finish_login(c.id.as_str(), &started.state, Some(&started.browser_secret))
+                .await,
+            Err(LoginError::AlreadyUsed(_))
+        ));
+        // Signing in again finds the same person.
+        let again = e.start_login(c.id.as_str(), "", None).await.unwrap();
+        e.receive_profile(c.id.as_str(), again.request.id.as_str(), CLAIMS)
+            .await
+            .unwrap();
+        let second = e
+            .finish_login(c.id.as_str(), &again.state, Some(&again.browser_secret))
+            .await
+            .unwrap();
+        assert_eq!(second.user.id, done.user.id);
+        assert_eq!(e.store().users().await.unwrap().len(), 1);
     }
 }

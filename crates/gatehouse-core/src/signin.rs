@@ -36,7 +36,9 @@ impl Method {
             "password" => Ok(Method::Password),
             "email_code" => Ok(Method::EmailCode),
             "passkey" => Ok(Method::Passkey),
-            other if other.starts_with("conn_") => ConnectionId::parse(other).map(Method::Connection),
+            other if other.starts_with("conn_") => {
+                ConnectionId::parse(other).map(Method::Connection)
+            }
             other => Err(ParseError(format!(
                 "`{other}` is not a sign-in method (password, email_code, passkey or a connection id conn_…)"
             ))),
@@ -192,10 +194,7 @@ pub fn check_kind(kind: ConnectionKind) -> Result<ConnectionKind, ParseError> {
 fn web_url(raw: &str, what: &str) -> Result<String, ParseError> {
     let u = url::Url::parse(raw.trim())
         .map_err(|e| ParseError(format!("{what} `{raw}` is not a URL: {e}")))?;
-    let loopback = matches!(
-        u.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]")
-    );
+    let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     let ok_scheme = u.scheme() == "https" || (u.scheme() == "http" && loopback);
     if !ok_scheme {
         return Err(ParseError(format!(
@@ -206,7 +205,9 @@ fn web_url(raw: &str, what: &str) -> Result<String, ParseError> {
         return Err(ParseError(format!("{what} must not have a #fragment")));
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(ParseError(format!("{what} must not carry a user name or password")));
+        return Err(ParseError(format!(
+            "{what} must not carry a user name or password"
+        )));
     }
     Ok(u.to_string())
 }
@@ -222,10 +223,14 @@ pub fn email_domains(domains: Vec<String>) -> Result<Vec<String>, ParseError> {
             && d.split('.').all(|label| {
                 !label.is_empty()
                     && label.len() <= 63
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             });
         if !ok {
-            return Err(ParseError(format!("`{d}` is not an email domain like example.com")));
+            return Err(ParseError(format!(
+                "`{d}` is not an email domain like example.com"
+            )));
         }
         if !out.contains(&d) {
             out.push(d);
@@ -390,11 +395,13 @@ mod tests {
     #[test]
     fn methods_parse_and_name_the_mistake() {
         assert_eq!(Method::parse("password").unwrap(), Method::Password);
-        assert_eq!(
-            Method::parse("conn_abc").unwrap().as_str(),
-            "conn_abc"
+        assert_eq!(Method::parse("conn_abc").unwrap().as_str(), "conn_abc");
+        assert!(
+            Method::parse("sms")
+                .unwrap_err()
+                .0
+                .contains("not a sign-in method")
         );
-        assert!(Method::parse("sms").unwrap_err().0.contains("not a sign-in method"));
         assert!(parse_methods(["password", "password"]).is_err());
         assert!(parse_methods([]).is_err());
         let e = ConnectionId::parse("res_abc").unwrap_err().0;
@@ -411,11 +418,30 @@ mod tests {
         assert_eq!(p.email, "alice@example.com");
         assert!(p.email_verified);
         assert_eq!(p.name(), Some("Alice"));
-        assert!(!Profile::from_claims(claims(json!({"sub": 7, "email": "a@b.c"}))).unwrap().email_verified);
-        assert!(Profile::from_claims(claims(json!({"email": "a@b.c"}))).unwrap_err().0.contains("`sub` is missing"));
-        assert!(Profile::from_claims(claims(json!({"sub": "x"}))).unwrap_err().0.contains("`email` is missing"));
+        assert!(
+            !Profile::from_claims(claims(json!({"sub": 7, "email": "a@b.c"})))
+                .unwrap()
+                .email_verified
+        );
+        assert!(
+            Profile::from_claims(claims(json!({"email": "a@b.c"})))
+                .unwrap_err()
+                .0
+                .contains("`sub` is missing")
+        );
+        assert!(
+            Profile::from_claims(claims(json!({"sub": "x"})))
+                .unwrap_err()
+                .0
+                .contains("`email` is missing")
+        );
         assert!(Profile::from_claims(claims(json!({"sub": "x", "email": "nope"}))).is_err());
-        assert!(Profile::from_claims(claims(json!({"sub": "x", "email": "a@b.c", "email_verified": "yes"}))).is_err());
+        assert!(
+            Profile::from_claims(claims(
+                json!({"sub": "x", "email": "a@b.c", "email_verified": "yes"})
+            ))
+            .is_err()
+        );
     }
 
     #[test]
@@ -427,7 +453,11 @@ mod tests {
             },
             allowed_domains: domains.iter().map(|d| d.to_string()).collect(),
         };
-        let c = Connection::create(new("https://acme.example/login", &["@Example.com"]), UnixTime(1)).unwrap();
+        let c = Connection::create(
+            new("https://acme.example/login", &["@Example.com"]),
+            UnixTime(1),
+        )
+        .unwrap();
         assert!(c.id.as_str().starts_with("conn_"));
         assert_eq!(c.allowed_domains, ["example.com"]);
         assert!(c.allows_email("bob@example.com"));
@@ -435,6 +465,12 @@ mod tests {
         assert!(Connection::create(new("http://127.0.0.1:9/login", &[]), UnixTime(1)).is_ok());
         assert!(Connection::create(new("http://acme.example/login", &[]), UnixTime(1)).is_err());
         assert!(Connection::create(new("https://acme.example/login#x", &[]), UnixTime(1)).is_err());
-        assert!(Connection::create(new("https://acme.example/", &["https://x.com"]), UnixTime(1)).is_err());
+        assert!(
+            Connection::create(
+                new("https://acme.example/", &["https://x.com"]),
+                UnixTime(1)
+            )
+            .is_err()
+        );
     }
 }

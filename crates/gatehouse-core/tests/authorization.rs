@@ -210,7 +210,11 @@ async fn refresh_tokens_follow_the_servers_policy() {
 async fn sessions_end_when_idle_or_old() {
     let w = world(RefreshPolicy::OfflineAccess).await;
     let s = w.engine.settings().clone();
-    let token = w.engine.start_session(&w.user, gatehouse_core::signin::Method::Password).await.unwrap();
+    let token = w
+        .engine
+        .start_session(&w.user, gatehouse_core::signin::Method::Password)
+        .await
+        .unwrap();
     w.clock.advance(s.session_idle - 1);
     assert!(w.engine.session_user(&token).await.unwrap().is_some());
     w.clock.advance(s.session_idle + 1);
@@ -219,7 +223,11 @@ async fn sessions_end_when_idle_or_old() {
         "idle too long"
     );
 
-    let token = w.engine.start_session(&w.user, gatehouse_core::signin::Method::Password).await.unwrap();
+    let token = w
+        .engine
+        .start_session(&w.user, gatehouse_core::signin::Method::Password)
+        .await
+        .unwrap();
     // Active every hour, but older than the absolute limit.
     let mut lived = 0;
     while lived <= s.session_max {
@@ -234,7 +242,11 @@ async fn sessions_end_when_idle_or_old() {
         "too old"
     );
 
-    let token = w.engine.start_session(&w.user, gatehouse_core::signin::Method::Password).await.unwrap();
+    let token = w
+        .engine
+        .start_session(&w.user, gatehouse_core::signin::Method::Password)
+        .await
+        .unwrap();
     w.engine.end_session(&token).await.unwrap();
     assert!(
         w.engine.session_user(&token).await.unwrap().is_none(),

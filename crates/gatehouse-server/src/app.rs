@@ -13,7 +13,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::not_found;
 use crate::routes::{
-    AppState, admin_api, admin_ui, authorize, health, metadata, oauth, register, ui,
+    AppState, admin_api, admin_ui, authorize, health, metadata, oauth, register, sso, ui,
 };
 
 /// Prefix of the per-MCP-server endpoints.
@@ -66,7 +66,11 @@ pub fn router(state: AppState) -> Router {
             &format!("{RESOURCE}{}", paths::INTROSPECT),
             post(oauth::introspect),
         )
-        .route("/health", get(health::health));
+        .route("/health", get(health::health))
+        .route(
+            "/api/v1/connections/{id}/auth-requests/{login_request_id}/user",
+            post(sso::receive_user),
+        );
 
     // Pages people see: no CORS, never framed, never cached.
     let pages = Router::new()
@@ -76,6 +80,11 @@ pub fn router(state: AppState) -> Router {
             get(authorize::get).post(authorize::post),
         )
         .route("/login", get(ui::login_form).post(ui::login))
+        .route("/sso/v1/connections/{id}/start", get(sso::start))
+        .route(
+            "/sso/v1/connections/{id}/partner:callback",
+            get(sso::partner_callback),
+        )
         .route("/admin", get(admin_ui::servers))
         .route("/admin/servers", post(admin_ui::create_server))
         .route("/admin/servers/{id}", get(admin_ui::server))

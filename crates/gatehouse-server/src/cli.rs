@@ -10,6 +10,9 @@ use gatehouse_core::audit::{AuditQuery, EventType, Outcome, Recorder};
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{Client, NewResource, RefreshPolicy, Resource, ScopeDef, User};
 use gatehouse_core::password::Password;
+use gatehouse_core::signin::{
+    Connection, ConnectionKind, Method, NewConnection, SignInPolicy, offered, parse_methods,
+};
 use gatehouse_core::store::{AuditStore, ConsentFilter};
 use gatehouse_core::{ClientId, Clock, Issuer, ResourceId, ResourceUri, ScopeSet, SystemClock};
 use serde_json::json;
@@ -96,6 +99,12 @@ pub enum Command {
     /// The keys that sign access tokens, and their rotation.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The sign-in methods every MCP server offers unless it names its own.
+    #[command(subcommand)]
+    SignIn(SignInCommand),
+    /// Connections: other systems that sign people in (bring your own auth).
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
     /// Read the audit log, newest first; every filter narrows.
     Audit(AuditArgs),
     /// Try it: run Gatehouse and a protected to-do MCP server with an agent client, and print
@@ -139,6 +148,10 @@ pub enum ServersCommand {
         /// Whether Client ID Metadata Documents (URL client ids) are accepted: on or off.
         #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_switch)]
         metadata_documents: bool,
+        /// The sign-in methods it offers, comma-separated, in order: password, email_code,
+        /// passkey, conn_… ; `default` for the defaults (`gatehouse sign-in show`).
+        #[arg(long, value_name = "METHODS", default_value = "default", value_parser = parse_sign_in)]
+        sign_in: SignInMethods,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -185,6 +198,10 @@ pub enum ServersCommand {
         /// on or off.
         #[arg(long, value_name = "on|off", value_parser = parse_switch)]
         metadata_documents: Option<bool>,
+        /// The sign-in methods it offers, comma-separated, in order (password, email_code,
+        /// passkey, conn_…), or `default`.
+        #[arg(long, value_name = "METHODS", value_parser = parse_sign_in)]
+        sign_in: Option<SignInMethods>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -192,6 +209,122 @@ pub enum ServersCommand {
     /// Remove an MCP server and all its clients.
     Remove {
         /// The server id (res_…).
+        id: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// An MCP server's sign-in methods as typed: `None` for the defaults.
+#[derive(Debug, Clone)]
+pub struct SignInMethods(Option<Vec<Method>>);
+
+fn parse_sign_in(s: &str) -> Result<SignInMethods, String> {
+    if s.trim() == "default" {
+        return Ok(SignInMethods(None));
+    }
+    parse_methods(s.split(',').filter(|m| !m.trim().is_empty()))
+        .map(|m| SignInMethods(Some(m)))
+        .map_err(|e| e.0)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SignInCommand {
+    /// Show the default sign-in methods.
+    Show {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn built-in methods on or off for every MCP server without its own list; what is
+    /// not given stays as it is.
+    Set {
+        /// on or off.
+        #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+        password: Option<bool>,
+        /// on or off (offered only when email delivery is configured).
+        #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+        email_code: Option<bool>,
+        /// on or off.
+        #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+        passkey: Option<bool>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCommand {
+    /// Add a bring-your-own-auth connection: your login page signs people in and your
+    /// backend posts their claims to Gatehouse. Prints the endpoints your code calls.
+    AddFederated {
+        /// Shown on the sign-in button ("Continue with NAME").
+        #[arg(long)]
+        name: String,
+        /// Your login page; Gatehouse sends the browser there with login_request_id and state.
+        #[arg(long, value_name = "URL")]
+        login_url: String,
+        /// Only accept people whose email is in this domain; repeat for more.
+        #[arg(long = "domain", value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List connections.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one connection.
+    Show {
+        /// The connection id (conn_…).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a connection; what is not given stays as it is.
+    Update {
+        /// The connection id (conn_…).
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A federated connection's login page.
+        #[arg(long, value_name = "URL")]
+        login_url: Option<String>,
+        /// Replaces the allowed email domains; repeat for more.
+        #[arg(long = "domain", value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// Accept any email domain again.
+        #[arg(long, conflicts_with = "domains")]
+        any_domain: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Offer a connection again.
+    Enable {
+        /// The connection id (conn_…).
+        id: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop offering a connection; sign-ins through it are refused.
+    Disable {
+        /// The connection id (conn_…).
+        id: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a connection and the identities linked through it (the people stay).
+    Remove {
+        /// The connection id (conn_…).
         id: String,
         /// Print one JSON object.
         #[arg(long)]
@@ -448,7 +581,7 @@ pub struct AuditArgs {
     /// authorization.granted, authorization.denied, consent.granted, consent.revoked,
     /// client.registered, client.registration_refused, client.deleted,
     /// metadata_document.failed, sign_in.succeeded, sign_in.failed, sign_out, admin.change,
-    /// key.rotated).
+    /// key.rotated, identity.linked).
     #[arg(long = "event", value_name = "EVENT", value_parser = parse_event)]
     events: Vec<EventType>,
     /// Only events about this MCP server (res_…).
@@ -567,6 +700,7 @@ async fn run_command(
             refresh_tokens,
             dynamic_registration,
             metadata_documents,
+            sign_in,
             json,
         }) => {
             let scopes = scopes
@@ -581,6 +715,7 @@ async fn run_command(
             new.refresh_tokens = Some(refresh_tokens);
             new.dynamic_registration = Some(dynamic_registration);
             new.metadata_documents = Some(metadata_documents);
+            new.sign_in_methods = sign_in.0;
             let r = op.register_resource(new).await?;
             if json {
                 pretty(&resource_json(&r, &public))
@@ -624,6 +759,7 @@ async fn run_command(
             refresh_tokens,
             dynamic_registration,
             metadata_documents,
+            sign_in,
             json,
         }) => {
             let change = admin::ResourceChange {
@@ -649,6 +785,7 @@ async fn run_command(
                 refresh_tokens,
                 dynamic_registration,
                 metadata_documents,
+                sign_in_methods: sign_in.map(|m| m.0),
             };
             let r = op.update_resource(&id, change).await?;
             if json {
@@ -1056,6 +1193,119 @@ async fn run_command(
                 )
             }
         }
+        Command::SignIn(SignInCommand::Show { json }) => {
+            sign_in_output(store, config, json).await?
+        }
+        Command::SignIn(SignInCommand::Set {
+            password,
+            email_code,
+            passkey,
+            json,
+        }) => {
+            let old = admin::sign_in_policy(store).await?;
+            op.set_sign_in_policy(SignInPolicy {
+                password: password.unwrap_or(old.password),
+                email_code: email_code.unwrap_or(old.email_code),
+                passkey: passkey.unwrap_or(old.passkey),
+            })
+            .await?;
+            sign_in_output(store, config, json).await?
+        }
+        Command::Connections(ConnectionsCommand::AddFederated {
+            name,
+            login_url,
+            domains,
+            json,
+        }) => {
+            let c = op
+                .create_connection(NewConnection {
+                    name,
+                    kind: ConnectionKind::Federated { login_url },
+                    allowed_domains: domains,
+                })
+                .await?;
+            connection_output(&c, &public, json, "Added connection")
+        }
+        Command::Connections(ConnectionsCommand::List { json }) => {
+            let list = gatehouse_core::store::SignInStore::connections(store).await?;
+            if json {
+                pretty(&json!(
+                    list.iter()
+                        .map(|c| connection_json(c, &public))
+                        .collect::<Vec<_>>()
+                ))
+            } else if list.is_empty() {
+                "No connections yet. Add one with `gatehouse connections add-federated`.".to_owned()
+            } else {
+                table(
+                    &["ID", "NAME", "KIND", "STATE", "DOMAINS"],
+                    list.iter().map(|c| {
+                        vec![
+                            c.id.to_string(),
+                            c.name.clone(),
+                            c.kind.name().to_owned(),
+                            if c.enabled { "enabled" } else { "disabled" }.to_owned(),
+                            if c.allowed_domains.is_empty() {
+                                "any".to_owned()
+                            } else {
+                                c.allowed_domains.join(", ")
+                            },
+                        ]
+                    }),
+                )
+            }
+        }
+        Command::Connections(ConnectionsCommand::Show { id, json }) => {
+            let c = admin::connection(store, &id).await?;
+            connection_output(&c, &public, json, "Connection")
+        }
+        Command::Connections(ConnectionsCommand::Update {
+            id,
+            name,
+            login_url,
+            domains,
+            any_domain,
+            json,
+        }) => {
+            let change = admin::ConnectionChange {
+                name,
+                kind: login_url.map(|login_url| ConnectionKind::Federated { login_url }),
+                allowed_domains: if any_domain {
+                    Some(vec![])
+                } else if domains.is_empty() {
+                    None
+                } else {
+                    Some(domains)
+                },
+                enabled: None,
+            };
+            let c = op.update_connection(&id, change).await?;
+            connection_output(&c, &public, json, "Updated connection")
+        }
+        Command::Connections(ConnectionsCommand::Enable { id, json }) => {
+            let change = admin::ConnectionChange {
+                enabled: Some(true),
+                ..Default::default()
+            };
+            let c = op.update_connection(&id, change).await?;
+            connection_output(&c, &public, json, "Enabled connection")
+        }
+        Command::Connections(ConnectionsCommand::Disable { id, json }) => {
+            let change = admin::ConnectionChange {
+                enabled: Some(false),
+                ..Default::default()
+            };
+            let c = op.update_connection(&id, change).await?;
+            connection_output(&c, &public, json, "Disabled connection")
+        }
+        Command::Connections(ConnectionsCommand::Remove { id, json }) => {
+            op.remove_connection(&id).await?;
+            if json {
+                pretty(&json!({ "removed": id }))
+            } else {
+                format!("Removed connection {id}; the people who signed in through it stay.")
+            }
+        }
         Command::Audit(a) => {
             let user = match &a.user {
                 Some(u) => Some(admin::user(store, u).await?.id.to_string()),
@@ -1157,6 +1407,100 @@ fn none_if_empty(s: &str) -> &str {
     if s.is_empty() { "(none)" } else { s }
 }
 
+async fn sign_in_output(
+    store: &dyn gatehouse_core::Store,
+    config: &Config,
+    json: bool,
+) -> Result<String, BoxError> {
+    let p = admin::sign_in_policy(store).await?;
+    let connections = gatehouse_core::store::SignInStore::connections(store).await?;
+    let email_delivery = config.engine_settings().email_delivery;
+    let defaults = offered(None, &p, &connections, email_delivery);
+    Ok(if json {
+        pretty(&json!({
+            "password": p.password,
+            "email_code": p.email_code,
+            "passkey": p.passkey,
+            "email_delivery": email_delivery,
+            "default_methods": defaults.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+        }))
+    } else {
+        format!(
+            "Built-in sign-in methods (for MCP servers without their own list):\n  password:   {}\n  email_code: {}{}\n  passkey:    {}\n\nOffered by default, in order: {}",
+            on_off(p.password),
+            on_off(p.email_code),
+            if email_delivery {
+                ""
+            } else {
+                " (no email delivery configured: not offered)"
+            },
+            on_off(p.passkey),
+            if defaults.is_empty() {
+                "nothing: nobody can sign in to servers without their own list".to_owned()
+            } else {
+                defaults
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )
+    })
+}
+
+/// The JSON form of a connection, with the endpoints the owner's code calls.
+fn connection_json(c: &Connection, public: &Issuer) -> serde_json::Value {
+    let mut v = json!({
+        "id": c.id,
+        "name": c.name,
+        "kind": c.kind.name(),
+        "allowed_domains": c.allowed_domains,
+        "enabled": c.enabled,
+        "created_at": c.created_at,
+    });
+    match &c.kind {
+        ConnectionKind::Federated { login_url } => {
+            v["login_url"] = json!(login_url);
+            v["auth_request_url"] = json!(public.join(&format!(
+                "/api/v1/connections/{}/auth-requests/{{login_request_id}}/user",
+                c.id
+            )));
+            v["callback_url"] =
+                json!(public.join(&format!("/sso/v1/connections/{}/partner:callback", c.id)));
+        }
+    }
+    v
+}
+
+fn connection_output(c: &Connection, public: &Issuer, json: bool, verb: &str) -> String {
+    let v = connection_json(c, public);
+    if json {
+        return pretty(&v);
+    }
+    let mut out = format!(
+        "{verb} \"{}\"\n\n  id:       {}\n  kind:     {}\n  state:    {}\n  domains:  {}\n",
+        c.name,
+        c.id,
+        c.kind.name(),
+        if c.enabled { "enabled" } else { "disabled" },
+        if c.allowed_domains.is_empty() {
+            "any".to_owned()
+        } else {
+            c.allowed_domains.join(", ")
+        }
+    );
+    match &c.kind {
+        ConnectionKind::Federated { login_url } => {
+            out.push_str(&format!(
+                "  login:    {login_url}?login_request_id=…&state=…\n\nYour backend posts the person's claims (sub, email, email_verified, name, …) as JSON, with an admin API key as bearer, to\n  {}\nthen your login page sends the browser back to\n  {}?state=…",
+                v["auth_request_url"].as_str().unwrap_or_default(),
+                v["callback_url"].as_str().unwrap_or_default(),
+            ));
+        }
+    }
+    out
+}
+
 /// The JSON form of an MCP server, as printed by `servers add --json`.
 pub fn resource_json(r: &Resource, public: &Issuer) -> serde_json::Value {
     json!({
@@ -1170,6 +1514,7 @@ pub fn resource_json(r: &Resource, public: &Issuer) -> serde_json::Value {
         "refresh_tokens": r.refresh_tokens,
         "dynamic_registration": r.dynamic_registration,
         "metadata_documents": r.metadata_documents,
+        "sign_in_methods": r.sign_in_methods,
         "created_at": r.created_at,
         "protected_resource_metadata": r.protected_resource_metadata(public),
         "protected_resource_metadata_url": gatehouse_core::types::well_known_url(r.url.as_str(), "oauth-protected-resource"),

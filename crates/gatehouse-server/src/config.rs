@@ -216,6 +216,7 @@ impl Config {
             audit_retention: i64::from(self.audit_retention_days) * 86_400,
             key_publish_ahead: i64::from(self.key_publish_ahead_secs),
             key_rotation: i64::from(self.key_rotation_days) * 86_400,
+            email_delivery: false,
         }
     }
 

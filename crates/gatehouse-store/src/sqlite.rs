@@ -1485,101 +1485,6 @@ impl Store for SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn sqlite_in_memory_passes_the_contract() {
-        gatehouse_core::contract::run_all(|| async { SqliteStore::in_memory().await.unwrap() })
-            .await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_file_passes_the_contract_and_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let n = std::sync::atomic::AtomicUsize::new(0);
-        gatehouse_core::contract::run_all(|| {
-            let path = dir.path().join(format!(
-                "db{}.sqlite",
-                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            ));
-            async move { SqliteStore::open(&path).await.unwrap() }
-        })
-        .await;
-        let path = dir.path().join("reopen.sqlite");
-        let store = SqliteStore::open(&path).await.unwrap();
-        let key = StoredKey::generate(SigningAlg::EdDSA, UnixTime(1)).unwrap();
-        store.insert_key(&key).await.unwrap();
-        store.close().await;
-        let again = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(
-            again.keys().await.unwrap(),
-            vec![key],
-            "migrations re-run cleanly, data kept"
-        );
-    }
-
-    #[tokio::test]
-    async fn schema_2_keeps_the_clients_of_schema_1() {
-        // A database as the previous release left it: schema 1 only, with an agent client.
-        let dir = tempfile::tempdir().unwrap();
-        let old = dir.path().join("migrations");
-        std::fs::create_dir(&old).unwrap();
-        let first = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/migrations/sqlite/0001_foundation.sql"
-        );
-        std::fs::copy(first, old.join("0001_foundation.sql")).unwrap();
-        let path = dir.path().join("old.sqlite");
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let pool = SqlitePool::connect_with(options).await.unwrap();
-        sqlx::migrate::Migrator::new(old.as_path())
-            .await
-            .unwrap()
-            .run(&pool)
-            .await
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO resources (id, name, url, url_key, scopes, token_ttl, signing_alg,
-                 dynamic_registration, metadata_documents, created_at)
-             VALUES ('res_a', 'A', 'https://a.example/mcp', 'https://a.example/mcp',
-                 '[{\"name\":\"todo:read\",\"description\":\"\"}]', 600, 'RS256', 1, 1, 5)",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO clients (id, resource_id, name, kind, secret_hash, scopes, created_at)
-             VALUES ('m2m_a', 'res_a', 'agent', 'agent', 'abc', 'todo:read', 7)",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
-
-        let store = SqliteStore::open(&path).await.unwrap();
-        let r = store
-            .resource(&ResourceId::parse("res_a").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(r.refresh_tokens, RefreshPolicy::OfflineAccess);
-        let c = store
-            .client(&ClientId::parse("m2m_a").unwrap())
-            .await
-            .unwrap()
-            .expect("the client survived the migration");
-        assert_eq!(c.resource, Some(r.id));
-        assert_eq!(c.secret_hash, Some(SecretHash::from_stored("abc")));
-        assert_eq!(c.scopes.to_param(), "todo:read");
-        assert_eq!(c.auth_method, TokenAuthMethod::ClientSecretBasic);
-        assert_eq!(c.created_at, UnixTime(7));
-    }
-}
-
 const POLICY_SETTING: &str = "sign_in_policy";
 
 fn connection_from_row(row: &SqliteRow) -> Result<Connection, StoreError> {
@@ -1751,7 +1656,10 @@ impl SignInStore for SqliteStore {
         Ok(())
     }
 
-    async fn login_request(&self, lid: &LoginRequestId) -> Result<Option<LoginRequest>, StoreError> {
+    async fn login_request(
+        &self,
+        lid: &LoginRequestId,
+    ) -> Result<Option<LoginRequest>, StoreError> {
         sqlx::query("SELECT * FROM login_requests WHERE id = ?")
             .bind(lid.as_str())
             .fetch_optional(&self.pool)
@@ -1867,7 +1775,12 @@ impl SignInStore for SqliteStore {
         .bind(identity.last_used_at.0)
         .execute(&mut *tx)
         .await
-        .map_err(|e| classify(e, "identity linked already, or connection or person missing"))?;
+        .map_err(|e| {
+            classify(
+                e,
+                "identity linked already, or connection or person missing",
+            )
+        })?;
         tx.commit().await.map_err(backend)
     }
 
@@ -1891,5 +1804,100 @@ impl SignInStore for SqliteStore {
         .map_err(backend)?
         .rows_affected()
             > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_in_memory_passes_the_contract() {
+        gatehouse_core::contract::run_all(|| async { SqliteStore::in_memory().await.unwrap() })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_file_passes_the_contract_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        gatehouse_core::contract::run_all(|| {
+            let path = dir.path().join(format!(
+                "db{}.sqlite",
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ));
+            async move { SqliteStore::open(&path).await.unwrap() }
+        })
+        .await;
+        let path = dir.path().join("reopen.sqlite");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let key = StoredKey::generate(SigningAlg::EdDSA, UnixTime(1)).unwrap();
+        store.insert_key(&key).await.unwrap();
+        store.close().await;
+        let again = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(
+            again.keys().await.unwrap(),
+            vec![key],
+            "migrations re-run cleanly, data kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn schema_2_keeps_the_clients_of_schema_1() {
+        // A database as the previous release left it: schema 1 only, with an agent client.
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("migrations");
+        std::fs::create_dir(&old).unwrap();
+        let first = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/migrations/sqlite/0001_foundation.sql"
+        );
+        std::fs::copy(first, old.join("0001_foundation.sql")).unwrap();
+        let path = dir.path().join("old.sqlite");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO resources (id, name, url, url_key, scopes, token_ttl, signing_alg,
+                 dynamic_registration, metadata_documents, created_at)
+             VALUES ('res_a', 'A', 'https://a.example/mcp', 'https://a.example/mcp',
+                 '[{\"name\":\"todo:read\",\"description\":\"\"}]', 600, 'RS256', 1, 1, 5)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO clients (id, resource_id, name, kind, secret_hash, scopes, created_at)
+             VALUES ('m2m_a', 'res_a', 'agent', 'agent', 'abc', 'todo:read', 7)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let r = store
+            .resource(&ResourceId::parse("res_a").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.refresh_tokens, RefreshPolicy::OfflineAccess);
+        let c = store
+            .client(&ClientId::parse("m2m_a").unwrap())
+            .await
+            .unwrap()
+            .expect("the client survived the migration");
+        assert_eq!(c.resource, Some(r.id));
+        assert_eq!(c.secret_hash, Some(SecretHash::from_stored("abc")));
+        assert_eq!(c.scopes.to_param(), "todo:read");
+        assert_eq!(c.auth_method, TokenAuthMethod::ClientSecretBasic);
+        assert_eq!(c.created_at, UnixTime(7));
     }
 }

@@ -8,8 +8,8 @@ use crate::records::{
     Rotation, Session,
 };
 use crate::secret::SecretHash;
-use crate::store::{ConsentFilter, Store, StoreError};
 use crate::signin::Method;
+use crate::store::{ConsentFilter, Store, StoreError};
 use crate::types::{ApiKeyId, ClientId, ConnectionId, GrantId, ResourceId, ScopeSet, UserId};
 
 const T0: i64 = 1_700_000_000;

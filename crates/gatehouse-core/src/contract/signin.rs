@@ -56,7 +56,8 @@ fn request(c: &Connection, expires_at: i64) -> LoginRequest {
 }
 
 fn profile(sub: &str, email: &str) -> Profile {
-    let claims = serde_json::json!({"sub": sub, "email": email, "email_verified": true, "name": "Ada"});
+    let claims =
+        serde_json::json!({"sub": sub, "email": email, "email_verified": true, "name": "Ada"});
     Profile::from_claims(claims.as_object().unwrap().clone()).unwrap()
 }
 
@@ -91,7 +92,10 @@ async fn policy_and_connections_round_trip(store: &impl Store) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.connection(&a.id).await.unwrap(), Some(a.clone()));
-    assert_eq!(store.connections().await.unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(
+        store.connections().await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
     let changed = Connection {
         name: "Acme SSO".into(),
         enabled: false,
@@ -152,9 +156,17 @@ async fn login_requests_are_completed_once_and_used_once(store: &impl Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(second.used_at, Some(UnixTime(T0 + 5)), "later uses see the first");
+    assert_eq!(
+        second.used_at,
+        Some(UnixTime(T0 + 5)),
+        "later uses see the first"
+    );
     assert!(
-        store.take_login_request(&LoginRequestId::generate(), UnixTime(T0)).await.unwrap().is_none()
+        store
+            .take_login_request(&LoginRequestId::generate(), UnixTime(T0))
+            .await
+            .unwrap()
+            .is_none()
     );
     let late = request(&c, T0 + 600);
     store.insert_login_request(&late).await.unwrap();
@@ -177,8 +189,15 @@ async fn login_requests_are_completed_once_and_used_once(store: &impl Store) {
         audit_before: UnixTime(0),
     };
     assert!(store.prune(&prune).await.unwrap() >= 1);
-    assert_eq!(store.login_request(&expired.id).await.unwrap(), None, "expired: pruned");
-    assert!(store.login_request(&r.id).await.unwrap().is_some(), "unexpired: kept");
+    assert_eq!(
+        store.login_request(&expired.id).await.unwrap(),
+        None,
+        "expired: pruned"
+    );
+    assert!(
+        store.login_request(&r.id).await.unwrap().is_some(),
+        "unexpired: kept"
+    );
 }
 
 async fn identities_link_new_and_existing_people_in_one_change(store: &impl Store) {
@@ -197,7 +216,11 @@ async fn identities_link_new_and_existing_people_in_one_change(store: &impl Stor
         .link_identity(&identity("1", &ada), Some(&ada))
         .await
         .unwrap();
-    assert_eq!(store.user(&ada.id).await.unwrap(), Some(ada.clone()), "created with it");
+    assert_eq!(
+        store.user(&ada.id).await.unwrap(),
+        Some(ada.clone()),
+        "created with it"
+    );
     assert_eq!(
         store.identity(&c.id, "1").await.unwrap(),
         Some(identity("1", &ada))
@@ -205,29 +228,59 @@ async fn identities_link_new_and_existing_people_in_one_change(store: &impl Stor
     // A second identity for the same new email: nothing of it is stored.
     let clash = person("ada@example.com");
     assert!(matches!(
-        store.link_identity(&identity("2", &clash), Some(&clash)).await,
+        store
+            .link_identity(&identity("2", &clash), Some(&clash))
+            .await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(store.identity(&c.id, "2").await.unwrap(), None, "all or nothing");
-    // An existing person.
-    store.link_identity(&identity("2", &ada), None).await.unwrap();
-    assert_eq!(store.identities_of(&ada.id).await.unwrap().len(), 2);
-    assert!(matches!(
-        store.link_identity(&identity("1", &ada), None).await,
-        Err(StoreError::Conflict(_))
-    ), "one person per subject");
-    let ghost = person("ghost@example.com");
-    assert!(matches!(
-        store.link_identity(&identity("3", &ghost), None).await,
-        Err(StoreError::Conflict(_))
-    ), "the person must exist");
-    let newer = profile("1", "ada@example.com");
-    assert!(store.touch_identity(&c.id, "1", &newer, UnixTime(T0 + 50)).await.unwrap());
     assert_eq!(
-        store.identity(&c.id, "1").await.unwrap().unwrap().last_used_at,
+        store.identity(&c.id, "2").await.unwrap(),
+        None,
+        "all or nothing"
+    );
+    // An existing person.
+    store
+        .link_identity(&identity("2", &ada), None)
+        .await
+        .unwrap();
+    assert_eq!(store.identities_of(&ada.id).await.unwrap().len(), 2);
+    assert!(
+        matches!(
+            store.link_identity(&identity("1", &ada), None).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "one person per subject"
+    );
+    let ghost = person("ghost@example.com");
+    assert!(
+        matches!(
+            store.link_identity(&identity("3", &ghost), None).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "the person must exist"
+    );
+    let newer = profile("1", "ada@example.com");
+    assert!(
+        store
+            .touch_identity(&c.id, "1", &newer, UnixTime(T0 + 50))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .identity(&c.id, "1")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
         UnixTime(T0 + 50)
     );
-    assert!(!store.touch_identity(&c.id, "9", &newer, UnixTime(T0)).await.unwrap());
+    assert!(
+        !store
+            .touch_identity(&c.id, "9", &newer, UnixTime(T0))
+            .await
+            .unwrap()
+    );
 }
 
 async fn deleting_a_connection_or_a_person_deletes_identities(store: &impl Store) {
@@ -253,12 +306,28 @@ async fn deleting_a_connection_or_a_person_deletes_identities(store: &impl Store
     assert!(store.delete_connection(&a.id).await.unwrap());
     assert!(!store.delete_connection(&a.id).await.unwrap());
     assert_eq!(store.connection(&a.id).await.unwrap(), None);
-    assert_eq!(store.login_request(&r.id).await.unwrap(), None, "its requests go");
-    assert_eq!(store.identity(&a.id, "ada@example.com").await.unwrap(), None);
+    assert_eq!(
+        store.login_request(&r.id).await.unwrap(),
+        None,
+        "its requests go"
+    );
+    assert_eq!(
+        store.identity(&a.id, "ada@example.com").await.unwrap(),
+        None
+    );
     assert!(store.user(&ada.id).await.unwrap().is_some(), "people stay");
     assert!(store.delete_user(&bob.id, UnixTime(T0)).await.unwrap());
-    assert_eq!(store.identity(&b.id, "bob@example.com").await.unwrap(), None);
-    assert!(store.identity(&b.id, "ada@example.com").await.unwrap().is_some());
+    assert_eq!(
+        store.identity(&b.id, "bob@example.com").await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .identity(&b.id, "ada@example.com")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 async fn resources_keep_their_sign_in_methods(store: &impl Store) {
@@ -266,11 +335,24 @@ async fn resources_keep_their_sign_in_methods(store: &impl Store) {
     let mut r = resource("https://a.example/mcp");
     assert_eq!(r.sign_in_methods, None);
     store.insert_resource(&r).await.unwrap();
-    assert_eq!(store.resource(&r.id).await.unwrap().unwrap().sign_in_methods, None);
+    assert_eq!(
+        store
+            .resource(&r.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sign_in_methods,
+        None
+    );
     r.sign_in_methods = Some(vec![Method::Connection(c.id.clone()), Method::Password]);
     assert!(store.update_resource(&r).await.unwrap());
     assert_eq!(
-        store.resource(&r.id).await.unwrap().unwrap().sign_in_methods,
+        store
+            .resource(&r.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sign_in_methods,
         r.sign_in_methods,
         "in order"
     );

@@ -18,9 +18,7 @@ use crate::records::{
 };
 use crate::secret::SecretHash;
 use crate::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
-use crate::types::{
-    ApiKeyId, ClientId, ConnectionId, GrantId, LoginRequestId, ResourceId, UserId,
-};
+use crate::types::{ApiKeyId, ClientId, ConnectionId, GrantId, LoginRequestId, ResourceId, UserId};
 
 #[derive(Default)]
 struct State {
@@ -761,14 +759,6 @@ impl Store for MemoryStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn memory_store_passes_the_contract() {
-        crate::contract::run_all(|| async { super::MemoryStore::new() }).await;
-    }
-}
-
 #[async_trait]
 impl SignInStore for MemoryStore {
     async fn sign_in_policy(&self) -> Result<Option<SignInPolicy>, StoreError> {
@@ -802,8 +792,8 @@ impl SignInStore for MemoryStore {
     }
 
     async fn update_connection(&self, connection: &Connection) -> Result<bool, StoreError> {
-        Ok(self.with(|s| {
-            match s.connections.iter_mut().find(|c| c.id == connection.id) {
+        Ok(self.with(
+            |s| match s.connections.iter_mut().find(|c| c.id == connection.id) {
                 Some(c) => {
                     *c = Connection {
                         created_at: c.created_at,
@@ -812,8 +802,8 @@ impl SignInStore for MemoryStore {
                     true
                 }
                 None => false,
-            }
-        }))
+            },
+        ))
     }
 
     async fn delete_connection(&self, id: &ConnectionId) -> Result<bool, StoreError> {
@@ -916,12 +906,13 @@ impl SignInStore for MemoryStore {
         new_user: Option<&User>,
     ) -> Result<(), StoreError> {
         self.with(|s| {
-            if s
-                .identities
+            if s.identities
                 .iter()
                 .any(|i| i.connection == identity.connection && i.subject == identity.subject)
             {
-                return Err(StoreError::Conflict("the identity is linked already".into()));
+                return Err(StoreError::Conflict(
+                    "the identity is linked already".into(),
+                ));
             }
             if !s.connections.iter().any(|c| c.id == identity.connection) {
                 return Err(StoreError::Conflict(format!(
@@ -970,5 +961,13 @@ impl SignInStore for MemoryStore {
                 None => false,
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn memory_store_passes_the_contract() {
+        crate::contract::run_all(|| async { super::MemoryStore::new() }).await;
     }
 }

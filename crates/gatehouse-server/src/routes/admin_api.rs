@@ -15,6 +15,9 @@ use gatehouse_core::admin::{self, AdminError, Denied};
 use gatehouse_core::audit::{AuditQuery, EventType, Outcome};
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{NewResource, RefreshPolicy, Resource, ScopeDef, User};
+use gatehouse_core::signin::{
+    Connection, ConnectionKind, Method, NewConnection, SignInPolicy, parse_methods,
+};
 use gatehouse_core::store::StoreError;
 use serde::{Deserialize, Serialize};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -74,6 +77,13 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(revoke_api_key))
         .routes(routes!(list_signing_keys))
         .routes(routes!(rotate_signing_keys))
+        .routes(routes!(get_sign_in, set_sign_in))
+        .routes(routes!(list_connections, create_connection))
+        .routes(routes!(
+            get_connection,
+            update_connection,
+            delete_connection
+        ))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new(BASE)]);
     (api, doc)
@@ -124,7 +134,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             body: ErrorBody {
@@ -301,6 +311,9 @@ pub struct ServerView {
     refresh_tokens: String,
     dynamic_registration: bool,
     metadata_documents: bool,
+    /// The sign-in methods it offers (`password`, `email_code`, `passkey`, `conn_…`), in
+    /// order; null when it offers the defaults (`GET /sign-in`).
+    sign_in_methods: Option<Vec<String>>,
     /// RFC 3339.
     created_at: String,
     /// The Protected Resource Metadata the MCP server publishes.
@@ -328,6 +341,10 @@ fn server_view(s: &AppState, r: &Resource) -> ServerView {
         refresh_tokens: r.refresh_tokens.as_str().to_owned(),
         dynamic_registration: r.dynamic_registration,
         metadata_documents: r.metadata_documents,
+        sign_in_methods: r
+            .sign_in_methods
+            .as_ref()
+            .map(|m| m.iter().map(|x| x.to_string()).collect()),
         created_at: rfc3339(r.created_at),
         protected_resource_metadata: r.protected_resource_metadata(public),
     }
@@ -358,6 +375,9 @@ pub struct NewServer {
     dynamic_registration: Option<bool>,
     /// Default true.
     metadata_documents: Option<bool>,
+    /// The sign-in methods it offers, in order; absent or null for the defaults.
+    #[schema(min_items = 1)]
+    sign_in_methods: Option<Vec<String>>,
 }
 
 /// A page of MCP servers.
@@ -442,6 +462,7 @@ async fn create_server(
         .transpose()?;
     new.dynamic_registration = n.dynamic_registration;
     new.metadata_documents = n.metadata_documents;
+    new.sign_in_methods = n.sign_in_methods.as_deref().map(methods).transpose()?;
     let r = s.engine.operator(&who.id).register_resource(new).await?;
     s.engine.invalidate();
     Ok((StatusCode::CREATED, Json(server_view(&s, &r))))
@@ -481,6 +502,24 @@ pub struct ServerChange {
     refresh_tokens: Option<String>,
     dynamic_registration: Option<bool>,
     metadata_documents: Option<bool>,
+    /// Replaces the sign-in methods; null goes back to the defaults.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, nullable, min_items = 1)]
+    sign_in_methods: Option<Option<Vec<String>>>,
+}
+
+/// A field that may be absent (outer `None`) or null (inner `None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn methods(names: &[String]) -> ApiResult<Vec<Method>> {
+    parse_methods(names.iter().map(String::as_str))
+        .map_err(|e| ApiError::invalid(format!("sign_in_methods: {}", e.0)))
 }
 
 fn scope_defs(scopes: &[ScopeView]) -> ApiResult<Vec<ScopeDef>> {
@@ -540,6 +579,10 @@ async fn update_server(
             .transpose()?,
         dynamic_registration: c.dynamic_registration,
         metadata_documents: c.metadata_documents,
+        sign_in_methods: c
+            .sign_in_methods
+            .map(|m| m.as_deref().map(methods).transpose())
+            .transpose()?,
     };
     let r = s
         .engine
@@ -1347,7 +1390,7 @@ async fn rotate_signing_keys(
 pub struct AuditParams {
     /// One event type, e.g. `token.refused`.
     #[param(
-        pattern = "^(token\\.issued|token\\.refused|token\\.revoked|authorization\\.granted|authorization\\.denied|consent\\.granted|consent\\.revoked|client\\.registered|client\\.registration_refused|client\\.deleted|metadata_document\\.failed|sign_in\\.succeeded|sign_in\\.failed|sign_out|admin\\.change|key\\.rotated)$"
+        pattern = "^(token\\.issued|token\\.refused|token\\.revoked|authorization\\.granted|authorization\\.denied|consent\\.granted|consent\\.revoked|client\\.registered|client\\.registration_refused|client\\.deleted|metadata_document\\.failed|sign_in\\.succeeded|sign_in\\.failed|sign_out|admin\\.change|key\\.rotated|identity\\.linked)$"
     )]
     event: Option<String>,
     /// `success` or `failure`.
@@ -1501,4 +1544,253 @@ mod tests {
             .collect();
         assert_eq!(listed, all);
     }
+}
+
+// ---------------------------------------------------------------- sign-in methods
+
+/// The built-in sign-in methods every MCP server offers unless it names its own, and what
+/// that offers today.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInView {
+    password: bool,
+    /// Offered only when email delivery is configured (`email_delivery`).
+    email_code: bool,
+    passkey: bool,
+    /// Whether Gatehouse can send email (configuration, read-only).
+    #[serde(default, skip_deserializing)]
+    email_delivery: bool,
+    /// The methods an MCP server without its own list offers: these built-in methods, then
+    /// every enabled connection (read-only).
+    #[serde(default, skip_deserializing)]
+    default_methods: Vec<String>,
+}
+
+async fn sign_in_view(s: &AppState) -> ApiResult<SignInView> {
+    let p = admin::sign_in_policy(s.engine.store().as_ref()).await?;
+    let (methods, _) = s.engine.offered_methods(None).await?;
+    Ok(SignInView {
+        password: p.password,
+        email_code: p.email_code,
+        passkey: p.passkey,
+        email_delivery: s.engine.settings().email_delivery,
+        default_methods: methods.iter().map(|m| m.to_string()).collect(),
+    })
+}
+
+/// The default sign-in methods.
+#[utoipa::path(get, path = "/sign-in", tag = "sign-in",
+    responses((status = 200, body = SignInView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn get_sign_in(
+    State(s): State<AppState>,
+    Admin(_admin): Admin,
+) -> ApiResult<Json<SignInView>> {
+    Ok(Json(sign_in_view(&s).await?))
+}
+
+/// Set the built-in sign-in methods every MCP server offers unless it names its own.
+#[utoipa::path(put, path = "/sign-in", tag = "sign-in", request_body = SignInView,
+    responses(
+        (status = 200, body = SignInView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)
+    ))]
+async fn set_sign_in(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Body(v): Body<SignInView>,
+) -> ApiResult<Json<SignInView>> {
+    let policy = SignInPolicy {
+        password: v.password,
+        email_code: v.email_code,
+        passkey: v.passkey,
+    };
+    s.engine
+        .operator(&who.id)
+        .set_sign_in_policy(policy)
+        .await?;
+    Ok(Json(sign_in_view(&s).await?))
+}
+
+/// A connection: another system that signs people in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    /// `conn_…`
+    id: String,
+    /// Shown on the sign-in button ("Continue with …").
+    name: String,
+    /// `federated` (bring your own auth).
+    kind: String,
+    /// Where the browser is sent, with `login_request_id` and `state` (federated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login_url: Option<String>,
+    /// Only people with an email in these domains may sign in; empty: anyone.
+    allowed_domains: Vec<String>,
+    enabled: bool,
+    /// RFC 3339.
+    created_at: String,
+    /// Where the owner's backend posts the person's claims (federated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_request_url: Option<String>,
+    /// Where the owner's login page sends the browser back, with `state` (federated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_url: Option<String>,
+}
+
+fn connection_view(s: &AppState, c: &Connection) -> ConnectionView {
+    let public = s.engine.public_issuer();
+    let (login_url, auth_request_url, callback_url) = match &c.kind {
+        ConnectionKind::Federated { login_url } => (
+            Some(login_url.clone()),
+            Some(public.join(&format!(
+                "/api/v1/connections/{}/auth-requests/{{login_request_id}}/user",
+                c.id
+            ))),
+            Some(public.join(&format!("/sso/v1/connections/{}/partner:callback", c.id))),
+        ),
+    };
+    ConnectionView {
+        id: c.id.to_string(),
+        name: c.name.clone(),
+        kind: c.kind.name().to_owned(),
+        login_url,
+        allowed_domains: c.allowed_domains.clone(),
+        enabled: c.enabled,
+        created_at: rfc3339(c.created_at),
+        auth_request_url,
+        callback_url,
+    }
+}
+
+/// A connection to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConnectionBody {
+    #[schema(min_length = 1, max_length = 100)]
+    name: String,
+    /// `federated`: bring your own auth.
+    #[schema(pattern = "^federated$")]
+    kind: String,
+    /// The owner's login page (https, or http on loopback); required for `federated`.
+    login_url: Option<String>,
+    #[serde(default)]
+    allowed_domains: Vec<String>,
+}
+
+fn connection_kind(kind: &str, login_url: Option<String>) -> ApiResult<ConnectionKind> {
+    match kind {
+        "federated" => Ok(ConnectionKind::Federated {
+            login_url: login_url.ok_or_else(|| {
+                ApiError::invalid("login_url is required for a federated connection")
+            })?,
+        }),
+        other => Err(ApiError::invalid(format!("kind `{other}`: use federated"))),
+    }
+}
+
+/// List connections, oldest first.
+#[utoipa::path(get, path = "/connections", tag = "sign-in",
+    responses((status = 200, body = Vec<ConnectionView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_connections(
+    State(s): State<AppState>,
+    Admin(_admin): Admin,
+) -> ApiResult<Json<Vec<ConnectionView>>> {
+    let all = s.engine.store().connections().await?;
+    Ok(Json(all.iter().map(|c| connection_view(&s, c)).collect()))
+}
+
+/// Add a connection (enabled: offered to every MCP server without its own sign-in methods).
+#[utoipa::path(post, path = "/connections", tag = "sign-in", request_body = NewConnectionBody,
+    responses(
+        (status = 201, body = ConnectionView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)
+    ))]
+async fn create_connection(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Body(n): Body<NewConnectionBody>,
+) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
+    let new = NewConnection {
+        name: n.name,
+        kind: connection_kind(&n.kind, n.login_url)?,
+        allowed_domains: n.allowed_domains,
+    };
+    let c = s.engine.operator(&who.id).create_connection(new).await?;
+    Ok((StatusCode::CREATED, Json(connection_view(&s, &c))))
+}
+
+/// One connection.
+#[utoipa::path(get, path = "/connections/{id}", tag = "sign-in",
+    params(("id" = String, Path, description = "conn_…", pattern = "^conn_[A-Za-z0-9]{1,59}$")),
+    responses(
+        (status = 200, body = ConnectionView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn get_connection(
+    State(s): State<AppState>,
+    Admin(_admin): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConnectionView>> {
+    let c = admin::connection(s.engine.store().as_ref(), &id).await?;
+    Ok(Json(connection_view(&s, &c)))
+}
+
+/// What to change of a connection; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionChangeBody {
+    #[schema(min_length = 1, max_length = 100)]
+    name: Option<String>,
+    /// A federated connection's login page.
+    login_url: Option<String>,
+    allowed_domains: Option<Vec<String>>,
+    enabled: Option<bool>,
+}
+
+/// Change a connection.
+#[utoipa::path(patch, path = "/connections/{id}", tag = "sign-in", request_body = ConnectionChangeBody,
+    params(("id" = String, Path, description = "conn_…", pattern = "^conn_[A-Za-z0-9]{1,59}$")),
+    responses(
+        (status = 200, body = ConnectionView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ))]
+async fn update_connection(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+    Body(c): Body<ConnectionChangeBody>,
+) -> ApiResult<Json<ConnectionView>> {
+    let current = admin::connection(s.engine.store().as_ref(), &id).await?;
+    let kind = match c.login_url {
+        Some(url) => Some(connection_kind(current.kind.name(), Some(url))?),
+        None => None,
+    };
+    let change = admin::ConnectionChange {
+        name: c.name,
+        kind,
+        allowed_domains: c.allowed_domains,
+        enabled: c.enabled,
+    };
+    let updated = s
+        .engine
+        .operator(&who.id)
+        .update_connection(&id, change)
+        .await?;
+    Ok(Json(connection_view(&s, &updated)))
+}
+
+/// Remove a connection and the identities linked through it (the people stay). Refused
+/// while an MCP server names it among its sign-in methods.
+#[utoipa::path(delete, path = "/connections/{id}", tag = "sign-in",
+    params(("id" = String, Path, description = "conn_…", pattern = "^conn_[A-Za-z0-9]{1,59}$")),
+    responses(
+        (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)
+    ))]
+async fn delete_connection(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.engine.operator(&who.id).remove_connection(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -14,6 +14,7 @@ use gatehouse_core::audit::{AuditQuery, EventType, Outcome};
 use gatehouse_core::model::{ClientKind, NewResource, RefreshPolicy, Resource, ScopeDef, User};
 use gatehouse_core::params::FormParams;
 use gatehouse_core::session::SessionToken;
+use gatehouse_core::signin::{Method, parse_methods};
 use gatehouse_core::store::ConsentFilter;
 use gatehouse_core::{ResourceUri, ScopeSet};
 
@@ -33,7 +34,7 @@ impl FromRequestParts<AppState> for AdminPage {
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
         match signed_in(s, &parts.headers).await? {
-            None => Err(Redirect::to(&login_url(parts.uri.path())).into_response()),
+            None => Err(Redirect::to(&login_url(parts.uri.path(), None)).into_response()),
             Some((_, user)) if !user.admin => Err(message(
                 StatusCode::FORBIDDEN,
                 "Administrators only",
@@ -166,6 +167,18 @@ pub async fn servers(State(s): State<AppState>, AdminPage { token, user }: Admin
     )
 }
 
+/// The server form's sign-in choice: the defaults, or the methods ticked. Absent from
+/// forms without the choice (the new-server form): keep what is there.
+fn sign_in_form(form: &FormParams) -> Result<Option<Option<Vec<Method>>>, AdminError> {
+    match field(form, "sign_in") {
+        "default" => Ok(Some(None)),
+        "custom" => parse_methods(form.all("method"))
+            .map(|m| Some(Some(m)))
+            .map_err(|e| AdminError::Invalid(format!("sign-in methods: {}", e.0))),
+        _ => Ok(None),
+    }
+}
+
 /// The server form's fields as a complete change (every field is on the form).
 fn server_form(form: &FormParams) -> Result<admin::ResourceChange, AdminError> {
     let url = ResourceUri::parse(field(form, "url"))
@@ -195,6 +208,7 @@ fn server_form(form: &FormParams) -> Result<admin::ResourceChange, AdminError> {
         ),
         dynamic_registration: Some(field(form, "dynamic_registration") == "on"),
         metadata_documents: Some(field(form, "metadata_documents") == "on"),
+        sign_in_methods: sign_in_form(form)?,
     })
 }
 

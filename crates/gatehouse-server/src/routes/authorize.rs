@@ -14,7 +14,7 @@ use gatehouse_core::params::FormParams;
 use gatehouse_core::session::SessionToken;
 use gatehouse_core::{ErrorCode, OAuthError, User};
 
-use super::ui::{html, login_url, message, signed_in};
+use super::ui::{html, login_url, message, signed_in_with};
 use super::{AppState, AtIssuer};
 
 #[derive(Template)]
@@ -51,7 +51,7 @@ pub async fn get(
         Ok(r) => r,
         Err(e) => return refuse(e),
     };
-    let session = match signed_in(&s, &headers).await {
+    let session = match session_for(&s, &headers, &req).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -60,7 +60,8 @@ pub async fn get(
             return redirect_error(&req, ErrorCode::LoginRequired, "nobody is signed in");
         }
         // prompt=login is honoured by this sign-in; the request continues without it.
-        return Redirect::to(&login_url(&return_to(uri.path(), &pairs, true))).into_response();
+        let back = return_to(uri.path(), &pairs, true);
+        return Redirect::to(&login_url(&back, Some(&req.resource.id))).into_response();
     };
     let needed = match authorize::consent_needed(&s.engine, &user.id, &req).await {
         Ok(n) => n,
@@ -101,13 +102,14 @@ pub async fn post(
         Ok(r) => r,
         Err(e) => return refuse(e),
     };
-    let session = match signed_in(&s, &headers).await {
+    let session = match session_for(&s, &headers, &req).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let Some((token, user)) = session else {
         // The session ended while the page was open: sign in again, then decide again.
-        return Redirect::to(&login_url(&return_to(uri.path(), &pairs, false))).into_response();
+        let back = return_to(uri.path(), &pairs, false);
+        return Redirect::to(&login_url(&back, Some(&req.resource.id))).into_response();
     };
     if !token.csrf_matches(&csrf) {
         return message(
@@ -127,6 +129,32 @@ pub async fn post(
             Some("invalid_request"),
         ),
     }
+}
+
+/// The session, if someone is signed in with a method the MCP server offers: a session
+/// started another way counts as nobody, so the person signs in again with one it offers.
+async fn session_for(
+    s: &AppState,
+    headers: &HeaderMap,
+    req: &AuthorizationRequest,
+) -> Result<Option<(SessionToken, User)>, Response> {
+    let Some((token, user, method)) = signed_in_with(s, headers).await? else {
+        return Ok(None);
+    };
+    let (offered, _) = s
+        .engine
+        .offered_methods(Some(&req.resource))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "sign-in methods could not be read");
+            message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Something went wrong",
+                "The server could not check your session. Try again in a moment.",
+                Some("temporarily_unavailable"),
+            )
+        })?;
+    Ok(offered.contains(&method).then_some((token, user)))
 }
 
 async fn approve(

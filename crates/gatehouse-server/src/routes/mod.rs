@@ -7,6 +7,7 @@ pub mod health;
 pub mod metadata;
 pub mod oauth;
 pub mod register;
+pub mod sso;
 pub mod ui;
 
 use std::collections::HashMap;

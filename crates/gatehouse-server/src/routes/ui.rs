@@ -8,12 +8,16 @@ use askama::Template;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use gatehouse_core::User;
+use std::sync::Arc;
+
 use gatehouse_core::audit::{AuditEvent, EventType};
 use gatehouse_core::model::normalize_email;
 use gatehouse_core::params::FormParams;
 use gatehouse_core::password::Password;
 use gatehouse_core::session::{SessionToken, check_password};
+use gatehouse_core::signin::{Connection, Method};
+use gatehouse_core::types::ConnectionId;
+use gatehouse_core::{Resource, ResourceId, User};
 use serde::Deserialize;
 
 use super::AppState;
@@ -34,7 +38,12 @@ struct LoginPage<'a> {
     error: Option<&'a str>,
     csrf: &'a str,
     return_to: &'a str,
+    server: &'a str,
     email: &'a str,
+    /// Whether the password form is shown.
+    password: bool,
+    /// The connections offered: their names and where their buttons go.
+    connections: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -119,12 +128,22 @@ pub async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<(SessionToken, User)>, Response> {
+    Ok(signed_in_with(state, headers)
+        .await?
+        .map(|(token, user, _)| (token, user)))
+}
+
+/// The session token, the person signed in with it and how they signed in, if any.
+pub async fn signed_in_with(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(SessionToken, User, Method)>, Response> {
     let Some(value) = cookie(headers, session_cookie(state.secure_cookies())) else {
         return Ok(None);
     };
     let token = SessionToken::new(value);
     match state.engine.session_user(&token).await {
-        Ok(Some(user)) => Ok(Some((token, user))),
+        Ok(Some((user, method))) => Ok(Some((token, user, method))),
         Ok(None) => Ok(None),
         Err(e) => {
             tracing::error!(error = %e, "session lookup failed");
@@ -161,53 +180,142 @@ pub fn safe_return_to(s: &str) -> Option<&str> {
     ok.then_some(s)
 }
 
-/// The sign-in page URL returning to `return_to`.
-pub fn login_url(return_to: &str) -> String {
+/// The sign-in page URL returning to `return_to`, for MCP server `server` when known.
+pub fn login_url(return_to: &str, server: Option<&ResourceId>) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());
     q.append_pair("return_to", return_to);
+    if let Some(id) = server {
+        q.append_pair("server", id.as_str());
+    }
     format!("/login?{}", q.finish())
 }
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
     return_to: Option<String>,
+    server: Option<String>,
 }
 
-/// `GET /login`
+/// `GET /login`: the methods offered for the MCP server the sign-in is for. When the only
+/// one is a connection, the browser goes straight to it.
 pub async fn login_form(State(s): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
     let return_to = q
         .return_to
         .as_deref()
         .and_then(safe_return_to)
         .unwrap_or("");
-    login_page(&s, StatusCode::OK, return_to, "", None).await
+    let server = server_for(&s, q.server.as_deref(), return_to).await;
+    let offer = match offer(&s, server.as_deref(), return_to).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    if let ([Method::Connection(_)], [only]) =
+        (offer.methods.as_slice(), offer.connections.as_slice())
+    {
+        return Redirect::to(&start_url(&only.id, return_to, server.as_deref())).into_response();
+    }
+    login_page(
+        &s,
+        StatusCode::OK,
+        return_to,
+        server.as_deref(),
+        &offer,
+        "",
+        None,
+    )
+    .await
 }
 
-/// The name of the MCP server an authorization request in `return_to` is for: from the
-/// per-server issuer's path, else from its `resource` parameter. Only the operator's own
-/// name for it is shown, never a name a client chose.
-async fn server_named_in(s: &AppState, return_to: &str) -> Option<String> {
-    let (path, query) = return_to.split_once('?').unwrap_or((return_to, ""));
-    let named = match path.strip_prefix("/resources/") {
-        Some(rest) => rest.split('/').next().map(str::to_owned),
-        None => form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "resource")
-            .map(|(_, v)| v.into_owned()),
-    }?;
-    let resource = s.engine.catalog().resource_named(&named).await.ok()??;
-    Some(resource.name.clone())
+/// The MCP server a sign-in is for: the `server` parameter, else the one an authorization
+/// request in `return_to` names (by the per-server issuer's path or its `resource`).
+async fn server_for(s: &AppState, param: Option<&str>, return_to: &str) -> Option<Arc<Resource>> {
+    let named = match param.filter(|p| !p.is_empty()) {
+        Some(p) => p.to_owned(),
+        None => {
+            let (path, query) = return_to.split_once('?').unwrap_or((return_to, ""));
+            match path.strip_prefix("/resources/") {
+                Some(rest) => rest.split('/').next().map(str::to_owned),
+                None => form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == "resource")
+                    .map(|(_, v)| v.into_owned()),
+            }?
+        }
+    };
+    s.engine.catalog().resource_named(&named).await.ok()?
+}
+
+/// The methods offered on a sign-in page.
+struct Offer {
+    methods: Vec<Method>,
+    connections: Vec<Connection>,
+}
+
+impl Offer {
+    fn password(&self) -> bool {
+        self.methods.contains(&Method::Password)
+    }
+}
+
+/// What the sign-in page offers for `server`. The dashboard always offers passwords, so that
+/// administrators can get in whatever the MCP servers offer.
+async fn offer(
+    s: &AppState,
+    server: Option<&Resource>,
+    return_to: &str,
+) -> Result<Offer, Response> {
+    let (mut methods, connections) = s
+        .engine
+        .offered_methods(server)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let dashboard = return_to == "/admin" || return_to.starts_with("/admin/");
+    if dashboard && !methods.contains(&Method::Password) {
+        methods.insert(0, Method::Password);
+    }
+    Ok(Offer {
+        methods,
+        connections,
+    })
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "sign-in methods could not be read");
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Something went wrong",
+        "The server could not show the sign-in page. Try again in a moment.",
+        Some("temporarily_unavailable"),
+    )
+}
+
+/// Where a connection's button goes.
+pub fn start_url(connection: &ConnectionId, return_to: &str, server: Option<&Resource>) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("return_to", return_to);
+    if let Some(r) = server {
+        q.append_pair("server", r.id.as_str());
+    }
+    format!("/sso/v1/connections/{connection}/start?{}", q.finish())
 }
 
 async fn login_page(
     s: &AppState,
     status: StatusCode,
     return_to: &str,
+    server: Option<&Resource>,
+    offer: &Offer,
     email: &str,
     error: Option<&str>,
 ) -> Response {
-    let context = server_named_in(s, return_to).await;
+    // Only the operator's own name for the MCP server is shown, never a name a client chose.
+    let context = server.map(|r| r.name.clone());
     // Login CSRF: a fresh random value in a cookie and in the form (double submit).
     let csrf = gatehouse_core::random::secret("");
+    let connections = offer
+        .connections
+        .iter()
+        .map(|c| (c.name.clone(), start_url(&c.id, return_to, server)))
+        .collect();
     let mut r = html(
         status,
         &LoginPage {
@@ -215,7 +323,10 @@ async fn login_page(
             error,
             csrf: &csrf,
             return_to,
+            server: server.map(|r| r.id.as_str()).unwrap_or(""),
             email,
+            password: offer.password(),
+            connections,
         },
     );
     r.headers_mut().append(
@@ -241,6 +352,30 @@ pub async fn login(
     let field = |n: &str| form.single(n).ok().flatten().unwrap_or("");
     let return_to = safe_return_to(field("return_to")).unwrap_or("");
     let typed_email = field("email");
+    let server = server_for(&s, Some(field("server")), return_to).await;
+    let server = server.as_deref();
+    let offer = match offer(&s, server, return_to).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let page = |status, error| {
+        login_page(
+            &s,
+            status,
+            return_to,
+            server,
+            &offer,
+            typed_email,
+            Some(error),
+        )
+    };
+    if !offer.password() {
+        return page(
+            StatusCode::FORBIDDEN,
+            "This MCP server does not accept passwords: use one of the ways to sign in below.",
+        )
+        .await;
+    }
     let expected = cookie(&headers, login_cookie(s.secure_cookies())).unwrap_or_default();
     let presented = field("csrf");
     if expected.is_empty()
@@ -249,12 +384,9 @@ pub async fn login(
             presented.as_bytes(),
         ))
     {
-        return login_page(
-            &s,
+        return page(
             StatusCode::BAD_REQUEST,
-            return_to,
-            typed_email,
-            Some("The sign-in form expired. Please try again."),
+            "The sign-in form expired. Please try again.",
         )
         .await;
     }
@@ -268,12 +400,9 @@ pub async fn login(
                 .detail("ip", ip.as_str())
                 .detail("reason", "too many failed sign-ins"),
         );
-        return login_page(
-            &s,
+        return page(
             StatusCode::TOO_MANY_REQUESTS,
-            return_to,
-            typed_email,
-            Some("Too many failed sign-ins. Wait 15 minutes and try again."),
+            "Too many failed sign-ins. Wait 15 minutes and try again.",
         )
         .await;
     }
@@ -307,14 +436,7 @@ pub async fn login(
                 .detail("ip", ip.as_str())
                 .detail("reason", "wrong email or password"),
         );
-        return login_page(
-            &s,
-            StatusCode::UNAUTHORIZED,
-            return_to,
-            typed_email,
-            Some("Wrong email or password."),
-        )
-        .await;
+        return page(StatusCode::UNAUTHORIZED, "Wrong email or password.").await;
     };
     limits.sign_in_accounts.clear(&email);
     // Only someone who knows the password learns that the account is disabled.
@@ -325,16 +447,13 @@ pub async fn login(
                 .detail("ip", ip.as_str())
                 .detail("reason", "account disabled"),
         );
-        return login_page(
-            &s,
+        return page(
             StatusCode::FORBIDDEN,
-            return_to,
-            typed_email,
-            Some("This account is disabled. Ask the administrator of this server."),
+            "This account is disabled. Ask the administrator of this server.",
         )
         .await;
     }
-    let token = match s.engine.start_session(&user).await {
+    let token = match s.engine.start_session(&user, Method::Password).await {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "could not start a session");
@@ -401,7 +520,7 @@ pub async fn logout(
     }
     let secure = s.secure_cookies();
     let mut r = match safe_return_to(field("return_to")) {
-        Some(to) => Redirect::to(&login_url(to)).into_response(),
+        Some(to) => Redirect::to(&login_url(to, None)).into_response(),
         None => message(StatusCode::OK, "Signed out", "You are signed out.", None),
     };
     r.headers_mut().append(

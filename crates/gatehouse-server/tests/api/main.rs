@@ -11,4 +11,5 @@ mod introspection;
 mod metadata;
 mod people;
 mod registration;
+mod sso;
 mod token;

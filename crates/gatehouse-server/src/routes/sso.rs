@@ -1,0 +1,237 @@
+//! Signing in through connections ([`gatehouse_core::login`]).
+//!
+//! Bring your own auth, with the seed product's paths:
+//! 1. `GET /sso/v1/connections/{id}/start` stores a login request and sends the browser to
+//!    the owner's login page with `login_request_id` and `state`, setting a cookie that binds
+//!    the request to this browser.
+//! 2. `POST /api/v1/connections/{id}/auth-requests/{login_request_id}/user`: the owner's
+//!    backend, with an admin API key as bearer, says who signed in.
+//! 3. `GET /sso/v1/connections/{id}/partner:callback?state=…`: the browser is back; the
+//!    person is signed in and goes on to consent.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use gatehouse_core::login::{LoginError, request_in_state};
+use gatehouse_core::signin::{LOGIN_REQUEST_TTL, Method};
+use gatehouse_core::types::LoginRequestId;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::admin_api::{Admin, ApiError};
+use super::ui::{cookie, message, safe_return_to, session_cookie, set_cookie};
+
+/// The cookie that binds login request `id` to the browser that started it. Scoped to
+/// `/sso/`, where only the callback reads it.
+fn binding_cookie(id: &LoginRequestId) -> String {
+    format!("gatehouse_sso_{id}")
+}
+
+fn set_binding(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let v =
+        format!("{name}={value}; Path=/sso/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    // Names are lr_ ids and values base64url: always a valid header value.
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[derive(Deserialize)]
+pub struct StartQuery {
+    return_to: Option<String>,
+    server: Option<String>,
+}
+
+/// `GET /sso/v1/connections/{id}/start`
+pub async fn start(
+    State(s): State<AppState>,
+    Path(connection): Path<String>,
+    Query(q): Query<StartQuery>,
+) -> Response {
+    let return_to = q
+        .return_to
+        .as_deref()
+        .and_then(safe_return_to)
+        .unwrap_or("");
+    let server = match q.server.as_deref().filter(|x| !x.is_empty()) {
+        Some(named) => s
+            .engine
+            .catalog()
+            .resource_named(named)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.id.clone()),
+        None => None,
+    };
+    let started = match s.engine.start_login(&connection, return_to, server).await {
+        Ok(x) => x,
+        Err(e) => return page(&s, &connection, &e),
+    };
+    let Some(to) = started.redirect_url() else {
+        tracing::error!(connection = %started.connection.id, "connection has an unusable login URL");
+        return message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "This sign-in method is misconfigured",
+            "Its login address is not usable. Ask the administrator of this server.",
+            Some("server_error"),
+        );
+    };
+    let mut r = Redirect::to(&to).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_binding(
+            &binding_cookie(&started.request.id),
+            &started.browser_secret,
+            LOGIN_REQUEST_TTL,
+            s.secure_cookies(),
+        ),
+    );
+    r
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    state: Option<String>,
+}
+
+/// `GET /sso/v1/connections/{id}/partner:callback`
+pub async fn partner_callback(
+    State(s): State<AppState>,
+    Path(connection): Path<String>,
+    Query(q): Query<CallbackQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(state) = q.state.filter(|x| !x.is_empty()) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "This sign-in cannot continue",
+            "The login page sent the browser back without the state parameter. It must send back the state it received.",
+            Some("invalid_request"),
+        );
+    };
+    let binding = request_in_state(&state).map(|id| binding_cookie(&id));
+    let browser = binding.as_deref().and_then(|name| cookie(&headers, name));
+    let done = match s
+        .engine
+        .finish_login(&connection, &state, browser.as_deref())
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => return page(&s, &connection, &e),
+    };
+    let method = Method::Connection(done.connection.clone());
+    let token = match s.engine.start_session(&done.user, method).await {
+        Ok(t) => t,
+        Err(e) => return page(&s, &connection, &LoginError::Store(e)),
+    };
+    s.engine.audit_login(&done);
+    let to = if done.return_to.is_empty() {
+        "/"
+    } else {
+        done.return_to.as_str()
+    };
+    let secure = s.secure_cookies();
+    let mut r = Redirect::to(to).into_response();
+    let h = r.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(
+            session_cookie(secure),
+            token.expose_secret(),
+            s.engine.settings().session_max,
+            secure,
+        ),
+    );
+    if let Some(name) = binding {
+        h.append(header::SET_COOKIE, set_binding(&name, "", 0, secure));
+    }
+    r
+}
+
+/// The status of a sign-in error.
+fn status(e: &LoginError) -> StatusCode {
+    match e {
+        LoginError::UnknownConnection(_) | LoginError::UnknownRequest(_) => StatusCode::NOT_FOUND,
+        LoginError::ConnectionDisabled(_)
+        | LoginError::EmailNotVerified(_)
+        | LoginError::DomainNotAllowed(_)
+        | LoginError::AccountDisabled(_) => StatusCode::FORBIDDEN,
+        LoginError::Expired(_) => StatusCode::GONE,
+        LoginError::AlreadyUsed(_) | LoginError::ProfileAlreadySent(_) => StatusCode::CONFLICT,
+        LoginError::WrongKind(_)
+        | LoginError::InvalidClaims(_)
+        | LoginError::NoProfileYet(..)
+        | LoginError::StateMismatch
+        | LoginError::OtherBrowser => StatusCode::BAD_REQUEST,
+        LoginError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// The page for a sign-in that failed, recorded in the audit log.
+fn page(s: &AppState, connection: &str, e: &LoginError) -> Response {
+    if let LoginError::Store(err) = e {
+        tracing::error!(error = %err, "sign-in through a connection failed");
+    } else {
+        tracing::info!(
+            connection,
+            error = e.code(),
+            "sign-in through a connection refused"
+        );
+    }
+    s.engine.audit_login_failure(connection, e);
+    let text = match e {
+        LoginError::Store(_) => {
+            "The server could not finish signing you in. Try again in a moment.".to_owned()
+        }
+        other => {
+            let t = other.to_string();
+            let mut c = t.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>() + ".")
+                .unwrap_or_default()
+        }
+    };
+    message(
+        status(e),
+        "This sign-in cannot continue",
+        &text,
+        Some(e.code()),
+    )
+}
+
+/// What the owner's backend gets back.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    login_request_id: String,
+    connection_id: String,
+    /// The person's `sub` in the owner's system.
+    sub: String,
+    email: String,
+}
+
+/// `POST /api/v1/connections/{id}/auth-requests/{login_request_id}/user`
+pub async fn receive_user(
+    State(s): State<AppState>,
+    Admin(_who): Admin,
+    Path((connection, request)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Accepted>, ApiError> {
+    match s.engine.receive_profile(&connection, &request, &body).await {
+        Ok(p) => Ok(Json(Accepted {
+            login_request_id: request,
+            connection_id: connection,
+            sub: p.subject,
+            email: p.email,
+        })),
+        Err(LoginError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            tracing::info!(
+                connection,
+                error = e.code(),
+                "login request details refused"
+            );
+            Err(ApiError::new(status(&e), e.code(), e.to_string()))
+        }
+    }
+}
