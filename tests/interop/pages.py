@@ -17,6 +17,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx2
 
 EMAIL = "ada@example.com"
+# Redirects and forms followed before giving up (a connection adds a few).
+STEPS = 16
 PASSWORD = "correct horse battery staple"
 
 
@@ -77,37 +79,45 @@ def approve(
     password: str = PASSWORD,
     decision: str = "allow",
     http: httpx2.Client | None = None,
+    via: str | None = None,
+    owner_account: tuple[str, str] | None = None,
 ) -> str:
     """Walks from `authorize_url` through sign-in and consent; returns the client's redirect URL.
 
     Pass `http` (a client with cookies) to keep the session between calls, as a browser would.
+    `via` is another origin the walk goes through (the owner's login page of a bring-your-own-
+    auth connection), where `owner_account` (user name, passcode) fills in its login form.
     """
     own = http is None
     http = http or httpx2.Client(follow_redirects=False, timeout=10.0)
     origin = _origin(authorize_url)
     try:
         url, method, data = authorize_url, "GET", None
-        for _ in range(10):
+        for _ in range(STEPS):
             resp = http.request(method, url, data=data)
             if resp.status_code in (302, 303):
                 location = urljoin(url, resp.headers["location"])
-                if _origin(location) != origin:
+                if _origin(location) not in (origin, via):
                     return location
                 url, method, data = location, "GET", None
                 continue
             if resp.status_code != 200:
                 raise PageError(f"{method} {url} answered {resp.status_code}: {resp.text[:300]}")
             page = parse(resp.text)
-            form, data = _next_step(page, email, password, decision, resp.text)
+            form, data = _next_step(page, email, password, decision, resp.text, owner_account)
             url, method = urljoin(url, form.action), form.method.upper()
-        raise PageError(f"no redirect back to the client after 10 steps (last: {url})")
+        raise PageError(f"no redirect back to the client after {STEPS} steps (last: {url})")
     finally:
         if own:
             http.close()
 
 
-def _next_step(page: FormParser, email: str, password: str, decision: str, html: str) -> tuple[Form, dict]:
+def _next_step(
+    page: FormParser, email: str, password: str, decision: str, html: str, owner: tuple[str, str] | None = None
+) -> tuple[Form, dict]:
     for form in page.forms:
+        if owner and "username" in form.inputs and "passcode" in form.inputs:
+            return form, {**form.fields, "username": owner[0], "passcode": owner[1]}
         if "password" in form.inputs and "email" in form.inputs:
             return form, {**form.fields, "email": email, "password": password}
         if ("decision", decision) in form.buttons:
