@@ -125,6 +125,19 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/people/{id}/admin", post(admin_ui::set_admin))
         .route("/admin/keys", post(admin_ui::create_key))
         .route("/admin/keys/{id}/revoke", post(admin_ui::revoke_key))
+        .route(
+            "/admin/sign-in",
+            get(admin_ui::sign_in).post(admin_ui::save_sign_in),
+        )
+        .route("/admin/connections", post(admin_ui::create_connection))
+        .route(
+            "/admin/connections/{id}/enabled",
+            post(admin_ui::set_connection_enabled),
+        )
+        .route(
+            "/admin/connections/{id}/delete",
+            post(admin_ui::delete_connection),
+        )
         .route("/admin/signing-keys", get(admin_ui::signing_keys))
         .route(
             "/admin/signing-keys/rotate",

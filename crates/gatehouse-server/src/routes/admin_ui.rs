@@ -14,7 +14,9 @@ use gatehouse_core::audit::{AuditQuery, EventType, Outcome};
 use gatehouse_core::model::{ClientKind, NewResource, RefreshPolicy, Resource, ScopeDef, User};
 use gatehouse_core::params::FormParams;
 use gatehouse_core::session::SessionToken;
-use gatehouse_core::signin::{Method, parse_methods};
+use gatehouse_core::signin::{
+    Connection, ConnectionKind, Method, NewConnection, SignInPolicy, parse_methods,
+};
 use gatehouse_core::store::ConsentFilter;
 use gatehouse_core::{ResourceUri, ScopeSet};
 
@@ -316,6 +318,10 @@ struct ServerPage<'a> {
     cimd: bool,
     alg_options: Vec<(&'static str, bool)>,
     refresh_options: Vec<(&'static str, &'static str, bool)>,
+    sign_in_summary: String,
+    sign_in_custom: bool,
+    /// Every method that can be chosen: its value, label and whether it is chosen.
+    method_options: Vec<(String, String, bool)>,
     rust_snippet: String,
     python_snippet: String,
     node_snippet: String,
@@ -356,10 +362,11 @@ pub async fn server(
                 granted: rfc3339(c.granted_at),
             });
         }
-        Ok::<_, AdminError>((r, clients, rows))
+        let connections = store.connections().await?;
+        Ok::<_, AdminError>((r, clients, rows, connections))
     }
     .await;
-    let (r, clients, consents) = match loaded {
+    let (r, clients, consents, connections) = match loaded {
         Ok(x) => x,
         Err(e) => return failed(e),
     };
@@ -413,6 +420,32 @@ pub async fn server(
         .into_iter()
         .map(|(v, label)| (v, label, v == r.refresh_tokens.as_str()))
         .collect(),
+        sign_in_summary: match &r.sign_in_methods {
+            Some(m) => format!("only {}", method_labels(m, &connections)),
+            None => "the defaults".to_owned(),
+        },
+        sign_in_custom: r.sign_in_methods.is_some(),
+        method_options: {
+            let chosen = r.sign_in_methods.clone().unwrap_or_default();
+            let mut all: Vec<Method> = chosen.clone();
+            for m in [Method::Password, Method::EmailCode, Method::Passkey]
+                .into_iter()
+                .chain(connections.iter().map(|c| Method::Connection(c.id.clone())))
+            {
+                if !all.contains(&m) {
+                    all.push(m);
+                }
+            }
+            all.iter()
+                .map(|m| {
+                    (
+                        m.to_string(),
+                        method_labels(std::slice::from_ref(m), &connections),
+                        chosen.contains(m),
+                    )
+                })
+                .collect()
+        },
         rust_snippet: format!(
             "let guard = gatehouse_guard::Guard::builder(\"{url}\", \"{issuer}\")\n    .scopes_supported({scopes:?})\n    .build()?;\nlet app = mcp_router.layer(guard.layer()).merge(guard.metadata_router());",
             url = r.url,
@@ -1067,6 +1100,192 @@ pub async fn rotate_signing_keys(
 ) -> Response {
     match s.engine.rotate_keys(who.id.as_str(), None).await {
         Ok(_) => back("/admin/signing-keys"),
+        Err(e) => failed(e),
+    }
+}
+
+// ---------------------------------------------------------------- sign-in
+
+/// Methods as an operator reads them: "Email and password, Acme (connection)".
+fn method_labels(methods: &[Method], connections: &[Connection]) -> String {
+    methods
+        .iter()
+        .map(|m| match m {
+            Method::Password => "Email and password".to_owned(),
+            Method::EmailCode => "One-time codes by email".to_owned(),
+            Method::Passkey => "Passkeys".to_owned(),
+            Method::Connection(id) => match connections.iter().find(|c| &c.id == id) {
+                Some(c) if c.enabled => format!("{} (connection)", c.name),
+                Some(c) => format!("{} (connection, disabled)", c.name),
+                None => format!("{id} (removed connection)"),
+            },
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+struct ConnectionRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    domains: String,
+    enabled: bool,
+    login_url: String,
+    auth_request_url: String,
+    callback_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/sign_in.html")]
+struct SignInPage<'a> {
+    section: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    notice: Option<&'a str>,
+    password: bool,
+    email_code: bool,
+    passkey: bool,
+    email_delivery: bool,
+    defaults: String,
+    connections: Vec<ConnectionRow>,
+}
+
+/// `GET /admin/sign-in`
+pub async fn sign_in(State(s): State<AppState>, AdminPage { token, user }: AdminPage) -> Response {
+    let store = s.engine.store().as_ref();
+    let loaded = async {
+        let policy = admin::sign_in_policy(store).await?;
+        let connections = store.connections().await?;
+        let (defaults, _) = s.engine.offered_methods(None).await?;
+        Ok::<_, AdminError>((policy, connections, defaults))
+    }
+    .await;
+    let (policy, connections, defaults) = match loaded {
+        Ok(x) => x,
+        Err(e) => return failed(e),
+    };
+    let public = s.engine.public_issuer();
+    let page = SignInPage {
+        section: "sign-in",
+        csrf: &token.csrf_token(),
+        email: &user.email,
+        notice: None,
+        password: policy.password,
+        email_code: policy.email_code,
+        passkey: policy.passkey,
+        email_delivery: s.engine.settings().email_delivery,
+        defaults: method_labels(&defaults, &connections),
+        connections: connections
+            .iter()
+            .map(|c| {
+                let ConnectionKind::Federated { login_url } = &c.kind;
+                ConnectionRow {
+                    id: c.id.to_string(),
+                    name: c.name.clone(),
+                    kind: c.kind.name(),
+                    domains: if c.allowed_domains.is_empty() {
+                        "any".to_owned()
+                    } else {
+                        c.allowed_domains.join(", ")
+                    },
+                    enabled: c.enabled,
+                    login_url: login_url.clone(),
+                    auth_request_url: public.join(&format!(
+                        "/api/v1/connections/{}/auth-requests/{{login_request_id}}/user",
+                        c.id
+                    )),
+                    callback_url: public
+                        .join(&format!("/sso/v1/connections/{}/partner:callback", c.id)),
+                }
+            })
+            .collect(),
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// `POST /admin/sign-in`: the built-in methods.
+pub async fn save_sign_in(
+    State(s): State<AppState>,
+    AdminForm {
+        token: _,
+        user: who,
+        form,
+    }: AdminForm,
+) -> Response {
+    let policy = SignInPolicy {
+        password: field(&form, "password") == "on",
+        email_code: field(&form, "email_code") == "on",
+        passkey: field(&form, "passkey") == "on",
+    };
+    match s.engine.operator(&who.id).set_sign_in_policy(policy).await {
+        Ok(()) => back("/admin/sign-in"),
+        Err(e) => failed(e),
+    }
+}
+
+/// `POST /admin/connections`: a bring-your-own-auth connection.
+pub async fn create_connection(
+    State(s): State<AppState>,
+    AdminForm {
+        token: _,
+        user: who,
+        form,
+    }: AdminForm,
+) -> Response {
+    let new = NewConnection {
+        name: field(&form, "name").to_owned(),
+        kind: ConnectionKind::Federated {
+            login_url: field(&form, "login_url").to_owned(),
+        },
+        allowed_domains: field(&form, "domains")
+            .split([' ', ','])
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    match s.engine.operator(&who.id).create_connection(new).await {
+        Ok(_) => back("/admin/sign-in#connections"),
+        Err(e) => failed(e),
+    }
+}
+
+/// `POST /admin/connections/{id}/enabled`
+pub async fn set_connection_enabled(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm {
+        token: _,
+        user: who,
+        form,
+    }: AdminForm,
+) -> Response {
+    let change = admin::ConnectionChange {
+        enabled: Some(field(&form, "enabled") == "on"),
+        ..Default::default()
+    };
+    match s
+        .engine
+        .operator(&who.id)
+        .update_connection(&id, change)
+        .await
+    {
+        Ok(_) => back("/admin/sign-in#connections"),
+        Err(e) => failed(e),
+    }
+}
+
+/// `POST /admin/connections/{id}/delete`
+pub async fn delete_connection(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm {
+        token: _,
+        user: who,
+        form: _,
+    }: AdminForm,
+) -> Response {
+    match s.engine.operator(&who.id).remove_connection(&id).await {
+        Ok(()) => back("/admin/sign-in#connections"),
         Err(e) => failed(e),
     }
 }

@@ -61,6 +61,7 @@ async fn only_administrators_get_in_and_every_form_needs_the_csrf_token() {
         "/admin/audit",
         "/admin/audit/export?format=csv",
         "/admin/signing-keys",
+        "/admin/sign-in",
     ] {
         assert_eq!(person.get(path).await.status, 403, "{path}");
     }
@@ -475,4 +476,156 @@ async fn a_client_is_disabled_and_enabled_from_its_server_s_page() {
     let on = b.post(&path, &form(&token, &[("disabled", "off")])).await;
     assert_eq!(on.status, 303);
     app.token("", &agent, &[]).await;
+}
+
+#[tokio::test]
+async fn sign_in_methods_and_connections_are_managed_from_the_dashboard() {
+    use gatehouse_core::signin::Method;
+    use gatehouse_core::store::SignInStore;
+
+    let app = setup().await;
+    let r = app
+        .add_server(
+            "https://todo.example/mcp",
+            gatehouse_core::keys::SigningAlg::ES256,
+        )
+        .await;
+    let b = signed_in(&app, ROOT).await;
+    let page = b.get("/admin/sign-in").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("No connections yet"), "{}", page.body);
+    assert!(page.body.contains("no email delivery is configured"));
+    let token = csrf(&page.body);
+
+    let bad = b
+        .post(
+            "/admin/connections",
+            &form(
+                &token,
+                &[("name", "Acme"), ("login_url", "http://acme.example/login")],
+            ),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("must be https"), "{}", bad.body);
+    let added = b
+        .post(
+            "/admin/connections",
+            &form(
+                &token,
+                &[
+                    ("name", "Acme"),
+                    ("login_url", "https://login.acme.example/mcp"),
+                    ("domains", "acme.example, example.com"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let conns = app.store.connections().await.unwrap();
+    assert_eq!(conns.len(), 1);
+    let conn = &conns[0];
+    assert_eq!(conn.allowed_domains, ["acme.example", "example.com"]);
+    let page = b.get("/admin/sign-in").await;
+    for text in [
+        conn.id.as_str(),
+        "partner:callback",
+        "/auth-requests/{login_request_id}/user",
+        "Acme (connection)",
+    ] {
+        assert!(page.body.contains(text), "lacks {text}");
+    }
+
+    // Passwords off by default; the server page offers the choice of its own methods.
+    let saved = b
+        .post("/admin/sign-in", &form(&token, &[("passkey", "on")]))
+        .await;
+    assert_eq!(saved.status, 303);
+    let policy = app.store.sign_in_policy().await.unwrap().unwrap();
+    assert!(!policy.password && policy.passkey && !policy.email_code);
+
+    let server_page = b.get(&format!("/admin/servers/{}", r.id)).await;
+    assert!(server_page.body.contains("the defaults"));
+    assert!(server_page.body.contains(&format!("value=\"{}\"", conn.id)));
+    let mut fields = vec![
+        ("name", "To-do list"),
+        ("url", "https://todo.example/mcp"),
+        ("scopes", "todo:read\ntodo:write"),
+        ("token_ttl", "600"),
+        ("alg", "ES256"),
+        ("refresh_tokens", "offline_access"),
+        ("sign_in", "custom"),
+        ("method", conn.id.as_str()),
+        ("method", "password"),
+    ];
+    let changed = b
+        .post(
+            &format!("/admin/servers/{}/update", r.id),
+            &form(&token, &fields),
+        )
+        .await;
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    let stored = app.store.resource(&r.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.sign_in_methods,
+        Some(vec![Method::Connection(conn.id.clone()), Method::Password])
+    );
+    let server_page = b.get(&format!("/admin/servers/{}", r.id)).await;
+    assert!(
+        server_page
+            .body
+            .contains("only Acme (connection), Email and password"),
+        "{}",
+        server_page.body
+    );
+
+    // A connection a server names cannot be removed; disabled, it is not offered.
+    let refused = b
+        .post(
+            &format!("/admin/connections/{}/delete", conn.id),
+            &form(&token, &[]),
+        )
+        .await;
+    assert_eq!(refused.status, 409);
+    assert!(refused.body.contains("remove it from that server"));
+    let off = b
+        .post(
+            &format!("/admin/connections/{}/enabled", conn.id),
+            &form(&token, &[("enabled", "off")]),
+        )
+        .await;
+    assert_eq!(off.status, 303);
+    assert!(
+        !app.store
+            .connection(&conn.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+
+    fields.retain(|(k, _)| *k != "method" && *k != "sign_in");
+    fields.push(("sign_in", "default"));
+    b.post(
+        &format!("/admin/servers/{}/update", r.id),
+        &form(&token, &fields),
+    )
+    .await;
+    assert_eq!(
+        app.store
+            .resource(&r.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sign_in_methods,
+        None
+    );
+    let gone = b
+        .post(
+            &format!("/admin/connections/{}/delete", conn.id),
+            &form(&token, &[]),
+        )
+        .await;
+    assert_eq!(gone.status, 303);
+    assert!(app.store.connections().await.unwrap().is_empty());
 }
