@@ -20,8 +20,8 @@ use crate::engine::Engine;
 use crate::model::{Resource, User};
 use crate::secret::SecretHash;
 use crate::signin::{
-    Connection, ConnectionKind, Identity, LOGIN_REQUEST_TTL, LoginRequest, MAX_CLAIMS_BYTES,
-    Method, Profile, offered,
+    Available, Connection, ConnectionKind, Identity, LOGIN_REQUEST_TTL, LoginRequest,
+    MAX_CLAIMS_BYTES, Method, Profile, offered,
 };
 use crate::store::StoreError;
 use crate::types::{ConnectionId, LoginRequestId, ResourceId, UserId};
@@ -168,7 +168,7 @@ impl Engine {
             resource,
             &policy,
             &connections,
-            self.settings().email_delivery,
+            Available::with_email(self.settings().email_delivery),
         );
         let offered_connections = methods
             .iter()

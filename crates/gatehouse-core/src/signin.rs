@@ -239,18 +239,39 @@ pub fn email_domains(domains: Vec<String>) -> Result<Vec<String>, ParseError> {
     Ok(out)
 }
 
+/// Which built-in methods this Gatehouse can offer at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Available {
+    /// Email codes need email delivery to be configured.
+    pub email_code: bool,
+    /// Passkeys are not built yet: never offered, whatever the policy says.
+    pub passkey: bool,
+}
+
+impl Available {
+    /// What a Gatehouse with (or without) email delivery can offer.
+    pub fn with_email(email_delivery: bool) -> Self {
+        Available {
+            email_code: email_delivery,
+            passkey: false,
+        }
+    }
+}
+
 /// The methods offered for `resource` (or, with none, for any MCP server), in order:
-/// the built-in methods, then the connections.
+/// the built-in methods, then the connections. Methods that are not available and
+/// disabled or removed connections are left out.
 pub fn offered(
     resource: Option<&Resource>,
     policy: &SignInPolicy,
     connections: &[Connection],
-    email_delivery: bool,
+    available: Available,
 ) -> Vec<Method> {
     let usable = |m: &Method| match m {
-        Method::EmailCode => email_delivery,
+        Method::EmailCode => available.email_code,
+        Method::Passkey => available.passkey,
         Method::Connection(id) => connections.iter().any(|c| &c.id == id && c.enabled),
-        _ => true,
+        Method::Password => true,
     };
     match resource.and_then(|r| r.sign_in_methods.as_ref()) {
         Some(chosen) => chosen.iter().filter(|m| usable(m)).cloned().collect(),
@@ -259,10 +280,10 @@ pub fn offered(
             if policy.password {
                 out.push(Method::Password);
             }
-            if policy.email_code && email_delivery {
+            if policy.email_code && available.email_code {
                 out.push(Method::EmailCode);
             }
-            if policy.passkey {
+            if policy.passkey && available.passkey {
                 out.push(Method::Passkey);
             }
             out.extend(
@@ -471,6 +492,59 @@ mod tests {
                 UnixTime(1)
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn offered_methods_follow_the_policy_or_the_servers_own_list() {
+        let mk = |name: &str, enabled: bool| Connection {
+            enabled,
+            ..Connection::create(
+                NewConnection {
+                    name: name.into(),
+                    kind: ConnectionKind::Federated {
+                        login_url: "https://login.example/".into(),
+                    },
+                    allowed_domains: vec![],
+                },
+                UnixTime(1),
+            )
+            .unwrap()
+        };
+        let on = mk("On", true);
+        let off = mk("Off", false);
+        let conns = vec![on.clone(), off.clone()];
+        let all = SignInPolicy::default();
+        let none = Available::with_email(false);
+        assert_eq!(
+            offered(None, &all, &conns, none),
+            [Method::Password, Method::Connection(on.id.clone())],
+            "no email delivery, no passkeys yet, no disabled connection"
+        );
+        assert_eq!(
+            offered(None, &all, &conns, Available::with_email(true)),
+            [
+                Method::Password,
+                Method::EmailCode,
+                Method::Connection(on.id.clone())
+            ]
+        );
+        let mut server = crate::contract::resource("https://a.example/mcp");
+        server.sign_in_methods = Some(vec![
+            Method::Connection(off.id.clone()),
+            Method::Connection(on.id.clone()),
+            Method::Passkey,
+            Method::Password,
+        ]);
+        let policy_off = SignInPolicy {
+            password: false,
+            email_code: false,
+            passkey: false,
+        };
+        assert_eq!(
+            offered(Some(&server), &policy_off, &conns, none),
+            [Method::Connection(on.id.clone()), Method::Password],
+            "its own list, in its order, whatever the defaults"
         );
     }
 }

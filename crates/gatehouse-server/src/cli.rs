@@ -11,7 +11,8 @@ use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{Client, NewResource, RefreshPolicy, Resource, ScopeDef, User};
 use gatehouse_core::password::Password;
 use gatehouse_core::signin::{
-    Connection, ConnectionKind, Method, NewConnection, SignInPolicy, offered, parse_methods,
+    Available, Connection, ConnectionKind, Method, NewConnection, SignInPolicy, offered,
+    parse_methods,
 };
 use gatehouse_core::store::{AuditStore, ConsentFilter};
 use gatehouse_core::{ClientId, Clock, Issuer, ResourceId, ResourceUri, ScopeSet, SystemClock};
@@ -1415,7 +1416,12 @@ async fn sign_in_output(
     let p = admin::sign_in_policy(store).await?;
     let connections = gatehouse_core::store::SignInStore::connections(store).await?;
     let email_delivery = config.engine_settings().email_delivery;
-    let defaults = offered(None, &p, &connections, email_delivery);
+    let defaults = offered(
+        None,
+        &p,
+        &connections,
+        Available::with_email(email_delivery),
+    );
     Ok(if json {
         pretty(&json!({
             "password": p.password,
@@ -1426,7 +1432,7 @@ async fn sign_in_output(
         }))
     } else {
         format!(
-            "Built-in sign-in methods (for MCP servers without their own list):\n  password:   {}\n  email_code: {}{}\n  passkey:    {}\n\nOffered by default, in order: {}",
+            "Built-in sign-in methods (for MCP servers without their own list):\n  password:   {}\n  email_code: {}{}\n  passkey:    {} (not available yet: not offered)\n\nOffered by default, in order: {}",
             on_off(p.password),
             on_off(p.email_code),
             if email_delivery {

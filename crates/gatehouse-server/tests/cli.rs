@@ -998,3 +998,157 @@ fn signing_keys_are_listed_and_rotated() {
     assert_eq!(rotated[0]["details"]["kid"], made[0]["kid"]);
     assert_eq!(rotated[0]["actor"], "cli");
 }
+
+#[test]
+fn connections_and_sign_in_methods() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shown = json(&gatehouse(d, &["sign-in", "show", "--json"]));
+    assert_eq!(shown["default_methods"], serde_json::json!(["password"]));
+    assert_eq!(shown["email_delivery"], false);
+
+    let conn = json(&gatehouse(
+        d,
+        &[
+            "connections",
+            "add-federated",
+            "--name",
+            "Acme",
+            "--login-url",
+            "https://login.acme.example/mcp",
+            "--domain",
+            "@Acme.example",
+            "--json",
+        ],
+    ));
+    let id = conn["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("conn_"));
+    assert_eq!(conn["allowed_domains"], serde_json::json!(["acme.example"]));
+    assert_eq!(
+        conn["callback_url"],
+        format!("https://auth.example.com/sso/v1/connections/{id}/partner:callback")
+    );
+    assert_eq!(
+        conn["auth_request_url"],
+        format!(
+            "https://auth.example.com/api/v1/connections/{id}/auth-requests/{{login_request_id}}/user"
+        )
+    );
+    let text = gatehouse(d, &["connections", "show", &id]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("admin API key as bearer"), "{text}");
+
+    let bad = gatehouse(
+        d,
+        &[
+            "connections",
+            "add-federated",
+            "--name",
+            "X",
+            "--login-url",
+            "ftp://x",
+            "--json",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("must be https"), "{}", stderr(&bad));
+    let res_id = gatehouse(d, &["connections", "show", "res_abc", "--json"]);
+    assert!(
+        stderr(&res_id).contains("MCP server id"),
+        "{}",
+        stderr(&res_id)
+    );
+
+    let server = json(&gatehouse(
+        d,
+        &[
+            "servers",
+            "add",
+            "--name",
+            "To-do",
+            "--url",
+            "https://mcp.example.com/mcp",
+            "--sign-in",
+            &format!("{id},password"),
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        server["sign_in_methods"],
+        serde_json::json!([id, "password"])
+    );
+    let sid = server["id"].as_str().unwrap().to_owned();
+    let unknown = gatehouse(
+        d,
+        &[
+            "servers",
+            "update",
+            &sid,
+            "--sign-in",
+            "conn_nosuchthing",
+            "--json",
+        ],
+    );
+    assert!(
+        stderr(&unknown).contains("no such connection"),
+        "{}",
+        stderr(&unknown)
+    );
+    let typo = gatehouse(
+        d,
+        &["servers", "update", &sid, "--sign-in", "sms", "--json"],
+    );
+    assert!(
+        stderr(&typo).contains("not a sign-in method"),
+        "{}",
+        stderr(&typo)
+    );
+
+    let in_use = gatehouse(d, &["connections", "remove", &id, "--json"]);
+    assert!(!in_use.status.success());
+    assert!(
+        stderr(&in_use).contains("remove it from that server"),
+        "{}",
+        stderr(&in_use)
+    );
+
+    let off = json(&gatehouse(d, &["connections", "disable", &id, "--json"]));
+    assert_eq!(off["enabled"], false);
+    let set = json(&gatehouse(
+        d,
+        &["sign-in", "set", "--password", "off", "--json"],
+    ));
+    assert_eq!(set["password"], false);
+    assert_eq!(set["default_methods"], serde_json::json!([]));
+    json(&gatehouse(d, &["connections", "enable", &id, "--json"]));
+    let set = json(&gatehouse(d, &["sign-in", "show", "--json"]));
+    assert_eq!(set["default_methods"], serde_json::json!([id]));
+
+    let reset = json(&gatehouse(
+        d,
+        &["servers", "update", &sid, "--sign-in", "default", "--json"],
+    ));
+    assert_eq!(reset["sign_in_methods"], Value::Null);
+    json(&gatehouse(d, &["connections", "remove", &id, "--json"]));
+    let list = json(&gatehouse(d, &["connections", "list", "--json"]));
+    assert_eq!(list, serde_json::json!([]));
+    let log = json(&gatehouse(
+        d,
+        &["audit", "--event", "admin.change", "--json"],
+    ));
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .or(log.as_array())
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["details"]["action"].as_str())
+        .collect();
+    for a in [
+        "connection.created",
+        "connection.updated",
+        "connection.deleted",
+        "sign_in.policy_changed",
+    ] {
+        assert!(actions.contains(&a), "{a} not in {actions:?}");
+    }
+}
