@@ -1550,20 +1550,27 @@ mod tests {
 
 /// The built-in sign-in methods every MCP server offers unless it names its own, and what
 /// that offers today.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SignInView {
     password: bool,
     /// Offered only when email delivery is configured (`email_delivery`).
     email_code: bool,
+    /// Passkeys are not built yet: never offered.
     passkey: bool,
-    /// Whether Gatehouse can send email (configuration, read-only).
-    #[serde(default, skip_deserializing)]
+    /// Whether Gatehouse can send email (configuration).
     email_delivery: bool,
     /// The methods an MCP server without its own list offers: these built-in methods, then
-    /// every enabled connection (read-only).
-    #[serde(default, skip_deserializing)]
+    /// every enabled connection.
     default_methods: Vec<String>,
+}
+
+/// The built-in sign-in methods to turn on or off.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInPolicyBody {
+    password: bool,
+    email_code: bool,
+    passkey: bool,
 }
 
 async fn sign_in_view(s: &AppState) -> ApiResult<SignInView> {
@@ -1589,7 +1596,7 @@ async fn get_sign_in(
 }
 
 /// Set the built-in sign-in methods every MCP server offers unless it names its own.
-#[utoipa::path(put, path = "/sign-in", tag = "sign-in", request_body = SignInView,
+#[utoipa::path(put, path = "/sign-in", tag = "sign-in", request_body = SignInPolicyBody,
     responses(
         (status = 200, body = SignInView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)
@@ -1597,7 +1604,7 @@ async fn get_sign_in(
 async fn set_sign_in(
     State(s): State<AppState>,
     Admin(who): Admin,
-    Body(v): Body<SignInView>,
+    Body(v): Body<SignInPolicyBody>,
 ) -> ApiResult<Json<SignInView>> {
     let policy = SignInPolicy {
         password: v.password,

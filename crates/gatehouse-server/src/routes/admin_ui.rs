@@ -264,6 +264,7 @@ pub async fn create_server(
         new.refresh_tokens = c.refresh_tokens;
         new.dynamic_registration = c.dynamic_registration;
         new.metadata_documents = c.metadata_documents;
+        new.sign_in_methods = c.sign_in_methods.flatten();
         s.engine.operator(&who.id).register_resource(new).await
     }
     .await;

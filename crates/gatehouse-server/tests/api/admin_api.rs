@@ -910,3 +910,170 @@ async fn signing_keys_are_listed_and_rotated_once_at_a_time() {
     let (_, log) = api.get("/audit?event=key.rotated").await;
     assert_eq!(log["items"][0]["details"]["kid"], next.as_str());
 }
+
+#[tokio::test]
+async fn connections_and_sign_in_methods_through_the_api() {
+    let api = setup().await;
+    let (status, policy) = api.get("/sign-in").await;
+    assert_eq!(status, 200);
+    assert_eq!(policy["default_methods"], json!(["password"]));
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            "/sign-in",
+            Some(&api.key),
+            Some(json!({"password": false, "email_code": true, "passkey": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["default_methods"],
+        json!([]),
+        "no email delivery, no passkeys yet"
+    );
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            "/sign-in",
+            Some(&api.key),
+            Some(json!({"password": true})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/connections",
+            Some(&api.key),
+            Some(json!({"name": "Acme", "kind": "federated"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("login_url")
+    );
+    let (status, c) = api
+        .call(
+            Method::POST,
+            "/connections",
+            Some(&api.key),
+            Some(json!({"name": "Acme", "kind": "federated", "login_url": "https://login.acme.example/mcp", "allowed_domains": ["acme.example"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert!(
+        c["callback_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/sso/v1/connections/{id}/partner:callback"))
+    );
+    let (_, body) = api.get("/sign-in").await;
+    assert_eq!(body["default_methods"], json!([id]));
+
+    let (status, server) = api
+        .call(
+            Method::POST,
+            "/servers",
+            Some(&api.key),
+            Some(json!({"name": "To-do", "url": "https://todo.example/mcp", "sign_in_methods": [id, "password"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{server}");
+    assert_eq!(server["sign_in_methods"], json!([id, "password"]));
+    let sid = server["id"].as_str().unwrap();
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/servers/{sid}"),
+            Some(&api.key),
+            Some(json!({"sign_in_methods": ["sms"]})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/servers/{sid}"),
+            Some(&api.key),
+            Some(json!({"sign_in_methods": []})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    let (status, body) = api
+        .call(
+            Method::DELETE,
+            &format!("/connections/{id}"),
+            Some(&api.key),
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&body)), (409, "conflict"));
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/servers/{sid}"),
+            Some(&api.key),
+            Some(json!({"name": "To-do list"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["sign_in_methods"],
+        json!([id, "password"]),
+        "absent: kept"
+    );
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/servers/{sid}"),
+            Some(&api.key),
+            Some(json!({"sign_in_methods": null})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["sign_in_methods"], Value::Null, "null: the defaults");
+
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/connections/{id}"),
+            Some(&api.key),
+            Some(json!({"enabled": false, "login_url": "ftp://x"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/connections/{id}"),
+            Some(&api.key),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["enabled"], false);
+    let (status, body) = api.get(&format!("/connections/{}", sid)).await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MCP server id")
+    );
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/connections/{id}"),
+            Some(&api.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, list) = api.get("/connections").await;
+    assert_eq!(list, json!([]));
+}
