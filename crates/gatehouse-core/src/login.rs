@@ -13,8 +13,6 @@
 //! other system echoes, and a state that is not the one sent is told apart from a request
 //! that does not exist.
 
-use subtle::ConstantTimeEq;
-
 use crate::audit::{AuditEvent, EventType};
 use crate::engine::Engine;
 use crate::model::{Resource, User};
@@ -316,17 +314,10 @@ impl Engine {
             return Err(LoginError::StateMismatch);
         };
         let r = self.open_request(&connection, id.as_str()).await?;
-        let matches = |hash: &SecretHash, value: &str| -> bool {
-            SecretHash::of(value)
-                .as_str()
-                .as_bytes()
-                .ct_eq(hash.as_str().as_bytes())
-                .into()
-        };
-        if !matches(&r.state_hash, state) {
+        if !r.state_hash.matches(state) {
             return Err(LoginError::StateMismatch);
         }
-        if !browser.is_some_and(|b| matches(&r.browser_hash, b)) {
+        if !browser.is_some_and(|b| r.browser_hash.matches(b)) {
             return Err(LoginError::OtherBrowser);
         }
         let Some(profile) = r.profile.clone() else {

@@ -73,8 +73,17 @@ impl SecretHash {
 
     /// Whether `secret` hashes to this value, compared in constant time.
     pub fn verify(&self, secret: &ClientSecret) -> bool {
-        let candidate = SecretHash::of(&secret.0);
-        candidate.0.as_bytes().ct_eq(self.0.as_bytes()).into()
+        self.matches(&secret.0)
+    }
+
+    /// Whether `value` (any high-entropy secret: a state, a cookie) hashes to this value,
+    /// compared in constant time.
+    pub fn matches(&self, value: &str) -> bool {
+        SecretHash::of(value)
+            .0
+            .as_bytes()
+            .ct_eq(self.0.as_bytes())
+            .into()
     }
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::UnixTime;
 use crate::model::{Resource, display_name, normalize_email};
 use crate::secret::SecretHash;
-use crate::types::{ConnectionId, LoginRequestId, ParseError, ResourceId, UserId};
+use crate::types::{ConnectionId, Issuer, LoginRequestId, ParseError, ResourceId, UserId};
 
 /// A way to sign in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -170,6 +170,20 @@ impl Connection {
             enabled: true,
             created_at: now,
         })
+    }
+
+    /// Where the owner's backend posts the person's claims (bring your own auth), with the
+    /// literal placeholder `{login_request_id}`.
+    pub fn auth_request_url(&self, public: &Issuer) -> String {
+        public.join(&format!(
+            "/api/v1/connections/{}/auth-requests/{{login_request_id}}/user",
+            self.id
+        ))
+    }
+
+    /// Where the owner's login page sends the browser back, with `?state=…`.
+    pub fn callback_url(&self, public: &Issuer) -> String {
+        public.join(&format!("/sso/v1/connections/{}/partner:callback", self.id))
     }
 
     /// Whether a person with `email` may sign in through it.

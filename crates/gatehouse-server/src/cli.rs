@@ -1467,12 +1467,8 @@ fn connection_json(c: &Connection, public: &Issuer) -> serde_json::Value {
     match &c.kind {
         ConnectionKind::Federated { login_url } => {
             v["login_url"] = json!(login_url);
-            v["auth_request_url"] = json!(public.join(&format!(
-                "/api/v1/connections/{}/auth-requests/{{login_request_id}}/user",
-                c.id
-            )));
-            v["callback_url"] =
-                json!(public.join(&format!("/sso/v1/connections/{}/partner:callback", c.id)));
+            v["auth_request_url"] = json!(c.auth_request_url(public));
+            v["callback_url"] = json!(c.callback_url(public));
         }
     }
     v
@@ -1499,8 +1495,8 @@ fn connection_output(c: &Connection, public: &Issuer, json: bool, verb: &str) ->
         ConnectionKind::Federated { login_url } => {
             out.push_str(&format!(
                 "  login:    {login_url}?login_request_id=…&state=…\n\nYour backend posts the person's claims (sub, email, email_verified, name, …) as JSON, with an admin API key as bearer, to\n  {}\nthen your login page sends the browser back to\n  {}?state=…",
-                v["auth_request_url"].as_str().unwrap_or_default(),
-                v["callback_url"].as_str().unwrap_or_default(),
+                c.auth_request_url(public),
+                c.callback_url(public),
             ));
         }
     }

@@ -660,6 +660,27 @@ fn opt_time(row: &SqliteRow, column: &str) -> Result<Option<UnixTime>, StoreErro
         .map(UnixTime))
 }
 
+/// Stores a new person, on the pool or inside a transaction.
+async fn insert_user_row<'e>(
+    db: impl sqlx::Executor<'e, Database = Sqlite>,
+    u: &User,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, admin, created_at, disabled_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(u.id.as_str())
+    .bind(&u.email)
+    .bind(&u.password_hash)
+    .bind(u.admin)
+    .bind(u.created_at.0)
+    .bind(u.disabled_at.map(|t| t.0))
+    .execute(db)
+    .await
+    .map_err(|e| classify(e, "user id or email taken"))?;
+    Ok(())
+}
+
 fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
     let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
     Ok(User {
@@ -731,20 +752,7 @@ fn refresh_from_row(row: &SqliteRow) -> Result<RefreshRecord, StoreError> {
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn insert_user(&self, u: &User) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, admin, created_at, disabled_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(u.id.as_str())
-        .bind(&u.email)
-        .bind(&u.password_hash)
-        .bind(u.admin)
-        .bind(u.created_at.0)
-        .bind(u.disabled_at.map(|t| t.0))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| classify(e, "user id or email taken"))?;
-        Ok(())
+        insert_user_row(&self.pool, u).await
     }
 
     async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
@@ -1748,19 +1756,7 @@ impl SignInStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         if let Some(u) = new_user {
-            sqlx::query(
-                "INSERT INTO users (id, email, password_hash, admin, created_at, disabled_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(u.id.as_str())
-            .bind(&u.email)
-            .bind(&u.password_hash)
-            .bind(u.admin)
-            .bind(u.created_at.0)
-            .bind(u.disabled_at.map(|t| t.0))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| classify(e, "user id or email taken"))?;
+            insert_user_row(&mut *tx, u).await?;
         }
         sqlx::query(
             "INSERT INTO identities (connection_id, subject, user_id, profile, created_at,

@@ -1648,11 +1648,8 @@ fn connection_view(s: &AppState, c: &Connection) -> ConnectionView {
     let (login_url, auth_request_url, callback_url) = match &c.kind {
         ConnectionKind::Federated { login_url } => (
             Some(login_url.clone()),
-            Some(public.join(&format!(
-                "/api/v1/connections/{}/auth-requests/{{login_request_id}}/user",
-                c.id
-            ))),
-            Some(public.join(&format!("/sso/v1/connections/{}/partner:callback", c.id))),
+            Some(c.auth_request_url(public)),
+            Some(c.callback_url(public)),
         ),
     };
     ConnectionView {

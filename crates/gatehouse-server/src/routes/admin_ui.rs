@@ -1191,12 +1191,8 @@ pub async fn sign_in(State(s): State<AppState>, AdminPage { token, user }: Admin
                     },
                     enabled: c.enabled,
                     login_url: login_url.clone(),
-                    auth_request_url: public.join(&format!(
-                        "/api/v1/connections/{}/auth-requests/{{login_request_id}}/user",
-                        c.id
-                    )),
-                    callback_url: public
-                        .join(&format!("/sso/v1/connections/{}/partner:callback", c.id)),
+                    auth_request_url: c.auth_request_url(public),
+                    callback_url: c.callback_url(public),
                 }
             })
             .collect(),

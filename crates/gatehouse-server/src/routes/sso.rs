@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::admin_api::{Admin, ApiError};
-use super::ui::{cookie, message, safe_return_to, session_cookie, set_cookie};
+use super::ui::{cookie, message, safe_return_to, server_for, signed_in_redirect};
 
 /// The cookie that binds login request `id` to the browser that started it. Scoped to
 /// `/sso/`, where only the callback reads it.
@@ -53,17 +53,9 @@ pub async fn start(
         .as_deref()
         .and_then(safe_return_to)
         .unwrap_or("");
-    let server = match q.server.as_deref().filter(|x| !x.is_empty()) {
-        Some(named) => s
-            .engine
-            .catalog()
-            .resource_named(named)
-            .await
-            .ok()
-            .flatten()
-            .map(|r| r.id.clone()),
-        None => None,
-    };
+    let server = server_for(&s, q.server.as_deref(), return_to)
+        .await
+        .map(|r| r.id.clone());
     let started = match s.engine.start_login(&connection, return_to, server).await {
         Ok(x) => x,
         Err(e) => return page(&s, &connection, &e),
@@ -126,25 +118,11 @@ pub async fn partner_callback(
         Err(e) => return page(&s, &connection, &LoginError::Store(e)),
     };
     s.engine.audit_login(&done);
-    let to = if done.return_to.is_empty() {
-        "/"
-    } else {
-        done.return_to.as_str()
-    };
     let secure = s.secure_cookies();
-    let mut r = Redirect::to(to).into_response();
-    let h = r.headers_mut();
-    h.append(
-        header::SET_COOKIE,
-        set_cookie(
-            session_cookie(secure),
-            token.expose_secret(),
-            s.engine.settings().session_max,
-            secure,
-        ),
-    );
+    let mut r = signed_in_redirect(&s, &token, &done.return_to);
     if let Some(name) = binding {
-        h.append(header::SET_COOKIE, set_binding(&name, "", 0, secure));
+        r.headers_mut()
+            .append(header::SET_COOKIE, set_binding(&name, "", 0, secure));
     }
     r
 }

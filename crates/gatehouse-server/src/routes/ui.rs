@@ -228,7 +228,11 @@ pub async fn login_form(State(s): State<AppState>, Query(q): Query<LoginQuery>) 
 
 /// The MCP server a sign-in is for: the `server` parameter, else the one an authorization
 /// request in `return_to` names (by the per-server issuer's path or its `resource`).
-async fn server_for(s: &AppState, param: Option<&str>, return_to: &str) -> Option<Arc<Resource>> {
+pub async fn server_for(
+    s: &AppState,
+    param: Option<&str>,
+    return_to: &str,
+) -> Option<Arc<Resource>> {
     let named = match param.filter(|p| !p.is_empty()) {
         Some(p) => p.to_owned(),
         None => {
@@ -471,11 +475,22 @@ pub async fn login(
             .detail("ip", ip.as_str())
             .detail("method", "password"),
     );
-    let to = if return_to.is_empty() { "/" } else { return_to };
-    let mut r = Redirect::to(to).into_response();
+    let mut r = signed_in_redirect(&s, &token, return_to);
     let secure = s.secure_cookies();
-    let h = r.headers_mut();
-    h.append(
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(login_cookie(secure), "", 0, secure),
+    );
+    r
+}
+
+/// Where a person goes once signed in: back to `return_to` (checked by the caller), or home,
+/// with the session cookie.
+pub fn signed_in_redirect(s: &AppState, token: &SessionToken, return_to: &str) -> Response {
+    let to = if return_to.is_empty() { "/" } else { return_to };
+    let secure = s.secure_cookies();
+    let mut r = Redirect::to(to).into_response();
+    r.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(
             session_cookie(secure),
@@ -483,10 +498,6 @@ pub async fn login(
             s.engine.settings().session_max,
             secure,
         ),
-    );
-    h.append(
-        header::SET_COOKIE,
-        set_cookie(login_cookie(secure), "", 0, secure),
     );
     r
 }
