@@ -10,6 +10,7 @@ one on the page, so a change to the pages that a browser would notice breaks it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
@@ -81,12 +82,15 @@ def approve(
     http: httpx2.Client | None = None,
     via: str | None = None,
     owner_account: tuple[str, str] | None = None,
+    mailbox: Callable[[str], str] | None = None,
 ) -> str:
     """Walks from `authorize_url` through sign-in and consent; returns the client's redirect URL.
 
     Pass `http` (a client with cookies) to keep the session between calls, as a browser would.
     `via` is another origin the walk goes through (the owner's login page of a bring-your-own-
     auth connection), where `owner_account` (user name, passcode) fills in its login form.
+    With `mailbox` (address -> the sign-in code last mailed to it), the person asks for a code
+    by email and types it instead of a password.
     """
     own = http is None
     http = http or httpx2.Client(follow_redirects=False, timeout=10.0)
@@ -104,7 +108,7 @@ def approve(
             if resp.status_code != 200:
                 raise PageError(f"{method} {url} answered {resp.status_code}: {resp.text[:300]}")
             page = parse(resp.text)
-            form, data = _next_step(page, email, password, decision, resp.text, owner_account)
+            form, data = _next_step(page, email, password, decision, resp.text, owner_account, mailbox)
             url, method = urljoin(url, form.action), form.method.upper()
         raise PageError(f"no redirect back to the client after {STEPS} steps (last: {url})")
     finally:
@@ -113,9 +117,19 @@ def approve(
 
 
 def _next_step(
-    page: FormParser, email: str, password: str, decision: str, html: str, owner: tuple[str, str] | None = None
+    page: FormParser,
+    email: str,
+    password: str,
+    decision: str,
+    html: str,
+    owner: tuple[str, str] | None = None,
+    mailbox: Callable[[str], str] | None = None,
 ) -> tuple[Form, dict]:
     for form in page.forms:
+        if mailbox and form.action == "/login/email" and "email" in form.inputs:
+            return form, {**form.fields, "email": email}
+        if mailbox and "code" in form.inputs:
+            return form, {**form.fields, "code": mailbox(email)}
         if owner and "username" in form.inputs and "passcode" in form.inputs:
             return form, {**form.fields, "username": owner[0], "passcode": owner[1]}
         if "password" in form.inputs and "email" in form.inputs:

@@ -6,17 +6,27 @@ discovers Gatehouse, registers, and sends the person to authorize; Gatehouse sen
 to Acme's own login application (`owner_login.py`), which signs them in its own way, posts their
 claims to Gatehouse with an API key, and sends the browser back; the person consents and the SDK
 calls tools with a token for the person Gatehouse created and linked.
+
+Email codes: Gatehouse sends the code through a real SMTP server on loopback (aiosmtpd, with
+authentication); the person reads it from the message received and types it in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
+import re
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from mcp.shared.auth import AuthorizationCodeResult
 
 import pages
-from conftest import run_gatehouse, run_todo
+from conftest import free_port, run_gatehouse, run_todo
 from owner_login import run_owner_login
 from test_oauth_python_sdk import REDIRECT, MemoryStorage, claims, provider, use_todos
 
@@ -67,3 +77,95 @@ def test_bring_your_own_auth_with_the_mcp_python_sdk():
     # The token is for the person Gatehouse created from Acme's claims.
     token = claims(storage.tokens[-1].access_token)
     assert token["sub"] == people["alice@acme.test"]
+
+
+class Mailbox:
+    """An SMTP server's handler that keeps every message, and the person reading them."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.logins: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+            b"gatehouse",
+            b"smtp secret",
+        )
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
+
+    def code_for(self, address: str) -> str:
+        """The code in the last message to `address`, as the person reads it."""
+        mine = [m for m in self.messages if m["To"] == address]
+        assert mine, f"no message to {address}"
+        text = mine[-1].get_content()
+        match = re.search(r"^\s+(\d{4} \d{4})\s*$", text, re.M)
+        assert match, text
+        return match.group(1)
+
+
+@contextmanager
+def run_smtp():
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(
+        box, hostname="127.0.0.1", port=port, authenticator=box.authenticate, auth_require_tls=False
+    )
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+class CodePerson:
+    """A person who asks for a sign-in code by email, reads it, types it, then allows."""
+
+    def __init__(self, box: Mailbox, address: str) -> None:
+        self.box = box
+        self.address = address
+        self.callback: str | None = None
+
+    async def redirect(self, authorization_url: str) -> None:
+        self.callback = await asyncio.to_thread(
+            pages.approve, authorization_url, email=self.address, mailbox=self.box.code_for
+        )
+
+    async def come_back(self) -> AuthorizationCodeResult:
+        assert self.callback and self.callback.startswith(REDIRECT), self.callback
+        q = parse_qs(urlsplit(self.callback).query)
+        return AuthorizationCodeResult(code=q["code"][0], state=q["state"][0], iss=q["iss"][0])
+
+
+def test_email_codes_over_smtp_with_the_mcp_python_sdk():
+    with run_smtp() as (box, smtp_port):
+        with run_gatehouse(
+            GATEHOUSE_SMTP_HOST="127.0.0.1",
+            GATEHOUSE_SMTP_PORT=str(smtp_port),
+            GATEHOUSE_SMTP_TLS="none",
+            GATEHOUSE_SMTP_USERNAME="gatehouse",
+            GATEHOUSE_SMTP_PASSWORD="smtp secret",
+            GATEHOUSE_EMAIL_FROM="Todo sign-in <signin@gatehouse.test>",
+        ) as g:
+            with run_todo(g, "--sign-in", "email_code") as todo:
+                storage = MemoryStorage()
+                person = CodePerson(box, "grace@example.com")
+                auth = provider(todo.mcp_url, storage, person)
+                tools, created = asyncio.run(use_todos(todo.mcp_url, auth, "from my inbox"))
+            people = {u["email"]: u["id"] for u in g.cli("users", "list")}
+
+    assert "create_todo" in tools and created["title"] == "from my inbox"
+    # One message, sent with the configured sender, after logging in to the SMTP server.
+    assert len(box.messages) == 1 and box.logins == ["gatehouse"]
+    message = box.messages[0]
+    assert message["From"] == "Todo sign-in <signin@gatehouse.test>"
+    assert message["Subject"].startswith("Your sign-in code: ")
+    assert "/login/email/link?token=" in message.get_content()
+    # The token is for the person the code signed in (an account made for the address).
+    token = claims(storage.tokens[-1].access_token)
+    assert token["sub"] == people["grace@example.com"]

@@ -51,11 +51,13 @@ pub enum EventType {
     KeyRotated,
     #[serde(rename = "identity.linked")]
     IdentityLinked,
+    #[serde(rename = "sign_in.code_sent")]
+    EmailCodeSent,
 }
 
 impl EventType {
     /// Every event type, in a stable order (for help texts and validation).
-    pub const ALL: [EventType; 17] = [
+    pub const ALL: [EventType; 18] = [
         EventType::TokenIssued,
         EventType::TokenRefused,
         EventType::TokenRevoked,
@@ -73,6 +75,7 @@ impl EventType {
         EventType::AdminChange,
         EventType::KeyRotated,
         EventType::IdentityLinked,
+        EventType::EmailCodeSent,
     ];
 
     /// The event's name, e.g. `token.issued`.
@@ -95,6 +98,7 @@ impl EventType {
             EventType::AdminChange => "admin.change",
             EventType::KeyRotated => "key.rotated",
             EventType::IdentityLinked => "identity.linked",
+            EventType::EmailCodeSent => "sign_in.code_sent",
         }
     }
 

@@ -15,6 +15,7 @@ pub mod client_auth;
 pub mod clock;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
+pub mod email_code;
 pub mod engine;
 pub mod error;
 pub mod grant;

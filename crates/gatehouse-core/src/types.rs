@@ -71,6 +71,10 @@ string_newtype!(
     LoginRequestId
 );
 string_newtype!(
+    /// One sign-in code sent by email: `ec_` and 20 base-32 characters.
+    EmailChallengeId
+);
+string_newtype!(
     /// A signing key id (`kid`): the RFC 7638 thumbprint of the public key, so a `kid` is
     /// never reused for another key.
     Kid
@@ -188,6 +192,26 @@ impl LoginRequestId {
             Err(err(format!(
                 "`{s}` is not a login request id (they look like lr_…)"
             )))
+        }
+    }
+}
+
+impl EmailChallengeId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        EmailChallengeId(crate::random::id("ec_"))
+    }
+
+    /// Parses an id as found in a cookie or a link.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let ok = s.len() <= 64
+            && s.len() > 3
+            && s.starts_with("ec_")
+            && s[3..].bytes().all(|b| b.is_ascii_alphanumeric());
+        if ok {
+            Ok(EmailChallengeId(s.to_owned()))
+        } else {
+            Err(err(format!("`{s}` is not an email challenge id")))
         }
     }
 }

@@ -13,7 +13,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::not_found;
 use crate::routes::{
-    AppState, admin_api, admin_ui, authorize, health, metadata, oauth, register, sso, ui,
+    AppState, admin_api, admin_ui, authorize, email, health, metadata, oauth, register, sso, ui,
 };
 
 /// Prefix of the per-MCP-server endpoints.
@@ -80,6 +80,9 @@ pub fn router(state: AppState) -> Router {
             get(authorize::get).post(authorize::post),
         )
         .route("/login", get(ui::login_form).post(ui::login))
+        .route("/login/email", post(email::send_code))
+        .route("/login/email/code", post(email::enter_code))
+        .route("/login/email/link", get(email::follow_link))
         .route("/sso/v1/connections/{id}/start", get(sso::start))
         .route(
             "/sso/v1/connections/{id}/partner:callback",

@@ -582,7 +582,7 @@ pub struct AuditArgs {
     /// authorization.granted, authorization.denied, consent.granted, consent.revoked,
     /// client.registered, client.registration_refused, client.deleted,
     /// metadata_document.failed, sign_in.succeeded, sign_in.failed, sign_out, admin.change,
-    /// key.rotated, identity.linked).
+    /// key.rotated, identity.linked, sign_in.code_sent).
     #[arg(long = "event", value_name = "EVENT", value_parser = parse_event)]
     events: Vec<EventType>,
     /// Only events about this MCP server (res_…).

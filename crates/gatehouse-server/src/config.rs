@@ -62,6 +62,43 @@ pub struct Config {
     /// plain http. Never turn this on in production: it lets anyone make the server fetch
     /// local URLs.
     pub dev_loopback_metadata_documents: bool,
+    /// The sender of sign-in codes, e.g. `Acme sign-in <no-reply@acme.example>`. Needed with
+    /// `smtp_host`; with `email_outbox` it defaults to `gatehouse@localhost`.
+    pub email_from: Option<String>,
+    /// Development: write each email as a file into this folder instead of sending it.
+    pub email_outbox: Option<PathBuf>,
+    /// The SMTP server that sends sign-in codes. With it (or `email_outbox`), people can
+    /// sign in with a code sent by email.
+    pub smtp_host: Option<String>,
+    /// The SMTP port; defaults to 465 (`tls`), 587 (`starttls`) or 25 (`none`).
+    pub smtp_port: Option<u16>,
+    /// `tls` (TLS from the first byte), `starttls` (required), or `none` (plain text: only
+    /// for a relay on the same host or network).
+    pub smtp_tls: SmtpTls,
+    /// The SMTP user name, if the server wants one.
+    pub smtp_username: Option<String>,
+    /// The SMTP password (better given as GATEHOUSE_SMTP_PASSWORD than in a file).
+    pub smtp_password: Option<Redacted>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Tls,
+    Starttls,
+    None,
+}
+
+/// A secret setting: shown as `[redacted]` in `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 /// How logs are written.
@@ -96,6 +133,13 @@ impl Default for Config {
             sign_in_failures_per_account: 5,
             sign_in_failures_per_ip: 20,
             dev_loopback_metadata_documents: false,
+            email_from: None,
+            email_outbox: None,
+            smtp_host: None,
+            smtp_port: None,
+            smtp_tls: SmtpTls::Starttls,
+            smtp_username: None,
+            smtp_password: None,
         }
     }
 }
@@ -144,12 +188,13 @@ impl Config {
             })
             .collect();
         for (k, v) in env {
-            figment = figment.merge(Serialized::global(&k, parse_env_value(&v)));
+            figment = figment.merge(Serialized::global(&k, parse_env_value(&k, &v)));
         }
         figment = figment.merge(Serialized::globals(flags));
         let config: Config = figment.extract().map_err(|e| ConfigError(flatten(e)))?;
         config.public_issuer()?;
         config.check_ranges()?;
+        config.check_email()?;
         Ok(config)
     }
 
@@ -204,6 +249,35 @@ impl Config {
         Ok(())
     }
 
+    fn check_email(&self) -> Result<(), ConfigError> {
+        if self.smtp_host.is_some() && self.email_outbox.is_some() {
+            return Err(ConfigError(
+                "smtp_host and email_outbox are both set: choose one way to deliver email".into(),
+            ));
+        }
+        if self.smtp_host.is_some() && self.email_from.is_none() {
+            return Err(ConfigError(
+                "smtp_host is set but email_from is not: set the sender of sign-in codes, e.g. email_from = \"Sign-in <no-reply@example.com>\"".into(),
+            ));
+        }
+        if self.smtp_password.is_some() && self.smtp_username.is_none() {
+            return Err(ConfigError(
+                "smtp_password is set without smtp_username".into(),
+            ));
+        }
+        if let Some(from) = &self.email_from {
+            from.parse::<lettre::message::Mailbox>().map_err(|e| {
+                ConfigError(format!("email_from `{from}` is not an email sender: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether sign-in codes can be sent.
+    pub fn email_delivery(&self) -> bool {
+        self.smtp_host.is_some() || self.email_outbox.is_some()
+    }
+
     /// The protocol engine's lifetimes.
     pub fn engine_settings(&self) -> gatehouse_core::Settings {
         gatehouse_core::Settings {
@@ -216,7 +290,7 @@ impl Config {
             audit_retention: i64::from(self.audit_retention_days) * 86_400,
             key_publish_ahead: i64::from(self.key_publish_ahead_secs),
             key_rotation: i64::from(self.key_rotation_days) * 86_400,
-            email_delivery: false,
+            email_delivery: self.email_delivery(),
         }
     }
 
@@ -235,9 +309,25 @@ impl Config {
     }
 }
 
-/// Environment values are strings; numbers are given as numbers so that numeric settings
-/// accept them.
-fn parse_env_value(v: &str) -> figment::value::Value {
+/// Settings whose values are text even when they look like a number or a boolean (a password
+/// of digits, say).
+const TEXT_SETTINGS: &[&str] = &[
+    "public_url",
+    "data_dir",
+    "log_level",
+    "email_from",
+    "email_outbox",
+    "smtp_host",
+    "smtp_username",
+    "smtp_password",
+];
+
+/// Environment values are strings; numbers and booleans are given as such so that numeric
+/// and on/off settings accept them, except for the settings that are text.
+fn parse_env_value(key: &str, v: &str) -> figment::value::Value {
+    if TEXT_SETTINGS.contains(&key) {
+        return figment::value::Value::from(v.to_owned());
+    }
     if let Ok(n) = v.parse::<u64>() {
         return figment::value::Value::from(n);
     }
@@ -368,5 +458,57 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn email_delivery_is_configured_and_checked() {
+        let c = Config::load(None, &[], &FlagOverrides::default()).unwrap();
+        assert!(!c.email_delivery(), "off until configured");
+        let c = Config::load(
+            None,
+            &env(&[
+                ("GATEHOUSE_SMTP_HOST", "smtp.example.com"),
+                ("GATEHOUSE_SMTP_PORT", "2525"),
+                ("GATEHOUSE_SMTP_TLS", "tls"),
+                ("GATEHOUSE_SMTP_USERNAME", "gatehouse"),
+                ("GATEHOUSE_SMTP_PASSWORD", "123456"),
+                ("GATEHOUSE_EMAIL_FROM", "Sign-in <no-reply@example.com>"),
+            ]),
+            &FlagOverrides::default(),
+        )
+        .unwrap();
+        assert!(c.email_delivery() && c.engine_settings().email_delivery);
+        assert_eq!(c.smtp_port, Some(2525));
+        assert_eq!(c.smtp_tls, SmtpTls::Tls);
+        // A password of digits stays a string, and is never printed.
+        assert_eq!(c.smtp_password.as_ref().unwrap().0, "123456");
+        assert!(!format!("{c:?}").contains("123456"));
+
+        for (pairs, says) in [
+            (
+                vec![("GATEHOUSE_SMTP_HOST", "smtp.example.com")],
+                "email_from",
+            ),
+            (
+                vec![
+                    ("GATEHOUSE_SMTP_HOST", "smtp.example.com"),
+                    ("GATEHOUSE_EMAIL_OUTBOX", "/tmp/x"),
+                    ("GATEHOUSE_EMAIL_FROM", "a@example.com"),
+                ],
+                "choose one",
+            ),
+            (
+                vec![
+                    ("GATEHOUSE_EMAIL_OUTBOX", "/tmp/x"),
+                    ("GATEHOUSE_EMAIL_FROM", "not an address"),
+                ],
+                "email_from",
+            ),
+            (vec![("GATEHOUSE_SMTP_TLS", "ssl")], "smtp_tls"),
+            (vec![("GATEHOUSE_SMTP_PASSWORD", "x")], "smtp_username"),
+        ] {
+            let e = Config::load(None, &env(&pairs), &FlagOverrides::default()).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+        }
     }
 }

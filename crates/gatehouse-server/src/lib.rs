@@ -9,6 +9,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod fetch;
+pub mod mail;
 pub mod routes;
 pub mod serve;
 pub mod throttle;

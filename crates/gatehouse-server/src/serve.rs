@@ -16,6 +16,7 @@ use crate::app::router;
 use crate::audit::AuditWriter;
 use crate::config::Config;
 use crate::fetch::{AddressPolicy, SafeFetcher};
+use crate::mail::Mailer;
 use crate::routes::AppState;
 use crate::throttle::Limits;
 
@@ -195,6 +196,16 @@ pub fn limits(config: &Config) -> Limits {
     )
 }
 
+/// What the handlers share, as `config` sets it up.
+pub fn app_state(engine: Arc<Engine>, config: &Config) -> Result<AppState, BoxError> {
+    let mailer = Mailer::from_config(config)?;
+    Ok(AppState {
+        engine,
+        limits: Arc::new(limits(config)),
+        mailer: mailer.map(Arc::new),
+    })
+}
+
 /// `gatehouse serve`: runs until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn serve(config: &Config) -> Result<(), BoxError> {
     let public = config.public_issuer()?;
@@ -209,10 +220,7 @@ pub async fn serve(config: &Config) -> Result<(), BoxError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let state = AppState {
-        engine,
-        limits: Arc::new(limits(config)),
-    };
+    let state = app_state(engine, config)?;
     let mut server = RunningServer::start_with(
         state,
         listener,

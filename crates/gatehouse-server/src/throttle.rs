@@ -73,6 +73,9 @@ pub struct Limits {
     pub sign_in_ips: FailureThrottle,
     /// Dynamic registrations per client IP.
     pub registrations: DefaultKeyedRateLimiter<IpAddr>,
+    /// Sign-in codes sent per client IP: a burst of 10, then 2 a minute. (Each address also
+    /// gets at most 5 codes in 15 minutes, counted in the database.)
+    pub email_codes: DefaultKeyedRateLimiter<IpAddr>,
     /// Password checks running at once (each is ~24 ms of CPU).
     pub password_checks: tokio::sync::Semaphore,
 }
@@ -86,6 +89,10 @@ impl Limits {
             sign_in_accounts: FailureThrottle::new(per_account, FAILURE_WINDOW),
             sign_in_ips: FailureThrottle::new(per_ip, FAILURE_WINDOW),
             registrations: RateLimiter::keyed(Quota::per_hour(per_hour)),
+            email_codes: RateLimiter::keyed(
+                Quota::per_minute(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN)),
+            ),
             password_checks: tokio::sync::Semaphore::new(cpus * 2),
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
+use gatehouse_core::email_code::EmailChallenge;
 use gatehouse_core::keys::{SigningAlg, StoredKey};
 use gatehouse_core::model::{
     ApiKey, Client, ClientKind, RefreshPolicy, Resource, ScopeDef, TokenAuthMethod, User,
@@ -23,7 +24,7 @@ use gatehouse_core::store::{
     KeyStore, ResourceStore, RevocationStore, Revocations, RevokedClient, RevokedToken,
     SessionStore, SignInStore, Store, StoreError, UserStore,
 };
-use gatehouse_core::types::{ApiKeyId, ConnectionId, LoginRequestId};
+use gatehouse_core::types::{ApiKeyId, ConnectionId, EmailChallengeId, LoginRequestId};
 use gatehouse_core::{ClientId, GrantId, Kid, ResourceId, ResourceUri, ScopeSet, UnixTime, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -1448,7 +1449,7 @@ impl Store for SqliteStore {
             bump(&mut tx).await?;
         }
         n += clients;
-        let by_time: [(&str, i64); 9] = [
+        let by_time: [(&str, i64); 10] = [
             ("DELETE FROM audit_events WHERE at < ?", p.audit_before.0),
             ("DELETE FROM revoked_clients WHERE expires_at <= ?", p.now.0),
             (
@@ -1470,6 +1471,10 @@ impl Store for SqliteStore {
                 p.sessions_created_before.0,
             ),
             ("DELETE FROM login_requests WHERE expires_at <= ?", p.now.0),
+            (
+                "DELETE FROM email_challenges WHERE expires_at <= ?",
+                p.now.0,
+            ),
         ];
         for (sql, at) in by_time {
             n += sqlx::query(sql)
@@ -1506,6 +1511,30 @@ fn connection_from_row(row: &SqliteRow) -> Result<Connection, StoreError> {
             .map_err(|_| corrupt("allowed domains"))?,
         enabled: row.try_get("enabled").map_err(backend)?,
         created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+    })
+}
+
+fn email_challenge_from_row(row: &SqliteRow) -> Result<EmailChallenge, StoreError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
+    Ok(EmailChallenge {
+        id: id(row, "id", EmailChallengeId::parse)?,
+        email: get_s("email")?,
+        code_hash: SecretHash::from_stored(get_s("code_hash")?),
+        link_hash: SecretHash::from_stored(get_s("link_hash")?),
+        browser_hash: SecretHash::from_stored(get_s("browser_hash")?),
+        return_to: get_s("return_to")?,
+        server: row
+            .try_get::<Option<String>, _>("resource_id")
+            .map_err(backend)?
+            .map(|r| ResourceId::parse(&r).map_err(|_| corrupt("resource id")))
+            .transpose()?,
+        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+        expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
+        attempts: row.try_get("attempts").map_err(backend)?,
+        used_at: row
+            .try_get::<Option<i64>, _>("used_at")
+            .map_err(backend)?
+            .map(UnixTime),
     })
 }
 
@@ -1800,6 +1829,87 @@ impl SignInStore for SqliteStore {
         .map_err(backend)?
         .rows_affected()
             > 0)
+    }
+
+    async fn insert_email_challenge(&self, c: &EmailChallenge) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO email_challenges (id, email, code_hash, link_hash, browser_hash,
+                 return_to, resource_id, created_at, expires_at, attempts, used_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.id.as_str())
+        .bind(&c.email)
+        .bind(c.code_hash.as_str())
+        .bind(c.link_hash.as_str())
+        .bind(c.browser_hash.as_str())
+        .bind(&c.return_to)
+        .bind(c.server.as_ref().map(ResourceId::as_str))
+        .bind(c.created_at.0)
+        .bind(c.expires_at.0)
+        .bind(c.attempts)
+        .bind(c.used_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(e, "email challenge exists"))?;
+        Ok(())
+    }
+
+    async fn email_challenge(
+        &self,
+        cid: &EmailChallengeId,
+    ) -> Result<Option<EmailChallenge>, StoreError> {
+        sqlx::query("SELECT * FROM email_challenges WHERE id = ?")
+            .bind(cid.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(email_challenge_from_row)
+            .transpose()
+    }
+
+    async fn email_challenges_since(
+        &self,
+        email: &str,
+        since: UnixTime,
+    ) -> Result<Vec<EmailChallenge>, StoreError> {
+        sqlx::query("SELECT * FROM email_challenges WHERE email = ? AND created_at >= ?")
+            .bind(email)
+            .bind(since.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(email_challenge_from_row)
+            .collect()
+    }
+
+    async fn count_email_attempt(&self, cid: &EmailChallengeId) -> Result<u32, StoreError> {
+        let n: Option<u32> = sqlx::query_scalar(
+            "UPDATE email_challenges SET attempts = attempts + 1 WHERE id = ? RETURNING attempts",
+        )
+        .bind(cid.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn use_email_challenge(
+        &self,
+        cid: &EmailChallengeId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("UPDATE email_challenges SET used_at = ? WHERE id = ? AND used_at IS NULL")
+                .bind(now.0)
+                .bind(cid.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                > 0,
+        )
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::resource;
 use crate::clock::UnixTime;
+use crate::email_code::EmailChallenge;
 use crate::model::User;
 use crate::records::Prune;
 use crate::secret::SecretHash;
@@ -10,7 +11,7 @@ use crate::signin::{
     SignInPolicy,
 };
 use crate::store::{Store, StoreError};
-use crate::types::{LoginRequestId, UserId};
+use crate::types::{EmailChallengeId, LoginRequestId, ResourceId, UserId};
 
 const T0: i64 = 1_700_000_000;
 
@@ -24,6 +25,7 @@ where
     identities_link_new_and_existing_people_in_one_change(&make().await).await;
     deleting_a_connection_or_a_person_deletes_identities(&make().await).await;
     resources_keep_their_sign_in_methods(&make().await).await;
+    email_codes_count_guesses_and_are_used_once(&make().await).await;
 }
 
 fn connection(name: &str) -> Connection {
@@ -355,5 +357,126 @@ async fn resources_keep_their_sign_in_methods(store: &impl Store) {
             .sign_in_methods,
         r.sign_in_methods,
         "in order"
+    );
+}
+
+fn email_challenge(email: &str, created: i64) -> EmailChallenge {
+    EmailChallenge {
+        id: EmailChallengeId::generate(),
+        email: email.into(),
+        code_hash: SecretHash::of("browser.12345678"),
+        link_hash: SecretHash::of("link"),
+        browser_hash: SecretHash::of("browser"),
+        return_to: "/oauth/authorize?client_id=x".into(),
+        server: Some(ResourceId::generate()),
+        created_at: UnixTime(created),
+        expires_at: UnixTime(created + 600),
+        attempts: 0,
+        used_at: None,
+    }
+}
+
+async fn email_codes_count_guesses_and_are_used_once(store: &impl Store) {
+    let c = email_challenge("ada@example.com", T0);
+    store.insert_email_challenge(&c).await.unwrap();
+    assert!(matches!(
+        store.insert_email_challenge(&c).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.email_challenge(&c.id).await.unwrap().as_ref(),
+        Some(&c)
+    );
+    assert_eq!(
+        store
+            .email_challenge(&EmailChallengeId::generate())
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Codes per address since a time.
+    let later = email_challenge("ada@example.com", T0 + 100);
+    store.insert_email_challenge(&later).await.unwrap();
+    store
+        .insert_email_challenge(&email_challenge("bob@example.com", T0 + 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .email_challenges_since("ada@example.com", UnixTime(T0))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let since = store
+        .email_challenges_since("ada@example.com", UnixTime(T0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(since, vec![later.clone()]);
+
+    // Every guess counts, and counts are kept.
+    for n in 1..=3 {
+        assert_eq!(store.count_email_attempt(&c.id).await.unwrap(), n);
+    }
+    assert_eq!(
+        store
+            .email_challenge(&c.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .attempts,
+        3
+    );
+    assert_eq!(
+        store
+            .count_email_attempt(&EmailChallengeId::generate())
+            .await
+            .unwrap(),
+        0
+    );
+
+    // Used once.
+    assert!(
+        store
+            .use_email_challenge(&c.id, UnixTime(T0 + 5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .use_email_challenge(&c.id, UnixTime(T0 + 6))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.email_challenge(&c.id).await.unwrap().unwrap().used_at,
+        Some(UnixTime(T0 + 5))
+    );
+    assert!(
+        !store
+            .use_email_challenge(&EmailChallengeId::generate(), UnixTime(T0))
+            .await
+            .unwrap()
+    );
+
+    // Expired codes are pruned.
+    let prune = Prune {
+        now: UnixTime(T0 + 650),
+        sessions_idle_before: UnixTime(0),
+        sessions_created_before: UnixTime(0),
+        registrations_unused_before: UnixTime(0),
+        audit_before: UnixTime(0),
+    };
+    store.prune(&prune).await.unwrap();
+    assert_eq!(
+        store.email_challenge(&c.id).await.unwrap(),
+        None,
+        "expired: pruned"
+    );
+    assert!(
+        store.email_challenge(&later.id).await.unwrap().is_some(),
+        "unexpired: kept"
     );
 }

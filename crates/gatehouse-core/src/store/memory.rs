@@ -11,6 +11,7 @@ use super::{
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::clock::UnixTime;
+use crate::email_code::EmailChallenge;
 use crate::keys::StoredKey;
 use crate::model::{ApiKey, Client, ClientKind, Resource, User};
 use crate::records::{
@@ -18,7 +19,9 @@ use crate::records::{
 };
 use crate::secret::SecretHash;
 use crate::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
-use crate::types::{ApiKeyId, ClientId, ConnectionId, GrantId, LoginRequestId, ResourceId, UserId};
+use crate::types::{
+    ApiKeyId, ClientId, ConnectionId, EmailChallengeId, GrantId, LoginRequestId, ResourceId, UserId,
+};
 
 #[derive(Default)]
 struct State {
@@ -41,6 +44,7 @@ struct State {
     connections: Vec<Connection>,
     login_requests: Vec<LoginRequest>,
     identities: Vec<Identity>,
+    email_challenges: Vec<EmailChallenge>,
     version: u64,
 }
 
@@ -730,6 +734,9 @@ impl Store for MemoryStore {
             let b = s.login_requests.len();
             s.login_requests.retain(|r| r.expires_at > p.now);
             drop(b, s.login_requests.len());
+            let b = s.email_challenges.len();
+            s.email_challenges.retain(|c| c.expires_at > p.now);
+            drop(b, s.email_challenges.len());
             let stale: Vec<ClientId> = s
                 .clients
                 .iter()
@@ -956,6 +963,72 @@ impl SignInStore for MemoryStore {
                 Some(i) => {
                     i.profile = profile.clone();
                     i.last_used_at = now;
+                    true
+                }
+                None => false,
+            }
+        }))
+    }
+
+    async fn insert_email_challenge(&self, challenge: &EmailChallenge) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.email_challenges.iter().any(|c| c.id == challenge.id) {
+                return Err(StoreError::Conflict(format!(
+                    "email challenge {} exists",
+                    challenge.id
+                )));
+            }
+            s.email_challenges.push(challenge.clone());
+            Ok(())
+        })
+    }
+
+    async fn email_challenge(
+        &self,
+        id: &EmailChallengeId,
+    ) -> Result<Option<EmailChallenge>, StoreError> {
+        Ok(self.with(|s| s.email_challenges.iter().find(|c| &c.id == id).cloned()))
+    }
+
+    async fn email_challenges_since(
+        &self,
+        email: &str,
+        since: UnixTime,
+    ) -> Result<Vec<EmailChallenge>, StoreError> {
+        Ok(self.with(|s| {
+            s.email_challenges
+                .iter()
+                .filter(|c| c.email == email && c.created_at >= since)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn count_email_attempt(&self, id: &EmailChallengeId) -> Result<u32, StoreError> {
+        Ok(self.with(
+            |s| match s.email_challenges.iter_mut().find(|c| &c.id == id) {
+                Some(c) => {
+                    c.attempts += 1;
+                    c.attempts
+                }
+                None => 0,
+            },
+        ))
+    }
+
+    async fn use_email_challenge(
+        &self,
+        id: &EmailChallengeId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            match s
+                .email_challenges
+                .iter_mut()
+                .find(|c| &c.id == id && c.used_at.is_none())
+            {
+                Some(c) => {
+                    c.used_at = Some(now);
                     true
                 }
                 None => false,

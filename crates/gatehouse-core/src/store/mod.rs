@@ -13,12 +13,15 @@ pub use memory::MemoryStore;
 
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::clock::UnixTime;
+use crate::email_code::EmailChallenge;
 use crate::keys::StoredKey;
 use crate::model::{ApiKey, Client, Resource, User};
 use crate::records::{CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, Session};
 use crate::secret::SecretHash;
 use crate::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
-use crate::types::{ApiKeyId, ClientId, ConnectionId, GrantId, LoginRequestId, ResourceId, UserId};
+use crate::types::{
+    ApiKeyId, ClientId, ConnectionId, EmailChallengeId, GrantId, LoginRequestId, ResourceId, UserId,
+};
 
 /// Grants older than this with no live refresh token are pruned ([`Store::prune`]): by then
 /// every code and access token issued from them has expired (the longest token lifetime is a
@@ -282,6 +285,29 @@ pub trait SignInStore: Send + Sync {
         connection: &ConnectionId,
         subject: &str,
         profile: &Profile,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Stores a new email code. `Conflict` if its id is taken.
+    async fn insert_email_challenge(&self, challenge: &EmailChallenge) -> Result<(), StoreError>;
+    /// The email code with this id, used or not.
+    async fn email_challenge(
+        &self,
+        id: &EmailChallengeId,
+    ) -> Result<Option<EmailChallenge>, StoreError>;
+    /// The codes sent to `email` at or after `since` (for the per-address limit).
+    async fn email_challenges_since(
+        &self,
+        email: &str,
+        since: UnixTime,
+    ) -> Result<Vec<EmailChallenge>, StoreError>;
+    /// Counts one guess at a code and returns the guesses made, this one included (0 if
+    /// there is no such code). Concurrent calls each count.
+    async fn count_email_attempt(&self, id: &EmailChallengeId) -> Result<u32, StoreError>;
+    /// Marks an unused code used at `now`. `false` if it was used already or is unknown: of
+    /// concurrent calls, one gets `true`.
+    async fn use_email_challenge(
+        &self,
+        id: &EmailChallengeId,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 }

@@ -3,6 +3,7 @@
 pub mod admin_api;
 pub mod admin_ui;
 pub mod authorize;
+pub mod email;
 pub mod health;
 pub mod metadata;
 pub mod oauth;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Abuse limits.
     pub limits: Arc<Limits>,
+    /// Where sign-in codes are sent; `None` if email delivery is not configured.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 impl AppState {
@@ -37,6 +40,7 @@ impl AppState {
         AppState {
             engine,
             limits: Arc::new(Limits::default()),
+            mailer: None,
         }
     }
 

@@ -42,6 +42,8 @@ struct LoginPage<'a> {
     email: &'a str,
     /// Whether the password form is shown.
     password: bool,
+    /// Whether the "email me a code" form is shown.
+    email_code: bool,
     /// The connections offered: their names and where their buttons go.
     connections: Vec<(String, String)>,
 }
@@ -95,7 +97,7 @@ pub fn session_cookie(secure: bool) -> &'static str {
     }
 }
 
-fn login_cookie(secure: bool) -> &'static str {
+pub(crate) fn login_cookie(secure: bool) -> &'static str {
     if secure {
         "__Host-gatehouse_login"
     } else {
@@ -249,20 +251,24 @@ pub async fn server_for(
 }
 
 /// The methods offered on a sign-in page.
-struct Offer {
-    methods: Vec<Method>,
-    connections: Vec<Connection>,
+pub(crate) struct Offer {
+    pub methods: Vec<Method>,
+    pub connections: Vec<Connection>,
 }
 
 impl Offer {
     fn password(&self) -> bool {
         self.methods.contains(&Method::Password)
     }
+
+    pub fn email_code(&self) -> bool {
+        self.methods.contains(&Method::EmailCode)
+    }
 }
 
 /// What the sign-in page offers for `server`. The dashboard always offers passwords, so that
 /// administrators can get in whatever the MCP servers offer.
-async fn offer(
+pub(crate) async fn offer(
     s: &AppState,
     server: Option<&Resource>,
     return_to: &str,
@@ -302,7 +308,7 @@ pub fn start_url(connection: &ConnectionId, return_to: &str, server: Option<&Res
     format!("/sso/v1/connections/{connection}/start?{}", q.finish())
 }
 
-async fn login_page(
+pub(crate) async fn login_page(
     s: &AppState,
     status: StatusCode,
     return_to: &str,
@@ -313,8 +319,7 @@ async fn login_page(
 ) -> Response {
     // Only the operator's own name for the MCP server is shown, never a name a client chose.
     let context = server.map(|r| r.name.clone());
-    // Login CSRF: a fresh random value in a cookie and in the form (double submit).
-    let csrf = gatehouse_core::random::secret("");
+    let (csrf, csrf_cookie) = new_login_csrf(s);
     let connections = offer
         .connections
         .iter()
@@ -330,19 +335,31 @@ async fn login_page(
             server: server.map(|r| r.id.as_str()).unwrap_or(""),
             email,
             password: offer.password(),
+            email_code: offer.email_code(),
             connections,
         },
     );
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(
-            login_cookie(s.secure_cookies()),
-            &csrf,
-            3600,
-            s.secure_cookies(),
-        ),
-    );
+    r.headers_mut().append(header::SET_COOKIE, csrf_cookie);
     r
+}
+
+/// Login CSRF: a fresh random value for a form, and the cookie that carries it too (double
+/// submit; see [`login_csrf_ok`]).
+pub(crate) fn new_login_csrf(s: &AppState) -> (String, HeaderValue) {
+    let csrf = gatehouse_core::random::secret("");
+    let secure = s.secure_cookies();
+    let c = set_cookie(login_cookie(secure), &csrf, 3600, secure);
+    (csrf, c)
+}
+
+/// Whether a sign-in form's `csrf` field is the value of the browser's login cookie.
+pub(crate) fn login_csrf_ok(s: &AppState, headers: &HeaderMap, presented: &str) -> bool {
+    let expected = cookie(headers, login_cookie(s.secure_cookies())).unwrap_or_default();
+    !expected.is_empty()
+        && bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            presented.as_bytes(),
+        ))
 }
 
 /// `POST /login`
@@ -380,14 +397,7 @@ pub async fn login(
         )
         .await;
     }
-    let expected = cookie(&headers, login_cookie(s.secure_cookies())).unwrap_or_default();
-    let presented = field("csrf");
-    if expected.is_empty()
-        || !bool::from(subtle::ConstantTimeEq::ct_eq(
-            expected.as_bytes(),
-            presented.as_bytes(),
-        ))
-    {
+    if !login_csrf_ok(&s, &headers, field("csrf")) {
         return page(
             StatusCode::BAD_REQUEST,
             "The sign-in form expired. Please try again.",

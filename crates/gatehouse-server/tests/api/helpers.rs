@@ -12,8 +12,7 @@ use gatehouse_core::model::{NewResource, Resource, ScopeDef};
 use gatehouse_core::store::KeyStore;
 use gatehouse_core::{Clock, Engine, Issuer, ResourceUri, ScopeSet, SystemClock};
 use gatehouse_server::config::Config;
-use gatehouse_server::routes::AppState;
-use gatehouse_server::serve::{RunningServer, limits, open_store, start_engine_with};
+use gatehouse_server::serve::{RunningServer, app_state, open_store, start_engine_with};
 use gatehouse_store::SqliteStore;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -48,10 +47,7 @@ impl TestApp {
         let engine = start_engine_with(Issuer::parse(&base).unwrap(), store.clone(), &config)
             .await
             .unwrap();
-        let state = AppState {
-            engine: engine.clone(),
-            limits: Arc::new(limits(&config)),
-        };
+        let state = app_state(engine.clone(), &config).unwrap();
         let server = RunningServer::start_with(state, listener, Duration::from_millis(50)).unwrap();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -4,6 +4,7 @@ mod admin_api;
 mod audit;
 mod bad_input;
 mod dashboard;
+mod email_codes;
 mod flow;
 mod guard;
 mod helpers;

@@ -154,7 +154,7 @@ impl Browser {
     pub async fn sign_in(&self, login_location: &str, email: &str, password: &str) -> Seen {
         let page = self.get(login_location).await;
         assert_eq!(page.status, 200, "{}", page.body);
-        let mut form = hidden_inputs(&page.body);
+        let mut form = form_inputs(&page.body, "/login");
         form.push(("email".into(), email.into()));
         form.push(("password".into(), password.into()));
         self.post("/login", &form).await
@@ -251,6 +251,16 @@ fn unescape(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `(name, value)` of the hidden inputs of the form posting to `action` in `html`.
+pub fn form_inputs(html: &str, action: &str) -> Vec<(String, String)> {
+    let marker = format!("action=\"{action}\"");
+    let form = html
+        .split(&marker)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no form posting to {action}: {html}"));
+    hidden_inputs(form.split("</form>").next().unwrap())
 }
 
 /// `(name, value)` of every hidden input in `html`.

@@ -1,0 +1,299 @@
+//! Signing in with a code sent by email ([`gatehouse_core::email_code`]).
+//!
+//! - `POST /login/email`: the address; a code and a link are mailed, the browser gets a
+//!   cookie that binds them to it, and the page asks for the code.
+//! - `POST /login/email/code`: the code.
+//! - `GET /login/email/link?token=…`: the link from the message, in the same browser.
+//!
+//! Mail scanners that open links have no cookie, so they cannot use a link up.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::email_code::{EMAIL_CODE_TTL, EmailCodeError, EmailProof};
+use gatehouse_core::params::FormParams;
+use gatehouse_core::signin::Method;
+use gatehouse_core::{Resource, StoreError};
+use serde::Deserialize;
+
+use super::AppState;
+use super::ui::{
+    cookie, html, login_csrf_ok, login_page, login_url, message, new_login_csrf, offer,
+    safe_return_to, server_for, set_cookie, signed_in_redirect,
+};
+
+#[derive(Template)]
+#[template(path = "email_code.html")]
+struct CodePage<'a> {
+    sent_to: Option<&'a str>,
+    error: Option<&'a str>,
+    /// Whether the code form is shown (not once the code is dead).
+    form: bool,
+    csrf: &'a str,
+    return_to: &'a str,
+    server: &'a str,
+    /// The sign-in page, to ask for a new code.
+    restart: &'a str,
+}
+
+/// The cookie binding a code to the browser that asked for it (`{challenge}.{secret}`).
+fn email_cookie(secure: bool) -> &'static str {
+    if secure {
+        "__Host-gatehouse_email"
+    } else {
+        "gatehouse_email"
+    }
+}
+
+/// The page asking for the code, with a fresh login CSRF value.
+fn code_page(
+    s: &AppState,
+    status: StatusCode,
+    sent_to: Option<&str>,
+    error: Option<&EmailCodeError>,
+    return_to: &str,
+    server: Option<&Resource>,
+) -> Response {
+    let (csrf, csrf_cookie) = new_login_csrf(s);
+    let restart = login_url(return_to, server.map(|r| &r.id));
+    let form = !matches!(
+        error,
+        Some(
+            EmailCodeError::Expired
+                | EmailCodeError::AlreadyUsed
+                | EmailCodeError::TooManyAttempts
+                | EmailCodeError::NoChallenge
+        )
+    );
+    let error = error.map(|e| sentence(&e.to_string()));
+    let mut r = html(
+        status,
+        &CodePage {
+            sent_to,
+            error: error.as_deref(),
+            form,
+            csrf: &csrf,
+            return_to,
+            server: server.map(|r| r.id.as_str()).unwrap_or(""),
+            restart: &restart,
+        },
+    );
+    r.headers_mut().append(header::SET_COOKIE, csrf_cookie);
+    r
+}
+
+/// An error message as a sentence: capitalised, with a full stop.
+fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), c.as_str()),
+        None => String::new(),
+    }
+}
+
+fn status_of(e: &EmailCodeError) -> StatusCode {
+    match e {
+        EmailCodeError::InvalidEmail(_) | EmailCodeError::NoChallenge => StatusCode::BAD_REQUEST,
+        EmailCodeError::TooManyCodes(_) | EmailCodeError::TooManyAttempts => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        EmailCodeError::Expired | EmailCodeError::AlreadyUsed => StatusCode::GONE,
+        EmailCodeError::WrongCode(_) | EmailCodeError::WrongLink => StatusCode::UNAUTHORIZED,
+        EmailCodeError::AccountDisabled(_) => StatusCode::FORBIDDEN,
+        EmailCodeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn unavailable(what: &str, e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "{what}");
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Something went wrong",
+        "The server could not sign you in. Try again in a moment.",
+        Some("temporarily_unavailable"),
+    )
+}
+
+/// `POST /login/email`: sends a code to the address typed.
+pub async fn send_code(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = FormParams::parse(&body);
+    let field = |n: &str| form.single(n).ok().flatten().unwrap_or("");
+    let return_to = safe_return_to(field("return_to")).unwrap_or("");
+    let typed = field("email");
+    let server = server_for(&s, Some(field("server")), return_to).await;
+    let server = server.as_deref();
+    let offer = match offer(&s, server, return_to).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let page = async |status: StatusCode, error: &str| {
+        login_page(&s, status, return_to, server, &offer, typed, Some(error)).await
+    };
+    let Some(mailer) = s.mailer.as_ref().filter(|_| offer.email_code()) else {
+        return page(
+            StatusCode::FORBIDDEN,
+            "This MCP server does not accept sign-in codes by email: use one of the ways to sign in below.",
+        )
+        .await;
+    };
+    if !login_csrf_ok(&s, &headers, field("csrf")) {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "The sign-in form expired. Please try again.",
+        )
+        .await;
+    }
+    if s.limits.email_codes.check_key(&peer.ip()).is_err() {
+        return page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many codes were asked for from your network. Wait a few minutes and try again.",
+        )
+        .await;
+    }
+    if !crate::mail::deliverable(typed.trim()) {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "That is not an email address we can send a code to.",
+        )
+        .await;
+    }
+    let for_name = server.map_or("Gatehouse", |r| r.name.as_str());
+    let started = match s
+        .engine
+        .start_email_sign_in(typed, return_to, server.map(|r| r.id.clone()), for_name)
+        .await
+    {
+        Ok(started) => started,
+        Err(EmailCodeError::Store(e)) => return unavailable("could not store a sign-in code", &e),
+        Err(e) => {
+            s.engine.audit_email_failure(&e);
+            return page(status_of(&e), &sentence(&e.to_string())).await;
+        }
+    };
+    if let Err(e) = mailer.send(&started.message).await {
+        // The message carries the code: only the cause is logged.
+        tracing::error!(error = %e, challenge = %started.challenge.id, "could not send a sign-in code");
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The email with your code could not be sent. Try again in a moment, or use another way to sign in.",
+        )
+        .await;
+    }
+    let secure = s.secure_cookies();
+    let mut r = code_page(
+        &s,
+        StatusCode::OK,
+        Some(&started.challenge.email),
+        None,
+        return_to,
+        server,
+    );
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            email_cookie(secure),
+            &started.browser_cookie,
+            EMAIL_CODE_TTL,
+            secure,
+        ),
+    );
+    r
+}
+
+/// `POST /login/email/code`: the code typed.
+pub async fn enter_code(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = FormParams::parse(&body);
+    let field = |n: &str| form.single(n).ok().flatten().unwrap_or("");
+    let return_to = safe_return_to(field("return_to")).unwrap_or("");
+    let server = server_for(&s, Some(field("server")), return_to).await;
+    if !login_csrf_ok(&s, &headers, field("csrf")) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "The form expired",
+            "Go back, reload the page and try again.",
+            Some("invalid_request"),
+        );
+    }
+    finish(
+        &s,
+        &headers,
+        EmailProof::Code(field("code")),
+        return_to,
+        server.as_deref(),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct LinkQuery {
+    token: Option<String>,
+}
+
+/// `GET /login/email/link?token=…`: the link from the message.
+pub async fn follow_link(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LinkQuery>,
+) -> Response {
+    finish(
+        &s,
+        &headers,
+        EmailProof::Link(q.token.as_deref().unwrap_or("")),
+        "",
+        None,
+    )
+    .await
+}
+
+/// Checks the code or link; signs the person in and sends them on, or explains.
+/// `return_to` and `server` only serve the "ask for a new code" link of an error page.
+async fn finish(
+    s: &AppState,
+    headers: &HeaderMap,
+    proof: EmailProof<'_>,
+    return_to: &str,
+    server: Option<&Resource>,
+) -> Response {
+    let secure = s.secure_cookies();
+    let browser = cookie(headers, email_cookie(secure));
+    let done = match s
+        .engine
+        .finish_email_sign_in(browser.as_deref(), proof)
+        .await
+    {
+        Ok(done) => done,
+        Err(EmailCodeError::Store(e)) => return unavailable("could not check a sign-in code", &e),
+        Err(e) => {
+            s.engine.audit_email_failure(&e);
+            return code_page(s, status_of(&e), None, Some(&e), return_to, server);
+        }
+    };
+    let token = match s.engine.start_session(&done.user, Method::EmailCode).await {
+        Ok(t) => t,
+        Err(e) => return unavailable("could not start a session", &e as &StoreError),
+    };
+    s.engine.audit_email_sign_in(&done);
+    let return_to = safe_return_to(&done.return_to).unwrap_or("");
+    let mut r = signed_in_redirect(s, &token, return_to);
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(email_cookie(secure), "", 0, secure),
+    );
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(super::ui::login_cookie(secure), "", 0, secure),
+    );
+    r.into_response()
+}
