@@ -73,6 +73,11 @@ def parse(html: str) -> FormParser:
 class PageError(AssertionError):
     """Gatehouse showed a page the person could not get past (an error page, say)."""
 
+    def __init__(self, message: str, status: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
 
 def approve(
     authorize_url: str,
@@ -83,6 +88,7 @@ def approve(
     via: str | None = None,
     owner_account: tuple[str, str] | None = None,
     mailbox: Callable[[str], str] | None = None,
+    upstream_login: str | None = None,
 ) -> str:
     """Walks from `authorize_url` through sign-in and consent; returns the client's redirect URL.
 
@@ -90,7 +96,9 @@ def approve(
     `via` is another origin the walk goes through (the owner's login page of a bring-your-own-
     auth connection), where `owner_account` (user name, passcode) fills in its login form.
     With `mailbox` (address -> the sign-in code last mailed to it), the person asks for a code
-    by email and types it instead of a password.
+    by email and types it instead of a password. With `upstream_login`, the person signs in as
+    that account on an upstream OpenID Connect provider's development pages (at `via`) and
+    consents there.
     """
     own = http is None
     http = http or httpx2.Client(follow_redirects=False, timeout=10.0)
@@ -106,9 +114,13 @@ def approve(
                 url, method, data = location, "GET", None
                 continue
             if resp.status_code != 200:
-                raise PageError(f"{method} {url} answered {resp.status_code}: {resp.text[:300]}")
+                raise PageError(
+                    f"{method} {url} answered {resp.status_code}: {resp.text[:300]}", resp.status_code, resp.text
+                )
             page = parse(resp.text)
-            form, data = _next_step(page, email, password, decision, resp.text, owner_account, mailbox)
+            form, data = _next_step(
+                page, email, password, decision, resp.text, owner_account, mailbox, upstream_login
+            )
             url, method = urljoin(url, form.action), form.method.upper()
         raise PageError(f"no redirect back to the client after {STEPS} steps (last: {url})")
     finally:
@@ -124,8 +136,14 @@ def _next_step(
     html: str,
     owner: tuple[str, str] | None = None,
     mailbox: Callable[[str], str] | None = None,
+    upstream_login: str | None = None,
 ) -> tuple[Form, dict]:
     for form in page.forms:
+        at_idp = upstream_login and "/interaction/" in form.action
+        if at_idp and form.fields.get("prompt") == "login" and "login" in form.inputs:
+            return form, {**form.fields, "login": upstream_login, "password": "any"}
+        if at_idp and form.fields.get("prompt") == "consent":
+            return form, dict(form.fields)
         if mailbox and form.action == "/login/email" and "email" in form.inputs:
             return form, {**form.fields, "email": email}
         if mailbox and "code" in form.inputs:

@@ -7,6 +7,12 @@ to Acme's own login application (`owner_login.py`), which signs them in its own 
 claims to Gatehouse with an API key, and sends the browser back; the person consents and the SDK
 calls tools with a token for the person Gatehouse created and linked.
 
+Upstream OpenID Connect: node-oidc-provider on loopback plays the company's identity provider.
+The SDK's person signs in there and comes back; Gatehouse exchanges the code (PKCE, client
+secret), checks the ID token, and signs them in. The provider is then made to hand out ID tokens
+with one flaw each (another sign-in's nonce, another audience, expired), and an account with an
+unverified email signs in: each is refused with its own error.
+
 Email codes: Gatehouse sends the code through a real SMTP server on loopback (aiosmtpd, with
 authentication); the person reads it from the message received and types it in.
 """
@@ -14,7 +20,15 @@ authentication); the person reads it from the message received and types it in.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
+import hashlib
+import html
+import json
+import secrets
+import subprocess
+from pathlib import Path
+from urllib.parse import urlencode
 import email.policy
 import re
 from contextlib import contextmanager
@@ -26,7 +40,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from mcp.shared.auth import AuthorizationCodeResult
 
 import pages
-from conftest import free_port, run_gatehouse, run_todo
+import httpx2
+
+from conftest import LOGS, free_port, run_gatehouse, run_todo, stop, wait_http
+from test_conformance import NODE22
 from owner_login import run_owner_login
 from test_oauth_python_sdk import REDIRECT, MemoryStorage, claims, provider, use_todos
 
@@ -169,3 +186,104 @@ def test_email_codes_over_smtp_with_the_mcp_python_sdk():
     # The token is for the person the code signed in (an account made for the address).
     token = claims(storage.tokens[-1].access_token)
     assert token["sub"] == people["grace@example.com"]
+
+
+HERE = Path(__file__).parent
+
+
+@contextmanager
+def run_idp(port: int, redirect_uri: str):
+    """node-oidc-provider on `port`, with one client (Gatehouse) redirecting to `redirect_uri`."""
+    opts = {"port": port, "redirect_uri": redirect_uri, "client_secret": "upstream secret"}
+    with open(LOGS / f"idp-{port}.log", "w") as log:
+        proc = subprocess.Popen(
+            [NODE22, str(HERE / "upstream_idp.mjs"), json.dumps(opts)], cwd=HERE, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{port}/.well-known/openid-configuration", proc=proc)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(proc)
+
+
+class IdpPerson:
+    """A person who signs in at the upstream provider as `login`, consents there, then allows."""
+
+    def __init__(self, idp: str, login: str) -> None:
+        self.idp = idp
+        self.login = login
+        self.callback: str | None = None
+
+    async def redirect(self, authorization_url: str) -> None:
+        self.callback = await asyncio.to_thread(
+            pages.approve, authorization_url, via=self.idp, upstream_login=self.login
+        )
+
+    async def come_back(self) -> AuthorizationCodeResult:
+        assert self.callback and self.callback.startswith(REDIRECT), self.callback
+        q = parse_qs(urlsplit(self.callback).query)
+        return AuthorizationCodeResult(code=q["code"][0], state=q["state"][0], iss=q["iss"][0])
+
+
+def authorization_url(issuer: str) -> str:
+    """A fresh registration's authorization request at `issuer` (what a host would open)."""
+    reg = httpx2.post(
+        f"{issuer}/oauth/register",
+        json={"client_name": "Test host", "redirect_uris": [REDIRECT], "application_type": "native"},
+    ).json()
+    verifier = secrets.token_urlsafe(32)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    q = urlencode({
+        "response_type": "code", "client_id": reg["client_id"], "redirect_uri": REDIRECT,
+        "code_challenge": challenge, "code_challenge_method": "S256", "state": "s", "scope": "todo:read",
+    })
+    return f"{issuer}/oauth/authorize?{q}"
+
+
+def refused(issuer: str, idp: str, login: str) -> tuple[int, str]:
+    """Signs in at the provider as `login`; returns the status and text of Gatehouse's refusal."""
+    try:
+        to = pages.approve(authorization_url(issuer), via=idp, upstream_login=login)
+    except pages.PageError as e:
+        return e.status, html.unescape(e.body)
+    raise AssertionError(f"the sign-in went through to {to}")
+
+
+def test_upstream_openid_connect_with_the_mcp_python_sdk():
+    port = free_port()
+    with run_gatehouse() as g:
+        conn = g.cli(
+            "connections", "add-oidc", "--name", "Acme IdP", "--issuer", f"http://127.0.0.1:{port}",
+            "--client-id", "gatehouse", "--client-secret-stdin", stdin="upstream secret\n",
+        )
+        assert conn["kind"] == "oidc" and conn["client_secret_set"] is True
+        assert conn["scopes"] == ["openid", "email", "profile"]
+        assert conn["callback_url"] == f"{g.url}/sso/v1/connections/{conn['id']}/callback"
+        with run_idp(port, conn["callback_url"]) as idp, run_todo(g, "--sign-in", conn["id"]) as todo:
+            storage = MemoryStorage()
+            person = IdpPerson(idp, "grace")
+            auth = provider(todo.mcp_url, storage, person)
+            tools, created = asyncio.run(use_todos(todo.mcp_url, auth, "from the idp"))
+
+            # One flaw each, with the provider's own signature: each check catches its own.
+            issuer = todo.issuer
+            seen = {}
+            for mode in ("wrong_nonce", "wrong_aud", "expired"):
+                httpx2.get(f"{idp}/__test/mode/{mode}").raise_for_status()
+                seen[mode] = refused(issuer, idp, "grace")
+            httpx2.get(f"{idp}/__test/mode/ok").raise_for_status()
+            seen["unverified"] = refused(issuer, idp, "mallory")
+        people = {u["email"]: u["id"] for u in g.cli("users", "list")}
+
+    assert "create_todo" in tools and created["title"] == "from the idp"
+    token = claims(storage.tokens[-1].access_token)
+    assert token["sub"] == people["grace@idp.test"]
+    status, page = seen["wrong_nonce"]
+    assert status == 502 and "invalid_id_token" in page and "its nonce is not the one sent" in page, page
+    status, page = seen["wrong_aud"]
+    assert status == 502 and "invalid_id_token" in page and "not for this client (audience)" in page, page
+    status, page = seen["expired"]
+    assert status == 502 and "invalid_id_token" in page and "it has expired" in page, page
+    status, page = seen["unverified"]
+    assert status == 403 and "email_not_verified" in page and "did not say mallory@idp.test is verified" in page
+    assert "mallory@idp.test" not in people

@@ -76,12 +76,26 @@ pub enum LoginError {
         "{0} belongs to an existing account, and the login system did not say the email is verified (email_verified: true), so it cannot be linked"
     )]
     EmailNotVerified(String),
+    /// An OpenID Connect provider did not say the email is verified.
+    #[error(
+        "the identity provider did not say {0} is verified (email_verified: true): only verified addresses can sign in through it"
+    )]
+    ProviderEmailNotVerified(String),
     /// The connection only accepts some email domains.
     #[error("{0} is not in a domain this connection accepts")]
     DomainNotAllowed(String),
     /// The person's account is disabled.
     #[error("this account is disabled: ask the administrator of this server")]
     AccountDisabled(UserId),
+    /// The upstream provider could not be reached or answered with an error.
+    #[error("{0}")]
+    Upstream(String),
+    /// The person (or the provider) declined at the provider.
+    #[error("{0}")]
+    Declined(String),
+    /// The provider's ID token failed a check (signature, issuer, audience, nonce, expiry).
+    #[error("the identity provider's ID token was refused: {0}")]
+    InvalidIdToken(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -102,9 +116,14 @@ impl LoginError {
             LoginError::NoProfileYet(..) => "login_request_pending",
             LoginError::StateMismatch => "state_mismatch",
             LoginError::OtherBrowser => "browser_mismatch",
-            LoginError::EmailNotVerified(_) => "email_not_verified",
+            LoginError::EmailNotVerified(_) | LoginError::ProviderEmailNotVerified(_) => {
+                "email_not_verified"
+            }
             LoginError::DomainNotAllowed(_) => "email_domain_not_allowed",
             LoginError::AccountDisabled(_) => "account_disabled",
+            LoginError::Upstream(_) => "upstream_unavailable",
+            LoginError::Declined(_) => "access_denied",
+            LoginError::InvalidIdToken(_) => "invalid_id_token",
             LoginError::Store(_) => "temporarily_unavailable",
         }
     }
@@ -133,6 +152,8 @@ impl StartedLogin {
                     .append_pair("state", &self.state);
                 Some(url.to_string())
             }
+            // The server builds the provider's authorization URL from its discovery document.
+            ConnectionKind::Oidc { .. } => None,
         }
     }
 }
@@ -309,6 +330,22 @@ impl Engine {
         state: &str,
         browser: Option<&str>,
     ) -> Result<FinishedLogin, LoginError> {
+        let (connection, r) = self.returned(connection, state, browser).await?;
+        let Some(profile) = r.profile.clone() else {
+            return Err(LoginError::NoProfileYet(r.id, connection.id));
+        };
+        self.complete_login(&connection, r, &profile).await
+    }
+
+    /// The browser is back at connection `connection` with `state`, and `browser` is the
+    /// secret from its cookie: the connection and its login request, if the state is the one
+    /// sent, from this browser, unexpired and unused. Uses nothing.
+    pub async fn returned(
+        &self,
+        connection: &str,
+        state: &str,
+        browser: Option<&str>,
+    ) -> Result<(Connection, LoginRequest), LoginError> {
         let connection = self.live_connection(connection).await?;
         let Some(id) = request_in_state(state) else {
             return Err(LoginError::StateMismatch);
@@ -320,18 +357,25 @@ impl Engine {
         if !browser.is_some_and(|b| r.browser_hash.matches(b)) {
             return Err(LoginError::OtherBrowser);
         }
-        let Some(profile) = r.profile.clone() else {
-            return Err(LoginError::NoProfileYet(r.id, connection.id));
-        };
-        // Single use: of two concurrent returns, one finds it unused.
+        Ok((connection, r))
+    }
+
+    /// Uses login request `r` (once: of two concurrent uses, one wins) and links the person
+    /// `profile` describes; the caller starts their session.
+    pub async fn complete_login(
+        &self,
+        connection: &Connection,
+        r: LoginRequest,
+        profile: &Profile,
+    ) -> Result<FinishedLogin, LoginError> {
         let taken = self.store().take_login_request(&r.id, self.now()).await?;
         if taken.is_none_or(|t| t.used_at.is_some()) {
             return Err(LoginError::AlreadyUsed(r.id));
         }
-        let user = self.link_person(&connection, &profile).await?;
+        let user = self.link_person(connection, profile).await?;
         Ok(FinishedLogin {
             user,
-            connection: connection.id,
+            connection: connection.id.clone(),
             return_to: r.return_to,
             server: r.server,
         })
@@ -347,6 +391,12 @@ impl Engine {
     ) -> Result<User, LoginError> {
         if !connection.allows_email(&profile.email) {
             return Err(LoginError::DomainNotAllowed(profile.email.clone()));
+        }
+        // A provider anyone can sign up at may hand out addresses it never checked: an
+        // upstream OpenID Connect identity counts only with a verified email, for a new
+        // account too (the address would otherwise be taken from its owner).
+        if matches!(connection.kind, ConnectionKind::Oidc { .. }) && !profile.email_verified {
+            return Err(LoginError::ProviderEmailNotVerified(profile.email.clone()));
         }
         let store = self.store();
         let now = self.now();

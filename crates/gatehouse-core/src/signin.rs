@@ -140,6 +140,20 @@ pub enum ConnectionKind {
         /// Where the browser is sent, with `login_request_id` and `state`.
         login_url: String,
     },
+    /// An upstream OpenID Connect provider (Google, Microsoft Entra ID, Okta, any other):
+    /// authorization code with PKCE, and its ID token checked.
+    Oidc {
+        /// The provider's issuer: discovery is at `{issuer}/.well-known/openid-configuration`.
+        issuer: String,
+        /// Gatehouse's client id at the provider.
+        client_id: String,
+        /// Gatehouse's client secret at the provider; empty for a public client (PKCE only).
+        /// Never shown back.
+        #[serde(default)]
+        client_secret: String,
+        /// Scopes asked for; always has `openid`.
+        scopes: Vec<String>,
+    },
 }
 
 impl ConnectionKind {
@@ -147,6 +161,98 @@ impl ConnectionKind {
     pub fn name(&self) -> &'static str {
         match self {
             ConnectionKind::Federated { .. } => "federated",
+            ConnectionKind::Oidc { .. } => "oidc",
+        }
+    }
+}
+
+impl ConnectionKind {
+    /// An OpenID Connect connection to the provider `preset` names (with `tenant`: the
+    /// Entra tenant or the Okta domain) or at `issuer`.
+    pub fn oidc(
+        preset: Option<&str>,
+        tenant: Option<&str>,
+        issuer: Option<&str>,
+        client_id: &str,
+        client_secret: &str,
+        scopes: Vec<String>,
+    ) -> Result<ConnectionKind, ParseError> {
+        let issuer = match (preset, issuer) {
+            (Some(_), Some(_)) => {
+                return Err(ParseError(
+                    "give a preset or an issuer URL, not both".into(),
+                ));
+            }
+            (Some(p), None) => OidcPreset::parse(p)?.issuer(tenant)?,
+            (None, Some(i)) => i.to_owned(),
+            (None, None) => {
+                return Err(ParseError(
+                    "give the provider's issuer URL, or a preset (google, entra, okta)".into(),
+                ));
+            }
+        };
+        check_kind(ConnectionKind::Oidc {
+            issuer,
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            scopes,
+        })
+    }
+}
+
+/// Scopes asked of an OpenID Connect provider when none are given.
+pub const DEFAULT_OIDC_SCOPES: [&str; 3] = ["openid", "email", "profile"];
+
+/// Well-known OpenID Connect providers, and the issuer each implies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcPreset {
+    /// `https://accounts.google.com`.
+    Google,
+    /// `https://login.microsoftonline.com/{tenant id}/v2.0`.
+    Entra,
+    /// `https://{your Okta domain}` (the org authorization server).
+    Okta,
+}
+
+impl OidcPreset {
+    /// Parses `google`, `entra` (or `microsoft`) or `okta`.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        match s.to_ascii_lowercase().as_str() {
+            "google" => Ok(OidcPreset::Google),
+            "entra" | "microsoft" | "azure" => Ok(OidcPreset::Entra),
+            "okta" => Ok(OidcPreset::Okta),
+            other => Err(ParseError(format!(
+                "`{other}` is not a preset (google, entra, okta); for any other provider give its issuer URL"
+            ))),
+        }
+    }
+
+    /// The issuer for this preset; `tenant` is the Entra tenant id or the Okta domain.
+    pub fn issuer(self, tenant: Option<&str>) -> Result<String, ParseError> {
+        let tenant = tenant.map(str::trim).filter(|t| !t.is_empty());
+        let host_like = |t: &str| {
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        };
+        match (self, tenant) {
+            (OidcPreset::Google, _) => Ok("https://accounts.google.com".into()),
+            (OidcPreset::Entra, Some("common" | "organizations" | "consumers")) => {
+                Err(ParseError(
+                    "give your Entra tenant id (a GUID) or domain: the multi-tenant endpoints (common, organizations, consumers) have no single issuer to check ID tokens against".into(),
+                ))
+            }
+            (OidcPreset::Entra, Some(t)) if host_like(t) => Ok(format!(
+                "https://login.microsoftonline.com/{t}/v2.0"
+            )),
+            (OidcPreset::Okta, Some(t)) if host_like(t) && t.contains('.') => {
+                Ok(format!("https://{t}"))
+            }
+            (OidcPreset::Entra, _) => Err(ParseError(
+                "the entra preset needs your tenant id (--tenant)".into(),
+            )),
+            (OidcPreset::Okta, _) => Err(ParseError(
+                "the okta preset needs your Okta domain, e.g. acme.okta.com (--tenant)".into(),
+            )),
         }
     }
 }
@@ -181,9 +287,18 @@ impl Connection {
         ))
     }
 
-    /// Where the owner's login page sends the browser back, with `?state=…`.
+    /// Where the browser comes back: for bring your own auth the owner's login page sends
+    /// it there with `?state=…`; an OpenID Connect provider redirects there (its redirect
+    /// URI, to register at the provider).
     pub fn callback_url(&self, public: &Issuer) -> String {
-        public.join(&format!("/sso/v1/connections/{}/partner:callback", self.id))
+        match self.kind {
+            ConnectionKind::Federated { .. } => {
+                public.join(&format!("/sso/v1/connections/{}/partner:callback", self.id))
+            }
+            ConnectionKind::Oidc { .. } => {
+                public.join(&format!("/sso/v1/connections/{}/callback", self.id))
+            }
+        }
     }
 
     /// Whether a person with `email` may sign in through it.
@@ -201,6 +316,57 @@ pub fn check_kind(kind: ConnectionKind) -> Result<ConnectionKind, ParseError> {
         ConnectionKind::Federated { login_url } => Ok(ConnectionKind::Federated {
             login_url: web_url(&login_url, "the login URL")?,
         }),
+        ConnectionKind::Oidc {
+            issuer,
+            client_id,
+            client_secret,
+            scopes,
+        } => {
+            // Kept as typed: the ID token's `iss` must match it exactly (some providers
+            // end theirs with a slash, most do not).
+            let issuer = issuer.trim().to_owned();
+            web_url(&issuer, "the issuer")?;
+            if issuer.contains('?') {
+                return Err(ParseError("the issuer must not have a ?query".into()));
+            }
+            let client_id = client_id.trim().to_owned();
+            if client_id.is_empty() || client_id.len() > 512 {
+                return Err(ParseError(
+                    "give the client id Gatehouse has at the provider".into(),
+                ));
+            }
+            if client_secret.len() > 1024 {
+                return Err(ParseError("the client secret is too long".into()));
+            }
+            let mut out = vec!["openid".to_owned()];
+            let given: Vec<String> = if scopes.is_empty() {
+                DEFAULT_OIDC_SCOPES
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect()
+            } else {
+                scopes
+            };
+            for scope in given {
+                let scope = scope.trim().to_owned();
+                let ok = !scope.is_empty()
+                    && scope
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+                if !ok {
+                    return Err(ParseError(format!("`{scope}` is not a scope")));
+                }
+                if !out.contains(&scope) {
+                    out.push(scope);
+                }
+            }
+            Ok(ConnectionKind::Oidc {
+                issuer,
+                client_id,
+                client_secret,
+                scopes: out,
+            })
+        }
     }
 }
 
@@ -559,6 +725,65 @@ mod tests {
             offered(Some(&server), &policy_off, &conns, none),
             [Method::Connection(on.id.clone()), Method::Password],
             "its own list, in its order, whatever the defaults"
+        );
+    }
+}
+
+#[cfg(test)]
+mod oidc_tests {
+    use super::*;
+
+    #[test]
+    fn oidc_connections_take_a_preset_or_an_issuer() {
+        let k = ConnectionKind::oidc(Some("google"), None, None, " abc ", "s", vec![]).unwrap();
+        assert_eq!(
+            k,
+            ConnectionKind::Oidc {
+                issuer: "https://accounts.google.com".into(),
+                client_id: "abc".into(),
+                client_secret: "s".into(),
+                scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            }
+        );
+        let entra = ConnectionKind::oidc(
+            Some("entra"),
+            Some("contoso.onmicrosoft.com"),
+            None,
+            "a",
+            "",
+            vec!["email".into()],
+        )
+        .unwrap();
+        let ConnectionKind::Oidc { issuer, scopes, .. } = entra else {
+            unreachable!()
+        };
+        assert_eq!(
+            issuer,
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"
+        );
+        assert_eq!(scopes, ["openid", "email"]);
+        // The issuer is kept as typed: some end with a slash.
+        let auth0 =
+            ConnectionKind::oidc(None, None, Some("https://acme.auth0.com/"), "a", "", vec![])
+                .unwrap();
+        assert!(
+            matches!(auth0, ConnectionKind::Oidc { issuer, .. } if issuer == "https://acme.auth0.com/")
+        );
+        for (preset, tenant, issuer, says) in [
+            (Some("entra"), Some("common"), None, "multi-tenant"),
+            (Some("entra"), None, None, "tenant id"),
+            (Some("okta"), None, None, "Okta domain"),
+            (Some("github"), None, None, "not a preset"),
+            (Some("google"), None, Some("https://x.example"), "not both"),
+            (None, None, None, "issuer URL"),
+            (None, None, Some("http://idp.example"), "https"),
+            (None, None, Some("https://idp.example/?tenant=1"), "query"),
+        ] {
+            let e = ConnectionKind::oidc(preset, tenant, issuer, "a", "", vec![]).unwrap_err();
+            assert!(e.0.contains(says), "{says}: {}", e.0);
+        }
+        assert!(
+            ConnectionKind::oidc(None, None, Some("https://idp.example"), " ", "", vec![]).is_err()
         );
     }
 }

@@ -88,6 +88,10 @@ pub fn router(state: AppState) -> Router {
             "/sso/v1/connections/{id}/partner:callback",
             get(sso::partner_callback),
         )
+        .route(
+            "/sso/v1/connections/{id}/callback",
+            get(sso::provider_callback),
+        )
         .route("/admin", get(admin_ui::servers))
         .route("/admin/servers", post(admin_ui::create_server))
         .route("/admin/servers/{id}", get(admin_ui::server))

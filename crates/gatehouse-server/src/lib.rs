@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod fetch;
 pub mod mail;
+pub mod oidc;
 pub mod routes;
 pub mod serve;
 pub mod throttle;

@@ -203,6 +203,7 @@ pub fn app_state(engine: Arc<Engine>, config: &Config) -> Result<AppState, BoxEr
         engine,
         limits: Arc::new(limits(config)),
         mailer: mailer.map(Arc::new),
+        upstream: Arc::new(crate::oidc::Upstream::new()),
     })
 }
 

@@ -1625,11 +1625,23 @@ pub struct ConnectionView {
     id: String,
     /// Shown on the sign-in button ("Continue with …").
     name: String,
-    /// `federated` (bring your own auth).
+    /// `federated` (bring your own auth) or `oidc` (an upstream OpenID Connect provider).
     kind: String,
     /// Where the browser is sent, with `login_request_id` and `state` (federated).
     #[serde(skip_serializing_if = "Option::is_none")]
     login_url: Option<String>,
+    /// The provider's issuer (oidc).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuer: Option<String>,
+    /// Gatehouse's client id at the provider (oidc).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    /// Whether a client secret is set; it is never shown (oidc).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret_set: Option<bool>,
+    /// Scopes asked of the provider (oidc).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<Vec<String>>,
     /// Only people with an email in these domains may sign in; empty: anyone.
     allowed_domains: Vec<String>,
     enabled: bool,
@@ -1638,31 +1650,47 @@ pub struct ConnectionView {
     /// Where the owner's backend posts the person's claims (federated).
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_request_url: Option<String>,
-    /// Where the owner's login page sends the browser back, with `state` (federated).
+    /// Where the browser comes back: the owner's login page sends it there with `state`
+    /// (federated); the redirect URI to register at the provider (oidc).
     #[serde(skip_serializing_if = "Option::is_none")]
     callback_url: Option<String>,
 }
 
 fn connection_view(s: &AppState, c: &Connection) -> ConnectionView {
     let public = s.engine.public_issuer();
-    let (login_url, auth_request_url, callback_url) = match &c.kind {
-        ConnectionKind::Federated { login_url } => (
-            Some(login_url.clone()),
-            Some(c.auth_request_url(public)),
-            Some(c.callback_url(public)),
-        ),
-    };
-    ConnectionView {
+    let mut v = ConnectionView {
         id: c.id.to_string(),
         name: c.name.clone(),
         kind: c.kind.name().to_owned(),
-        login_url,
+        login_url: None,
+        issuer: None,
+        client_id: None,
+        client_secret_set: None,
+        scopes: None,
         allowed_domains: c.allowed_domains.clone(),
         enabled: c.enabled,
         created_at: rfc3339(c.created_at),
-        auth_request_url,
-        callback_url,
+        auth_request_url: None,
+        callback_url: Some(c.callback_url(public)),
+    };
+    match &c.kind {
+        ConnectionKind::Federated { login_url } => {
+            v.login_url = Some(login_url.clone());
+            v.auth_request_url = Some(c.auth_request_url(public));
+        }
+        ConnectionKind::Oidc {
+            issuer,
+            client_id,
+            client_secret,
+            scopes,
+        } => {
+            v.issuer = Some(issuer.clone());
+            v.client_id = Some(client_id.clone());
+            v.client_secret_set = Some(!client_secret.is_empty());
+            v.scopes = Some(scopes.clone());
+        }
     }
+    v
 }
 
 /// A connection to add.
@@ -1671,11 +1699,24 @@ fn connection_view(s: &AppState, c: &Connection) -> ConnectionView {
 pub struct NewConnectionBody {
     #[schema(min_length = 1, max_length = 100)]
     name: String,
-    /// `federated`: bring your own auth.
-    #[schema(pattern = "^federated$")]
+    /// `federated`: bring your own auth; `oidc`: an upstream OpenID Connect provider.
+    #[schema(pattern = "^(federated|oidc)$")]
     kind: String,
     /// The owner's login page (https, or http on loopback); required for `federated`.
     login_url: Option<String>,
+    /// `google`, `entra` or `okta` (oidc; or give `issuer`).
+    preset: Option<String>,
+    /// The Entra tenant id or the Okta domain, with `preset`.
+    tenant: Option<String>,
+    /// The provider's issuer URL (oidc; or give `preset`).
+    issuer: Option<String>,
+    /// Gatehouse's client id at the provider; required for `oidc`.
+    client_id: Option<String>,
+    /// Gatehouse's client secret at the provider (oidc; absent: a public client).
+    client_secret: Option<String>,
+    /// Scopes to ask for (oidc; default `openid email profile`).
+    #[serde(default)]
+    scopes: Vec<String>,
     #[serde(default)]
     allowed_domains: Vec<String>,
 }
@@ -1687,8 +1728,29 @@ fn connection_kind(kind: &str, login_url: Option<String>) -> ApiResult<Connectio
                 ApiError::invalid("login_url is required for a federated connection")
             })?,
         }),
-        other => Err(ApiError::invalid(format!("kind `{other}`: use federated"))),
+        other => Err(ApiError::invalid(format!(
+            "kind `{other}`: use federated or oidc"
+        ))),
     }
+}
+
+fn new_connection_kind(n: &NewConnectionBody) -> ApiResult<ConnectionKind> {
+    if n.kind != "oidc" {
+        return connection_kind(&n.kind, n.login_url.clone());
+    }
+    let client_id = n
+        .client_id
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("client_id is required for an oidc connection"))?;
+    ConnectionKind::oidc(
+        n.preset.as_deref(),
+        n.tenant.as_deref(),
+        n.issuer.as_deref(),
+        client_id,
+        n.client_secret.as_deref().unwrap_or(""),
+        n.scopes.clone(),
+    )
+    .map_err(|e| ApiError::invalid(e.0))
 }
 
 /// List connections, oldest first.
@@ -1714,8 +1776,8 @@ async fn create_connection(
     Body(n): Body<NewConnectionBody>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     let new = NewConnection {
+        kind: new_connection_kind(&n)?,
         name: n.name,
-        kind: connection_kind(&n.kind, n.login_url)?,
         allowed_domains: n.allowed_domains,
     };
     let c = s.engine.operator(&who.id).create_connection(new).await?;
@@ -1746,6 +1808,8 @@ pub struct ConnectionChangeBody {
     name: Option<String>,
     /// A federated connection's login page.
     login_url: Option<String>,
+    /// An oidc connection's new client secret (after rotating it at the provider).
+    client_secret: Option<String>,
     allowed_domains: Option<Vec<String>>,
     enabled: Option<bool>,
 }
@@ -1764,9 +1828,28 @@ async fn update_connection(
     Body(c): Body<ConnectionChangeBody>,
 ) -> ApiResult<Json<ConnectionView>> {
     let current = admin::connection(s.engine.store().as_ref(), &id).await?;
-    let kind = match c.login_url {
-        Some(url) => Some(connection_kind(current.kind.name(), Some(url))?),
-        None => None,
+    let kind = match (c.login_url, c.client_secret, &current.kind) {
+        (None, None, _) => None,
+        (Some(url), None, ConnectionKind::Federated { .. }) => {
+            Some(connection_kind("federated", Some(url))?)
+        }
+        (None, Some(secret), ConnectionKind::Oidc { .. }) => {
+            let mut k = current.kind.clone();
+            if let ConnectionKind::Oidc { client_secret, .. } = &mut k {
+                *client_secret = secret;
+            }
+            Some(k)
+        }
+        (Some(_), _, _) => {
+            return Err(ApiError::invalid(
+                "login_url applies to federated connections only",
+            ));
+        }
+        (None, Some(_), _) => {
+            return Err(ApiError::invalid(
+                "client_secret applies to oidc connections only",
+            ));
+        }
     };
     let change = admin::ConnectionChange {
         name: c.name,

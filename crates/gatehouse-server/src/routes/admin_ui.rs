@@ -1179,7 +1179,10 @@ pub async fn sign_in(State(s): State<AppState>, AdminPage { token, user }: Admin
         connections: connections
             .iter()
             .map(|c| {
-                let ConnectionKind::Federated { login_url } = &c.kind;
+                let login_url = match &c.kind {
+                    ConnectionKind::Federated { login_url } => login_url,
+                    ConnectionKind::Oidc { issuer, .. } => issuer,
+                };
                 ConnectionRow {
                     id: c.id.to_string(),
                     name: c.name.clone(),

@@ -32,6 +32,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Where sign-in codes are sent; `None` if email delivery is not configured.
     pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// Upstream OpenID Connect providers.
+    pub upstream: Arc<crate::oidc::Upstream>,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             engine,
             limits: Arc::new(Limits::default()),
             mailer: None,
+            upstream: Arc::new(crate::oidc::Upstream::new()),
         }
     }
 

@@ -14,7 +14,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::login::{LoginError, request_in_state};
-use gatehouse_core::signin::{LOGIN_REQUEST_TTL, Method};
+use gatehouse_core::signin::Profile;
+use gatehouse_core::signin::{ConnectionKind, LOGIN_REQUEST_TTL, Method};
 use gatehouse_core::types::LoginRequestId;
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +61,17 @@ pub async fn start(
         Ok(x) => x,
         Err(e) => return page(&s, &connection, &e),
     };
-    let Some(to) = started.redirect_url() else {
+    let to = match &started.connection.kind {
+        ConnectionKind::Oidc { .. } => {
+            let callback = started.connection.callback_url(s.engine.public_issuer());
+            match s.upstream.authorization_url(&started, &callback).await {
+                Ok(url) => Some(url),
+                Err(e) => return page(&s, &connection, &e),
+            }
+        }
+        ConnectionKind::Federated { .. } => started.redirect_url(),
+    };
+    let Some(to) = to else {
         tracing::error!(connection = %started.connection.id, "connection has an unusable login URL");
         return message(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -112,14 +123,102 @@ pub async fn partner_callback(
         Ok(d) => d,
         Err(e) => return page(&s, &connection, &e),
     };
+    signed_in(&s, done, binding).await
+}
+
+#[derive(Deserialize)]
+pub struct ProviderCallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /sso/v1/connections/{id}/callback`: an OpenID Connect provider sends the browser
+/// back with a code (or an error). The code is exchanged, the ID token checked, and the
+/// person signed in.
+pub async fn provider_callback(
+    State(s): State<AppState>,
+    Path(connection): Path<String>,
+    Query(q): Query<ProviderCallbackQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(state) = q.state.filter(|x| !x.is_empty()) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "This sign-in cannot continue",
+            "The identity provider sent the browser back without the state parameter.",
+            Some("invalid_request"),
+        );
+    };
+    let binding = request_in_state(&state).map(|id| binding_cookie(&id));
+    let browser = binding.as_deref().and_then(|name| cookie(&headers, name));
+    let (conn, request) = match s
+        .engine
+        .returned(&connection, &state, browser.as_deref())
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return page(&s, &connection, &e),
+    };
+    let code = match (q.code.filter(|c| !c.is_empty()), q.error) {
+        (_, Some(error)) => {
+            let said = q
+                .error_description
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
+            let e = if error == "access_denied" {
+                LoginError::Declined(format!(
+                    "the sign-in at {} was cancelled or refused{said}",
+                    conn.name
+                ))
+            } else {
+                LoginError::Upstream(format!("{} answered `{error}`{said}", conn.name))
+            };
+            return page(&s, &connection, &e);
+        }
+        (Some(code), None) => code,
+        (None, None) => {
+            let e = LoginError::Upstream(format!(
+                "{} sent the browser back without an authorization code",
+                conn.name
+            ));
+            return page(&s, &connection, &e);
+        }
+    };
+    // The browser's secret was checked against the request by `returned`.
+    let secret = browser.unwrap_or_default();
+    let callback = conn.callback_url(s.engine.public_issuer());
+    let claims = match s.upstream.exchange(&conn, &secret, &code, &callback).await {
+        Ok(c) => c,
+        Err(e) => return page(&s, &connection, &e),
+    };
+    let profile = match Profile::from_claims(claims) {
+        Ok(p) => p,
+        Err(e) => return page(&s, &connection, &LoginError::InvalidClaims(e.0)),
+    };
+    let done = match s.engine.complete_login(&conn, request, &profile).await {
+        Ok(d) => d,
+        Err(e) => return page(&s, &connection, &e),
+    };
+    signed_in(&s, done, binding).await
+}
+
+/// Starts the session of a finished sign-in, forgets the binding cookie, and sends the
+/// browser on.
+async fn signed_in(
+    s: &AppState,
+    done: gatehouse_core::login::FinishedLogin,
+    binding: Option<String>,
+) -> Response {
     let method = Method::Connection(done.connection.clone());
     let token = match s.engine.start_session(&done.user, method).await {
         Ok(t) => t,
-        Err(e) => return page(&s, &connection, &LoginError::Store(e)),
+        Err(e) => return page(s, done.connection.as_str(), &LoginError::Store(e)),
     };
     s.engine.audit_login(&done);
     let secure = s.secure_cookies();
-    let mut r = signed_in_redirect(&s, &token, &done.return_to);
+    let mut r = signed_in_redirect(s, &token, &done.return_to);
     if let Some(name) = binding {
         r.headers_mut()
             .append(header::SET_COOKIE, set_binding(&name, "", 0, secure));
@@ -133,6 +232,8 @@ fn status(e: &LoginError) -> StatusCode {
         LoginError::UnknownConnection(_) | LoginError::UnknownRequest(_) => StatusCode::NOT_FOUND,
         LoginError::ConnectionDisabled(_)
         | LoginError::EmailNotVerified(_)
+        | LoginError::ProviderEmailNotVerified(_)
+        | LoginError::Declined(_)
         | LoginError::DomainNotAllowed(_)
         | LoginError::AccountDisabled(_) => StatusCode::FORBIDDEN,
         LoginError::Expired(_) => StatusCode::GONE,
@@ -142,6 +243,7 @@ fn status(e: &LoginError) -> StatusCode {
         | LoginError::NoProfileYet(..)
         | LoginError::StateMismatch
         | LoginError::OtherBrowser => StatusCode::BAD_REQUEST,
+        LoginError::InvalidIdToken(_) | LoginError::Upstream(_) => StatusCode::BAD_GATEWAY,
         LoginError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
