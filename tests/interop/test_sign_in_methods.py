@@ -22,33 +22,41 @@ from __future__ import annotations
 import asyncio
 import base64
 import email
+import email.policy
 import hashlib
 import html
 import json
+import re
 import secrets
 import subprocess
-from pathlib import Path
-from urllib.parse import urlencode
-import email.policy
-import re
 from contextlib import contextmanager
-from urllib.parse import parse_qs, urlsplit
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+import httpx2
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-
 from mcp.shared.auth import AuthorizationCodeResult
 
 import pages
-import httpx2
-
 from conftest import LOGS, free_port, run_gatehouse, run_todo, stop, wait_http
-from test_conformance import NODE22
 from owner_login import run_owner_login
+from test_conformance import NODE22
 from test_oauth_python_sdk import REDIRECT, MemoryStorage, claims, provider, use_todos
 
 
-class OwnerPerson:
+class Person:
+    """Someone the SDK sends to authorize; `redirect` walks the pages and keeps the callback."""
+
+    callback: str | None = None
+
+    async def come_back(self) -> AuthorizationCodeResult:
+        assert self.callback and self.callback.startswith(REDIRECT), self.callback
+        q = parse_qs(urlsplit(self.callback).query)
+        return AuthorizationCodeResult(code=q["code"][0], state=q["state"][0], iss=q["iss"][0])
+
+
+class OwnerPerson(Person):
     """A person who signs in at the owner's login application, then allows."""
 
     def __init__(self, owner_origin: str, account: tuple[str, str]) -> None:
@@ -63,10 +71,6 @@ class OwnerPerson:
             pages.approve, authorization_url, via=self.owner_origin, owner_account=self.account
         )
 
-    async def come_back(self) -> AuthorizationCodeResult:
-        assert self.callback and self.callback.startswith(REDIRECT), self.callback
-        q = parse_qs(urlsplit(self.callback).query)
-        return AuthorizationCodeResult(code=q["code"][0], state=q["state"][0], iss=q["iss"][0])
 
 
 def test_bring_your_own_auth_with_the_mcp_python_sdk():
@@ -140,7 +144,7 @@ def run_smtp():
         controller.stop()
 
 
-class CodePerson:
+class CodePerson(Person):
     """A person who asks for a sign-in code by email, reads it, types it, then allows."""
 
     def __init__(self, box: Mailbox, address: str) -> None:
@@ -153,10 +157,6 @@ class CodePerson:
             pages.approve, authorization_url, email=self.address, mailbox=self.box.code_for
         )
 
-    async def come_back(self) -> AuthorizationCodeResult:
-        assert self.callback and self.callback.startswith(REDIRECT), self.callback
-        q = parse_qs(urlsplit(self.callback).query)
-        return AuthorizationCodeResult(code=q["code"][0], state=q["state"][0], iss=q["iss"][0])
 
 
 def test_email_codes_over_smtp_with_the_mcp_python_sdk():
@@ -206,7 +206,7 @@ def run_idp(port: int, redirect_uri: str):
             stop(proc)
 
 
-class IdpPerson:
+class IdpPerson(Person):
     """A person who signs in at the upstream provider as `login`, consents there, then allows."""
 
     def __init__(self, idp: str, login: str) -> None:
@@ -219,10 +219,6 @@ class IdpPerson:
             pages.approve, authorization_url, via=self.idp, upstream_login=self.login
         )
 
-    async def come_back(self) -> AuthorizationCodeResult:
-        assert self.callback and self.callback.startswith(REDIRECT), self.callback
-        q = parse_qs(urlsplit(self.callback).query)
-        return AuthorizationCodeResult(code=q["code"][0], state=q["state"][0], iss=q["iss"][0])
 
 
 def authorization_url(issuer: str) -> str:

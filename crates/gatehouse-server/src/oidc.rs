@@ -55,27 +55,36 @@ pub struct Upstream {
 #[error("{0}")]
 pub struct HttpError(String);
 
-impl Default for Upstream {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Upstream {
     /// Providers are the operator's configuration, so any address they name is reached; no
     /// redirects are followed and every call has a deadline.
-    pub fn new() -> Self {
+    pub fn new() -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
             .no_proxy()
-            .build()
-            .unwrap_or_default();
-        Upstream {
+            .build()?;
+        Ok(Upstream {
             http,
             metadata: Mutex::new(HashMap::new()),
-        }
+        })
+    }
+
+    /// A client for `connection`'s provider, which sends the browser back to `callback`.
+    async fn client_for(
+        &self,
+        connection: &Connection,
+        callback: &str,
+        fresh: bool,
+    ) -> Result<Client, LoginError> {
+        let (issuer, client_id, client_secret, _) = settings(connection)?;
+        make_client(
+            self.provider(issuer, fresh).await?,
+            client_id,
+            client_secret,
+            callback,
+        )
     }
 
     /// The HTTP client `openidconnect` calls: each request owns a handle to ours, so its
@@ -131,13 +140,10 @@ impl Upstream {
         started: &StartedLogin,
         callback: &str,
     ) -> Result<String, LoginError> {
-        let (issuer, client_id, client_secret, scopes) = settings(&started.connection)?;
-        let client = make_client(
-            self.provider(issuer, false).await?,
-            client_id,
-            client_secret,
-            callback,
-        )?;
+        let (_, _, _, scopes) = settings(&started.connection)?;
+        let client = self
+            .client_for(&started.connection, callback, false)
+            .await?;
         let verifier = pkce_verifier(&started.browser_secret);
         let state = started.state.clone();
         let n = nonce(&started.browser_secret);
@@ -164,14 +170,8 @@ impl Upstream {
         code: &str,
         callback: &str,
     ) -> Result<Map<String, Value>, LoginError> {
-        let (issuer, client_id, client_secret, _) = settings(connection)?;
         let http = self.client();
-        let client = make_client(
-            self.provider(issuer, false).await?,
-            client_id,
-            client_secret,
-            callback,
-        )?;
+        let client = self.client_for(connection, callback, false).await?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| {
@@ -195,12 +195,7 @@ impl Upstream {
             // The provider may have rotated its keys since they were fetched: once more with
             // fresh ones.
             Err(ClaimsVerificationError::SignatureVerification(_)) => {
-                let fresh = make_client(
-                    self.provider(issuer, true).await?,
-                    client_id,
-                    client_secret,
-                    callback,
-                )?;
+                let fresh = self.client_for(connection, callback, true).await?;
                 id_token
                     .claims(&fresh.id_token_verifier(), &expected)
                     .map_err(refused)?

@@ -66,7 +66,8 @@ impl RunningServer {
         listener: TcpListener,
         refresh: Duration,
     ) -> std::io::Result<Self> {
-        Self::start_with(AppState::new(engine), listener, refresh)
+        let state = AppState::new(engine).map_err(std::io::Error::other)?;
+        Self::start_with(state, listener, refresh)
     }
 
     /// Starts serving `state` on `listener`.
@@ -203,7 +204,10 @@ pub fn app_state(engine: Arc<Engine>, config: &Config) -> Result<AppState, BoxEr
         engine,
         limits: Arc::new(limits(config)),
         mailer: mailer.map(Arc::new),
-        upstream: Arc::new(crate::oidc::Upstream::new()),
+        upstream: Arc::new(
+            crate::oidc::Upstream::new()
+                .map_err(|e| format!("HTTP client for identity providers: {e}"))?,
+        ),
     })
 }
 

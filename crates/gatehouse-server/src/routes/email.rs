@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::ui::{
     cookie, html, login_csrf_ok, login_page, login_url, message, new_login_csrf, offer,
-    safe_return_to, server_for, set_cookie, signed_in_redirect,
+    safe_return_to, sentence, server_for, set_cookie, signed_in_redirect,
 };
 
 #[derive(Template)]
@@ -83,15 +83,6 @@ fn code_page(
     );
     r.headers_mut().append(header::SET_COOKIE, csrf_cookie);
     r
-}
-
-/// An error message as a sentence: capitalised, with a full stop.
-fn sentence(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => format!("{}{}.", first.to_uppercase(), c.as_str()),
-        None => String::new(),
-    }
 }
 
 fn status_of(e: &EmailCodeError) -> StatusCode {

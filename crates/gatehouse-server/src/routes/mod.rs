@@ -37,14 +37,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State with the default limits.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        AppState {
+    /// State with the default limits and no email delivery. Fails only if no HTTP client
+    /// can be made (no TLS roots).
+    pub fn new(engine: Arc<Engine>) -> Result<Self, reqwest::Error> {
+        Ok(AppState {
             engine,
             limits: Arc::new(Limits::default()),
             mailer: None,
-            upstream: Arc::new(crate::oidc::Upstream::new()),
-        }
+            upstream: Arc::new(crate::oidc::Upstream::new()?),
+        })
     }
 
     /// Whether cookies get `Secure` and the `__Host-` prefix: when the public URL is https.

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::admin_api::{Admin, ApiError};
-use super::ui::{cookie, message, safe_return_to, server_for, signed_in_redirect};
+use super::ui::{cookie, message, safe_return_to, sentence, server_for, signed_in_redirect};
 
 /// The cookie that binds login request `id` to the browser that started it. Scoped to
 /// `/sso/`, where only the callback reads it.
@@ -264,13 +264,7 @@ fn page(s: &AppState, connection: &str, e: &LoginError) -> Response {
         LoginError::Store(_) => {
             "The server could not finish signing you in. Try again in a moment.".to_owned()
         }
-        other => {
-            let t = other.to_string();
-            let mut c = t.chars();
-            c.next()
-                .map(|f| f.to_uppercase().chain(c).collect::<String>() + ".")
-                .unwrap_or_default()
-        }
+        other => sentence(&other.to_string()),
     };
     message(
         status(e),

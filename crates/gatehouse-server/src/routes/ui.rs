@@ -88,6 +88,15 @@ pub fn message(status: StatusCode, title: &str, text: &str, code: Option<&str>) 
     )
 }
 
+/// An error message as a sentence for a page: capitalised, with a full stop.
+pub fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), c.as_str()),
+        None => String::new(),
+    }
+}
+
 /// Name of the session cookie.
 pub fn session_cookie(secure: bool) -> &'static str {
     if secure {
