@@ -31,7 +31,7 @@ import secrets
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx2
 from aiosmtpd.controller import Controller
@@ -245,6 +245,17 @@ def refused(issuer: str, idp: str, login: str) -> tuple[int, str]:
     raise AssertionError(f"the sign-in went through to {to}")
 
 
+def cancelled(issuer: str) -> tuple[int, str]:
+    """Goes to the provider's sign-in page and cancels there (its "abort" link); returns the
+    status and text of where the browser lands."""
+    with httpx2.Client(follow_redirects=True, timeout=10.0) as browser:
+        at_idp = browser.get(authorization_url(issuer))
+        abort = re.search(r'href="([^"]*/interaction/[^"]+/abort)"', at_idp.text)
+        assert abort, at_idp.text
+        back = browser.get(urljoin(str(at_idp.url), html.unescape(abort.group(1))))
+        return back.status_code, html.unescape(back.text)
+
+
 def test_upstream_openid_connect_with_the_mcp_python_sdk():
     port = free_port()
     with run_gatehouse() as g:
@@ -269,6 +280,7 @@ def test_upstream_openid_connect_with_the_mcp_python_sdk():
                 seen[mode] = refused(issuer, idp, "grace")
             httpx2.get(f"{idp}/__test/mode/ok").raise_for_status()
             seen["unverified"] = refused(issuer, idp, "mallory")
+            seen["cancelled"] = cancelled(issuer)
         people = {u["email"]: u["id"] for u in g.cli("users", "list")}
 
     assert "create_todo" in tools and created["title"] == "from the idp"
@@ -283,3 +295,5 @@ def test_upstream_openid_connect_with_the_mcp_python_sdk():
     status, page = seen["unverified"]
     assert status == 403 and "email_not_verified" in page and "did not say mallory@idp.test is verified" in page
     assert "mallory@idp.test" not in people
+    status, page = seen["cancelled"]
+    assert status == 403 and "access_denied" in page and "was cancelled or refused" in page, page

@@ -21,8 +21,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::ui::{
-    cookie, html, login_csrf_ok, login_page, login_url, message, new_login_csrf, offer,
-    safe_return_to, sentence, server_for, set_cookie, signed_in_redirect,
+    SignInPost, cookie, html, login_csrf_ok, login_url, message, new_login_csrf, safe_return_to,
+    sentence, server_for, set_cookie, signed_in_redirect,
 };
 
 #[derive(Template)]
@@ -116,32 +116,16 @@ pub async fn send_code(
     body: axum::body::Bytes,
 ) -> Response {
     let form = FormParams::parse(&body);
-    let field = |n: &str| form.single(n).ok().flatten().unwrap_or("");
-    let return_to = safe_return_to(field("return_to")).unwrap_or("");
-    let typed = field("email");
-    let server = server_for(&s, Some(field("server")), return_to).await;
-    let server = server.as_deref();
-    let offer = match offer(&s, server, return_to).await {
-        Ok(o) => o,
+    let post = match SignInPost::check(&s, &headers, &form, Method::EmailCode).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let page = async |status: StatusCode, error: &str| {
-        login_page(&s, status, return_to, server, &offer, typed, Some(error)).await
+    let (return_to, typed, server) = (post.return_to, post.email, post.server.as_deref());
+    let page = async |status: StatusCode, error: &str| post.page(&s, status, error).await;
+    // Offered only when email delivery is configured, which is when there is a mailer.
+    let Some(mailer) = s.mailer.as_ref() else {
+        return unavailable("email codes are offered without a mailer", &"no mailer");
     };
-    let Some(mailer) = s.mailer.as_ref().filter(|_| offer.email_code()) else {
-        return page(
-            StatusCode::FORBIDDEN,
-            "This MCP server does not accept sign-in codes by email: use one of the ways to sign in below.",
-        )
-        .await;
-    };
-    if !login_csrf_ok(&s, &headers, field("csrf")) {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "The sign-in form expired. Please try again.",
-        )
-        .await;
-    }
     if s.limits.email_codes.check_key(&peer.ip()).is_err() {
         return page(
             StatusCode::TOO_MANY_REQUESTS,

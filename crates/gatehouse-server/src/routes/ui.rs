@@ -277,7 +277,7 @@ impl Offer {
 
 /// What the sign-in page offers for `server`. The dashboard always offers passwords, so that
 /// administrators can get in whatever the MCP servers offer.
-pub(crate) async fn offer(
+async fn offer(
     s: &AppState,
     server: Option<&Resource>,
     return_to: &str,
@@ -317,7 +317,7 @@ pub fn start_url(connection: &ConnectionId, return_to: &str, server: Option<&Res
     format!("/sso/v1/connections/{connection}/start?{}", q.finish())
 }
 
-pub(crate) async fn login_page(
+async fn login_page(
     s: &AppState,
     status: StatusCode,
     return_to: &str,
@@ -371,6 +371,85 @@ pub(crate) fn login_csrf_ok(s: &AppState, headers: &HeaderMap, presented: &str) 
         ))
 }
 
+/// A sign-in form as posted: the fields every sign-in form carries, the MCP server it is for
+/// and what that server offers.
+pub(crate) struct SignInPost<'f> {
+    pub form: &'f FormParams,
+    pub return_to: &'f str,
+    /// The email as typed.
+    pub email: &'f str,
+    pub server: Option<Arc<Resource>>,
+    pub offer: Offer,
+}
+
+impl<'f> SignInPost<'f> {
+    /// Reads a sign-in form posted to sign in with `method`; refuses it (as the sign-in
+    /// page with the reason) if the MCP server does not offer `method` or the form's CSRF
+    /// value is not the browser's.
+    pub async fn check(
+        s: &AppState,
+        headers: &HeaderMap,
+        form: &'f FormParams,
+        method: Method,
+    ) -> Result<SignInPost<'f>, Response> {
+        let field = |n: &str| form.single(n).ok().flatten().unwrap_or("");
+        let return_to = safe_return_to(field("return_to")).unwrap_or("");
+        let server = server_for(s, Some(field("server")), return_to).await;
+        let offer = offer(s, server.as_deref(), return_to).await?;
+        let post = SignInPost {
+            form,
+            return_to,
+            email: field("email"),
+            server,
+            offer,
+        };
+        if !post.offer.methods.contains(&method) {
+            let what = match method {
+                Method::EmailCode => "sign-in codes by email",
+                _ => "passwords",
+            };
+            return Err(post
+                .page(
+                    s,
+                    StatusCode::FORBIDDEN,
+                    &format!(
+                        "This MCP server does not accept {what}: use one of the ways to sign in below."
+                    ),
+                )
+                .await);
+        }
+        if !login_csrf_ok(s, headers, field("csrf")) {
+            return Err(post
+                .page(
+                    s,
+                    StatusCode::BAD_REQUEST,
+                    "The sign-in form expired. Please try again.",
+                )
+                .await);
+        }
+        Ok(post)
+    }
+
+    /// A form field, or empty.
+    pub fn field(&self, name: &str) -> &'f str {
+        self.form.single(name).ok().flatten().unwrap_or("")
+    }
+
+    /// The sign-in page again, with `error`.
+    pub async fn page(&self, s: &AppState, status: StatusCode, error: &str) -> Response {
+        login_page(
+            s,
+            status,
+            self.return_to,
+            self.server.as_deref(),
+            &self.offer,
+            self.email,
+            Some(error),
+        )
+        .await
+    }
+}
+
 /// `POST /login`
 pub async fn login(
     State(s): State<AppState>,
@@ -379,40 +458,12 @@ pub async fn login(
     body: axum::body::Bytes,
 ) -> Response {
     let form = FormParams::parse(&body);
-    let field = |n: &str| form.single(n).ok().flatten().unwrap_or("");
-    let return_to = safe_return_to(field("return_to")).unwrap_or("");
-    let typed_email = field("email");
-    let server = server_for(&s, Some(field("server")), return_to).await;
-    let server = server.as_deref();
-    let offer = match offer(&s, server, return_to).await {
-        Ok(o) => o,
+    let post = match SignInPost::check(&s, &headers, &form, Method::Password).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let page = |status, error| {
-        login_page(
-            &s,
-            status,
-            return_to,
-            server,
-            &offer,
-            typed_email,
-            Some(error),
-        )
-    };
-    if !offer.password() {
-        return page(
-            StatusCode::FORBIDDEN,
-            "This MCP server does not accept passwords: use one of the ways to sign in below.",
-        )
-        .await;
-    }
-    if !login_csrf_ok(&s, &headers, field("csrf")) {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "The sign-in form expired. Please try again.",
-        )
-        .await;
-    }
+    let (return_to, typed_email) = (post.return_to, post.email);
+    let page = |status, error| post.page(&s, status, error);
     let ip = peer.ip().to_string();
     let email = normalize_email(typed_email).unwrap_or_default();
     let limits = &s.limits;
@@ -441,7 +492,7 @@ pub async fn login(
             );
         }
     };
-    let password = Password::new(field("password"));
+    let password = Password::new(post.field("password"));
     let ok = {
         // argon2 costs ~24 ms of CPU: off the async threads, a few at a time.
         let _permit = limits.password_checks.acquire().await;

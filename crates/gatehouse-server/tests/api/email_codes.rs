@@ -337,3 +337,20 @@ async fn a_disabled_account_is_refused_and_an_smtp_failure_is_explained() {
     assert_eq!(failed.status, 503, "{}", failed.body);
     says(&failed, "could not be sent");
 }
+
+#[tokio::test]
+async fn codes_per_client_ip_are_rate_limited() {
+    let m = setup().await;
+    // A burst of 10 from one IP, to different addresses (each under its own limit)…
+    for n in 0..10 {
+        let (b, page) = m.at_sign_in().await;
+        let sent = m.ask(&b, &page, &format!("person{n}@example.com")).await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+    }
+    // …then the IP waits, whatever the address.
+    let (b, page) = m.at_sign_in().await;
+    let limited = m.ask(&b, &page, "someone.else@example.com").await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    says(&limited, "Too many codes were asked for from your network");
+    assert_eq!(mail_count(&m.outbox), 10);
+}
