@@ -53,11 +53,15 @@ pub enum EventType {
     IdentityLinked,
     #[serde(rename = "sign_in.code_sent")]
     EmailCodeSent,
+    #[serde(rename = "passkey.added")]
+    PasskeyAdded,
+    #[serde(rename = "passkey.removed")]
+    PasskeyRemoved,
 }
 
 impl EventType {
     /// Every event type, in a stable order (for help texts and validation).
-    pub const ALL: [EventType; 18] = [
+    pub const ALL: [EventType; 20] = [
         EventType::TokenIssued,
         EventType::TokenRefused,
         EventType::TokenRevoked,
@@ -76,6 +80,8 @@ impl EventType {
         EventType::KeyRotated,
         EventType::IdentityLinked,
         EventType::EmailCodeSent,
+        EventType::PasskeyAdded,
+        EventType::PasskeyRemoved,
     ];
 
     /// The event's name, e.g. `token.issued`.
@@ -99,6 +105,8 @@ impl EventType {
             EventType::KeyRotated => "key.rotated",
             EventType::IdentityLinked => "identity.linked",
             EventType::EmailCodeSent => "sign_in.code_sent",
+            EventType::PasskeyAdded => "passkey.added",
+            EventType::PasskeyRemoved => "passkey.removed",
         }
     }
 

@@ -104,6 +104,8 @@ pub struct Engine {
     settings: Settings,
     documents: Option<MetadataDocuments>,
     audit: Arc<dyn AuditSink>,
+    /// The WebAuthn relying party, when the public URL can be one.
+    webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 impl Engine {
@@ -121,7 +123,6 @@ impl Engine {
         }
         let ring = KeyRing::load(&store.keys().await?, clock.now())?;
         Ok(Engine {
-            public,
             catalog: Catalog::new(store.clone()),
             store,
             keys: RwLock::new(Arc::new(ring)),
@@ -129,6 +130,8 @@ impl Engine {
             settings: Settings::default(),
             documents: None,
             audit: Arc::new(LogOnly),
+            webauthn: crate::passkey::relying_party(&public).map(Arc::new),
+            public,
         })
     }
 
@@ -219,7 +222,19 @@ impl Engine {
         Ok(n)
     }
 
-    /// The root issuer (the public URL).
+    /// The WebAuthn relying party ([`crate::passkey::relying_party`]), if passkeys can be
+    /// used here.
+    pub fn relying_party(&self) -> Option<&webauthn_rs::Webauthn> {
+        self.webauthn.as_deref()
+    }
+
+    /// Whether people can add and use passkeys (the public URL can be a WebAuthn relying
+    /// party).
+    pub fn passkeys_available(&self) -> bool {
+        self.webauthn.is_some()
+    }
+
+    /// The public issuer: the root issuer of this Gatehouse.
     pub fn public_issuer(&self) -> &Issuer {
         &self.public
     }

@@ -25,6 +25,7 @@ pub mod login;
 pub mod metadata;
 pub mod model;
 pub mod params;
+pub mod passkey;
 pub mod password;
 pub mod pkce;
 pub mod random;

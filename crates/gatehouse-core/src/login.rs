@@ -187,7 +187,10 @@ impl Engine {
             resource,
             &policy,
             &connections,
-            Available::with_email(self.settings().email_delivery),
+            Available {
+                email_code: self.settings().email_delivery,
+                passkey: self.passkeys_available(),
+            },
         );
         let offered_connections = methods
             .iter()

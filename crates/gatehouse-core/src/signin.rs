@@ -424,18 +424,9 @@ pub fn email_domains(domains: Vec<String>) -> Result<Vec<String>, ParseError> {
 pub struct Available {
     /// Email codes need email delivery to be configured.
     pub email_code: bool,
-    /// Passkeys are not built yet: never offered, whatever the policy says.
+    /// Passkeys need a public URL that can be a WebAuthn relying party
+    /// ([`crate::passkey::relying_party`]).
     pub passkey: bool,
-}
-
-impl Available {
-    /// What a Gatehouse with (or without) email delivery can offer.
-    pub fn with_email(email_delivery: bool) -> Self {
-        Available {
-            email_code: email_delivery,
-            passkey: false,
-        }
-    }
 }
 
 /// The methods offered for `resource` (or, with none, for any MCP server), in order:
@@ -695,17 +686,25 @@ mod tests {
         let off = mk("Off", false);
         let conns = vec![on.clone(), off.clone()];
         let all = SignInPolicy::default();
-        let none = Available::with_email(false);
+        let none = Available {
+            email_code: false,
+            passkey: false,
+        };
         assert_eq!(
             offered(None, &all, &conns, none),
             [Method::Password, Method::Connection(on.id.clone())],
-            "no email delivery, no passkeys yet, no disabled connection"
+            "no email delivery, no passkeys, no disabled connection"
         );
+        let both = Available {
+            email_code: true,
+            passkey: true,
+        };
         assert_eq!(
-            offered(None, &all, &conns, Available::with_email(true)),
+            offered(None, &all, &conns, both),
             [
                 Method::Password,
                 Method::EmailCode,
+                Method::Passkey,
                 Method::Connection(on.id.clone())
             ]
         );

@@ -75,6 +75,15 @@ string_newtype!(
     EmailChallengeId
 );
 string_newtype!(
+    /// A person's passkey: `pk_` and 20 base-32 characters (not the WebAuthn credential id).
+    PasskeyId
+);
+string_newtype!(
+    /// One WebAuthn ceremony (adding a passkey, or signing in with one): `pkc_` and 20
+    /// base-32 characters.
+    PasskeyCeremonyId
+);
+string_newtype!(
     /// A signing key id (`kid`): the RFC 7638 thumbprint of the public key, so a `kid` is
     /// never reused for another key.
     Kid
@@ -214,6 +223,46 @@ impl EmailChallengeId {
             Err(err(format!("`{s}` is not an email challenge id")))
         }
     }
+}
+
+impl PasskeyId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        PasskeyId(crate::random::id("pk_"))
+    }
+
+    /// Parses an id as typed in a URL.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if prefixed_id(s, "pk_") {
+            Ok(PasskeyId(s.to_owned()))
+        } else {
+            Err(err(format!("`{s}` is not a passkey id (pk_…)")))
+        }
+    }
+}
+
+impl PasskeyCeremonyId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        PasskeyCeremonyId(crate::random::id("pkc_"))
+    }
+
+    /// Parses an id as found in a cookie.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if prefixed_id(s, "pkc_") {
+            Ok(PasskeyCeremonyId(s.to_owned()))
+        } else {
+            Err(err(format!("`{s}` is not a passkey ceremony id")))
+        }
+    }
+}
+
+/// Whether `s` is `prefix` and up to 60 ASCII letters and digits.
+fn prefixed_id(s: &str, prefix: &str) -> bool {
+    s.len() <= 64
+        && s.len() > prefix.len()
+        && s.starts_with(prefix)
+        && s[prefix.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 impl GrantId {

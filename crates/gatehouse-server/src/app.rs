@@ -13,7 +13,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::not_found;
 use crate::routes::{
-    AppState, admin_api, admin_ui, authorize, email, health, metadata, oauth, register, sso, ui,
+    AppState, admin_api, admin_ui, authorize, email, health, metadata, oauth, passkey, register,
+    sso, ui,
 };
 
 /// Prefix of the per-MCP-server endpoints.
@@ -83,6 +84,15 @@ pub fn router(state: AppState) -> Router {
         .route("/login/email", post(email::send_code))
         .route("/login/email/code", post(email::enter_code))
         .route("/login/email/link", get(email::follow_link))
+        .route("/login/passkey/options", post(passkey::sign_in_options))
+        .route("/login/passkey", post(passkey::sign_in))
+        .route("/account", get(passkey::account))
+        .route(
+            "/account/passkeys/options",
+            post(passkey::registration_options),
+        )
+        .route("/account/passkeys", post(passkey::register))
+        .route("/account/passkeys/{id}/delete", post(passkey::remove))
         .route("/sso/v1/connections/{id}/start", get(sso::start))
         .route(
             "/sso/v1/connections/{id}/partner:callback",
@@ -160,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .route("/assets/gatehouse.css", get(ui::stylesheet))
         .route("/assets/favicon.svg", get(ui::favicon))
+        .route("/assets/passkey.js", get(ui::passkey_script))
         .route("/favicon.ico", get(ui::favicon))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

@@ -614,7 +614,7 @@ pub struct AuditArgs {
     /// authorization.granted, authorization.denied, consent.granted, consent.revoked,
     /// client.registered, client.registration_refused, client.deleted,
     /// metadata_document.failed, sign_in.succeeded, sign_in.failed, sign_out, admin.change,
-    /// key.rotated, identity.linked, sign_in.code_sent).
+    /// key.rotated, identity.linked, sign_in.code_sent, passkey.added, passkey.removed).
     #[arg(long = "event", value_name = "EVENT", value_parser = parse_event)]
     events: Vec<EventType>,
     /// Only events about this MCP server (res_…).
@@ -1487,24 +1487,26 @@ async fn sign_in_output(
 ) -> Result<String, BoxError> {
     let p = admin::sign_in_policy(store).await?;
     let connections = gatehouse_core::store::SignInStore::connections(store).await?;
-    let email_delivery = config.engine_settings().email_delivery;
-    let defaults = offered(
-        None,
-        &p,
-        &connections,
-        Available::with_email(email_delivery),
-    );
+    let available = Available {
+        email_code: config.engine_settings().email_delivery,
+        passkey: config
+            .public_issuer()
+            .is_ok_and(|i| gatehouse_core::passkey::relying_party(&i).is_some()),
+    };
+    let email_delivery = available.email_code;
+    let defaults = offered(None, &p, &connections, available);
     Ok(if json {
         pretty(&json!({
             "password": p.password,
             "email_code": p.email_code,
             "passkey": p.passkey,
             "email_delivery": email_delivery,
+            "passkeys_available": available.passkey,
             "default_methods": defaults.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
         }))
     } else {
         format!(
-            "Built-in sign-in methods (for MCP servers without their own list):\n  password:   {}\n  email_code: {}{}\n  passkey:    {} (not available yet: not offered)\n\nOffered by default, in order: {}",
+            "Built-in sign-in methods (for MCP servers without their own list):\n  password:   {}\n  email_code: {}{}\n  passkey:    {}{}\n\nOffered by default, in order: {}",
             on_off(p.password),
             on_off(p.email_code),
             if email_delivery {
@@ -1513,6 +1515,11 @@ async fn sign_in_output(
                 " (no email delivery configured: not offered)"
             },
             on_off(p.passkey),
+            if available.passkey {
+                ""
+            } else {
+                " (the public URL is not a domain name in a secure context: not offered)"
+            },
             if defaults.is_empty() {
                 "nothing: nobody can sign in to servers without their own list".to_owned()
             } else {

@@ -76,6 +76,9 @@ pub struct Limits {
     /// Sign-in codes sent per client IP: a burst of 10, then 2 a minute. (Each address also
     /// gets at most 5 codes in 15 minutes, counted in the database.)
     pub email_codes: DefaultKeyedRateLimiter<IpAddr>,
+    /// Passkey ceremonies started per client IP (each stores a challenge): a burst of 20,
+    /// then 10 a minute.
+    pub passkey_ceremonies: DefaultKeyedRateLimiter<IpAddr>,
     /// Password checks running at once (each is ~24 ms of CPU).
     pub password_checks: tokio::sync::Semaphore,
 }
@@ -92,6 +95,10 @@ impl Limits {
             email_codes: RateLimiter::keyed(
                 Quota::per_minute(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN))
                     .allow_burst(NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN)),
+            ),
+            passkey_ceremonies: RateLimiter::keyed(
+                Quota::per_minute(NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN)),
             ),
             password_checks: tokio::sync::Semaphore::new(cpus * 2),
         }

@@ -11,6 +11,7 @@ use gatehouse_core::keys::{SigningAlg, StoredKey};
 use gatehouse_core::model::{
     ApiKey, Client, ClientKind, RefreshPolicy, Resource, ScopeDef, TokenAuthMethod, User,
 };
+use gatehouse_core::passkey::{CeremonyPurpose, PasskeyCeremony, StoredPasskey};
 use gatehouse_core::records::{
     CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, RetryAnswer, Session,
 };
@@ -21,10 +22,12 @@ use gatehouse_core::signin::{
 };
 use gatehouse_core::store::{
     ApiKeyStore, AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore,
-    KeyStore, ResourceStore, RevocationStore, Revocations, RevokedClient, RevokedToken,
-    SessionStore, SignInStore, Store, StoreError, UserStore,
+    KeyStore, PasskeyStore, ResourceStore, RevocationStore, Revocations, RevokedClient,
+    RevokedToken, SessionStore, SignInStore, Store, StoreError, UserStore,
 };
-use gatehouse_core::types::{ApiKeyId, ConnectionId, EmailChallengeId, LoginRequestId};
+use gatehouse_core::types::{
+    ApiKeyId, ConnectionId, EmailChallengeId, LoginRequestId, PasskeyCeremonyId, PasskeyId,
+};
 use gatehouse_core::{ClientId, GrantId, Kid, ResourceId, ResourceUri, ScopeSet, UnixTime, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -1449,7 +1452,7 @@ impl Store for SqliteStore {
             bump(&mut tx).await?;
         }
         n += clients;
-        let by_time: [(&str, i64); 10] = [
+        let by_time: [(&str, i64); 11] = [
             ("DELETE FROM audit_events WHERE at < ?", p.audit_before.0),
             ("DELETE FROM revoked_clients WHERE expires_at <= ?", p.now.0),
             (
@@ -1473,6 +1476,10 @@ impl Store for SqliteStore {
             ("DELETE FROM login_requests WHERE expires_at <= ?", p.now.0),
             (
                 "DELETE FROM email_challenges WHERE expires_at <= ?",
+                p.now.0,
+            ),
+            (
+                "DELETE FROM passkey_ceremonies WHERE expires_at <= ?",
                 p.now.0,
             ),
         ];
@@ -1531,6 +1538,54 @@ fn email_challenge_from_row(row: &SqliteRow) -> Result<EmailChallenge, StoreErro
         created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
         expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
         attempts: row.try_get("attempts").map_err(backend)?,
+        used_at: row
+            .try_get::<Option<i64>, _>("used_at")
+            .map_err(backend)?
+            .map(UnixTime),
+    })
+}
+
+fn passkey_from_row(row: &SqliteRow) -> Result<StoredPasskey, StoreError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
+    Ok(StoredPasskey {
+        id: id(row, "id", PasskeyId::parse)?,
+        user: id(row, "user_id", UserId::parse)?,
+        credential_id: get_s("credential_id")?,
+        name: get_s("name")?,
+        credential: get_s("credential")?,
+        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+        last_used_at: row
+            .try_get::<Option<i64>, _>("last_used_at")
+            .map_err(backend)?
+            .map(UnixTime),
+    })
+}
+
+fn ceremony_from_row(row: &SqliteRow) -> Result<PasskeyCeremony, StoreError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
+    let user = row
+        .try_get::<Option<String>, _>("user_id")
+        .map_err(backend)?;
+    let purpose = match (get_s("purpose")?.as_str(), user) {
+        ("register", Some(u)) => {
+            CeremonyPurpose::Register(UserId::parse(&u).map_err(|_| corrupt("user id"))?)
+        }
+        ("sign_in", None) => CeremonyPurpose::SignIn,
+        _ => return Err(corrupt("passkey ceremony purpose")),
+    };
+    Ok(PasskeyCeremony {
+        id: id(row, "id", PasskeyCeremonyId::parse)?,
+        purpose,
+        state: get_s("state")?,
+        browser_hash: SecretHash::from_stored(get_s("browser_hash")?),
+        return_to: get_s("return_to")?,
+        server: row
+            .try_get::<Option<String>, _>("resource_id")
+            .map_err(backend)?
+            .map(|r| ResourceId::parse(&r).map_err(|_| corrupt("resource id")))
+            .transpose()?,
+        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
+        expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
         used_at: row
             .try_get::<Option<i64>, _>("used_at")
             .map_err(backend)?
@@ -1910,6 +1965,137 @@ impl SignInStore for SqliteStore {
                 .rows_affected()
                 > 0,
         )
+    }
+}
+
+#[async_trait]
+impl PasskeyStore for SqliteStore {
+    async fn insert_passkey(&self, p: &StoredPasskey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO passkeys (id, user_id, credential_id, name, credential, created_at,
+                 last_used_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(p.id.as_str())
+        .bind(p.user.as_str())
+        .bind(&p.credential_id)
+        .bind(&p.name)
+        .bind(&p.credential)
+        .bind(p.created_at.0)
+        .bind(p.last_used_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(e, "passkey exists, or person missing"))?;
+        Ok(())
+    }
+
+    async fn passkey_by_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Option<StoredPasskey>, StoreError> {
+        sqlx::query("SELECT * FROM passkeys WHERE credential_id = ?")
+            .bind(credential_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(passkey_from_row)
+            .transpose()
+    }
+
+    async fn passkeys_of(&self, user: &UserId) -> Result<Vec<StoredPasskey>, StoreError> {
+        sqlx::query("SELECT * FROM passkeys WHERE user_id = ? ORDER BY created_at, rowid")
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(passkey_from_row)
+            .collect()
+    }
+
+    async fn touch_passkey(
+        &self,
+        pid: &PasskeyId,
+        credential: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("UPDATE passkeys SET credential = ?, last_used_at = ? WHERE id = ?")
+                .bind(credential)
+                .bind(now.0)
+                .bind(pid.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                > 0,
+        )
+    }
+
+    async fn delete_passkey(&self, user: &UserId, pid: &PasskeyId) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM passkeys WHERE id = ? AND user_id = ?")
+                .bind(pid.as_str())
+                .bind(user.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                > 0,
+        )
+    }
+
+    async fn insert_passkey_ceremony(&self, c: &PasskeyCeremony) -> Result<(), StoreError> {
+        let (purpose, user) = match &c.purpose {
+            CeremonyPurpose::Register(u) => ("register", Some(u.as_str())),
+            CeremonyPurpose::SignIn => ("sign_in", None),
+        };
+        sqlx::query(
+            "INSERT INTO passkey_ceremonies (id, purpose, user_id, state, browser_hash,
+                 return_to, resource_id, created_at, expires_at, used_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.id.as_str())
+        .bind(purpose)
+        .bind(user)
+        .bind(&c.state)
+        .bind(c.browser_hash.as_str())
+        .bind(&c.return_to)
+        .bind(c.server.as_ref().map(ResourceId::as_str))
+        .bind(c.created_at.0)
+        .bind(c.expires_at.0)
+        .bind(c.used_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(e, "passkey ceremony exists, or person missing"))?;
+        Ok(())
+    }
+
+    async fn take_passkey_ceremony(
+        &self,
+        cid: &PasskeyCeremonyId,
+        now: UnixTime,
+    ) -> Result<Option<PasskeyCeremony>, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT * FROM passkey_ceremonies WHERE id = ?")
+            .bind(cid.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let Some(before) = row.as_ref().map(ceremony_from_row).transpose()? else {
+            return Ok(None);
+        };
+        if before.used_at.is_none() {
+            sqlx::query("UPDATE passkey_ceremonies SET used_at = ? WHERE id = ?")
+                .bind(now.0)
+                .bind(cid.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(before))
     }
 }
 

@@ -4,6 +4,7 @@ use super::resource;
 use crate::clock::UnixTime;
 use crate::email_code::EmailChallenge;
 use crate::model::User;
+use crate::passkey::{CeremonyPurpose, PasskeyCeremony, StoredPasskey};
 use crate::records::Prune;
 use crate::secret::SecretHash;
 use crate::signin::{
@@ -11,7 +12,9 @@ use crate::signin::{
     SignInPolicy,
 };
 use crate::store::{Store, StoreError};
-use crate::types::{EmailChallengeId, LoginRequestId, ResourceId, UserId};
+use crate::types::{
+    EmailChallengeId, LoginRequestId, PasskeyCeremonyId, PasskeyId, ResourceId, UserId,
+};
 
 const T0: i64 = 1_700_000_000;
 
@@ -26,6 +29,8 @@ where
     deleting_a_connection_or_a_person_deletes_identities(&make().await).await;
     resources_keep_their_sign_in_methods(&make().await).await;
     email_codes_count_guesses_and_are_used_once(&make().await).await;
+    passkeys_belong_to_one_person(&make().await).await;
+    passkey_ceremonies_are_used_once(&make().await).await;
 }
 
 fn connection(name: &str) -> Connection {
@@ -477,6 +482,164 @@ async fn email_codes_count_guesses_and_are_used_once(store: &impl Store) {
     );
     assert!(
         store.email_challenge(&later.id).await.unwrap().is_some(),
+        "unexpired: kept"
+    );
+}
+
+fn passkey(user: &UserId, credential_id: &str, at: i64) -> StoredPasskey {
+    StoredPasskey {
+        id: PasskeyId::generate(),
+        user: user.clone(),
+        credential_id: credential_id.into(),
+        name: "Laptop".into(),
+        credential: r#"{"cred":{"counter":0}}"#.into(),
+        created_at: UnixTime(at),
+        last_used_at: None,
+    }
+}
+
+async fn passkeys_belong_to_one_person(store: &impl Store) {
+    let ada = person("ada@example.com");
+    let bob = person("bob@example.com");
+    store.insert_user(&ada).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    let first = passkey(&ada.id, "AAAA", T0);
+    let second = passkey(&ada.id, "BBBB", T0 + 1);
+    store.insert_passkey(&first).await.unwrap();
+    store.insert_passkey(&second).await.unwrap();
+    // The same credential twice, the same id twice, or for nobody: refused.
+    for clash in [
+        passkey(&bob.id, "AAAA", T0),
+        StoredPasskey {
+            credential_id: "CCCC".into(),
+            ..first.clone()
+        },
+        passkey(&UserId::generate(), "DDDD", T0),
+    ] {
+        assert!(
+            matches!(
+                store.insert_passkey(&clash).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{clash:?}"
+        );
+    }
+    assert_eq!(
+        store.passkeys_of(&ada.id).await.unwrap(),
+        vec![first.clone(), second.clone()],
+        "oldest first"
+    );
+    assert!(store.passkeys_of(&bob.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.passkey_by_credential("BBBB").await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(store.passkey_by_credential("bbbb").await.unwrap(), None);
+
+    // A sign-in updates the credential and the time.
+    assert!(
+        store
+            .touch_passkey(&first.id, r#"{"cred":{"counter":7}}"#, UnixTime(T0 + 9))
+            .await
+            .unwrap()
+    );
+    let touched = store.passkey_by_credential("AAAA").await.unwrap().unwrap();
+    assert_eq!(touched.credential, r#"{"cred":{"counter":7}}"#);
+    assert_eq!(touched.last_used_at, Some(UnixTime(T0 + 9)));
+    assert!(
+        !store
+            .touch_passkey(&PasskeyId::generate(), "{}", UnixTime(T0))
+            .await
+            .unwrap()
+    );
+
+    // Only its owner removes it.
+    assert!(!store.delete_passkey(&bob.id, &first.id).await.unwrap());
+    assert!(store.delete_passkey(&ada.id, &first.id).await.unwrap());
+    assert!(!store.delete_passkey(&ada.id, &first.id).await.unwrap());
+    assert_eq!(store.passkeys_of(&ada.id).await.unwrap(), vec![second]);
+
+    // Deleting the person deletes their passkeys.
+    store.delete_user(&ada.id, UnixTime(T0 + 10)).await.unwrap();
+    assert_eq!(store.passkey_by_credential("BBBB").await.unwrap(), None);
+}
+
+async fn passkey_ceremonies_are_used_once(store: &impl Store) {
+    let ada = person("ada@example.com");
+    store.insert_user(&ada).await.unwrap();
+    let ceremony = |purpose, expires_at| PasskeyCeremony {
+        id: PasskeyCeremonyId::generate(),
+        purpose,
+        state: r#"{"ast":{}}"#.into(),
+        browser_hash: SecretHash::of("browser"),
+        return_to: "/oauth/authorize?client_id=x".into(),
+        server: Some(ResourceId::generate()),
+        created_at: UnixTime(T0),
+        expires_at: UnixTime(expires_at),
+        used_at: None,
+    };
+    let sign_in = ceremony(CeremonyPurpose::SignIn, T0 + 300);
+    let register = ceremony(CeremonyPurpose::Register(ada.id.clone()), T0 + 900);
+    store.insert_passkey_ceremony(&sign_in).await.unwrap();
+    store.insert_passkey_ceremony(&register).await.unwrap();
+    assert!(matches!(
+        store.insert_passkey_ceremony(&sign_in).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The first use sees it unused; every later use sees the first.
+    assert_eq!(
+        store
+            .take_passkey_ceremony(&sign_in.id, UnixTime(T0 + 5))
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&sign_in)
+    );
+    let again = store
+        .take_passkey_ceremony(&sign_in.id, UnixTime(T0 + 6))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.used_at, Some(UnixTime(T0 + 5)));
+    assert_eq!(
+        store
+            .take_passkey_ceremony(&register.id, UnixTime(T0 + 7))
+            .await
+            .unwrap()
+            .map(|c| c.purpose),
+        Some(CeremonyPurpose::Register(ada.id.clone()))
+    );
+    assert_eq!(
+        store
+            .take_passkey_ceremony(&PasskeyCeremonyId::generate(), UnixTime(T0))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Expired ceremonies are pruned.
+    let prune = Prune {
+        now: UnixTime(T0 + 300),
+        sessions_idle_before: UnixTime(0),
+        sessions_created_before: UnixTime(0),
+        registrations_unused_before: UnixTime(0),
+        audit_before: UnixTime(0),
+    };
+    store.prune(&prune).await.unwrap();
+    assert_eq!(
+        store
+            .take_passkey_ceremony(&sign_in.id, UnixTime(T0 + 301))
+            .await
+            .unwrap(),
+        None,
+        "expired: pruned"
+    );
+    assert!(
+        store
+            .take_passkey_ceremony(&register.id, UnixTime(T0 + 301))
+            .await
+            .unwrap()
+            .is_some(),
         "unexpired: kept"
     );
 }

@@ -6,21 +6,23 @@ use async_trait::async_trait;
 
 use super::{
     ApiKeyStore, AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore,
-    KeyStore, ResourceStore, RevocationStore, Revocations, RevokedClient, RevokedToken,
-    SessionStore, SignInStore, Store, StoreError, UserStore,
+    KeyStore, PasskeyStore, ResourceStore, RevocationStore, Revocations, RevokedClient,
+    RevokedToken, SessionStore, SignInStore, Store, StoreError, UserStore,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::clock::UnixTime;
 use crate::email_code::EmailChallenge;
 use crate::keys::StoredKey;
 use crate::model::{ApiKey, Client, ClientKind, Resource, User};
+use crate::passkey::{PasskeyCeremony, StoredPasskey};
 use crate::records::{
     CodeRecord, Consent, Grant, Issuance, IssuedAccess, Prune, RefreshRecord, Session,
 };
 use crate::secret::SecretHash;
 use crate::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
 use crate::types::{
-    ApiKeyId, ClientId, ConnectionId, EmailChallengeId, GrantId, LoginRequestId, ResourceId, UserId,
+    ApiKeyId, ClientId, ConnectionId, EmailChallengeId, GrantId, LoginRequestId, PasskeyCeremonyId,
+    PasskeyId, ResourceId, UserId,
 };
 
 #[derive(Default)]
@@ -45,6 +47,8 @@ struct State {
     login_requests: Vec<LoginRequest>,
     identities: Vec<Identity>,
     email_challenges: Vec<EmailChallenge>,
+    passkeys: Vec<StoredPasskey>,
+    ceremonies: Vec<PasskeyCeremony>,
     version: u64,
 }
 
@@ -327,6 +331,7 @@ impl UserStore for MemoryStore {
                 s.delete_grants(|g| &g.user == id);
                 s.api_keys.retain(|k| &k.user != id);
                 s.identities.retain(|i| &i.user != id);
+                s.passkeys.retain(|p| &p.user != id);
             }
             removed
         }))
@@ -737,6 +742,9 @@ impl Store for MemoryStore {
             let b = s.email_challenges.len();
             s.email_challenges.retain(|c| c.expires_at > p.now);
             drop(b, s.email_challenges.len());
+            let b = s.ceremonies.len();
+            s.ceremonies.retain(|c| c.expires_at > p.now);
+            drop(b, s.ceremonies.len());
             let stale: Vec<ClientId> = s
                 .clients
                 .iter()
@@ -1033,6 +1041,98 @@ impl SignInStore for MemoryStore {
                 }
                 None => false,
             }
+        }))
+    }
+}
+
+#[async_trait]
+impl PasskeyStore for MemoryStore {
+    async fn insert_passkey(&self, passkey: &StoredPasskey) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.passkeys
+                .iter()
+                .any(|p| p.id == passkey.id || p.credential_id == passkey.credential_id)
+            {
+                return Err(StoreError::Conflict("passkey exists".into()));
+            }
+            if !s.users.iter().any(|u| u.id == passkey.user) {
+                return Err(StoreError::Conflict("no such person".into()));
+            }
+            s.passkeys.push(passkey.clone());
+            Ok(())
+        })
+    }
+
+    async fn passkey_by_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Option<StoredPasskey>, StoreError> {
+        Ok(self.with(|s| {
+            s.passkeys
+                .iter()
+                .find(|p| p.credential_id == credential_id)
+                .cloned()
+        }))
+    }
+
+    async fn passkeys_of(&self, user: &UserId) -> Result<Vec<StoredPasskey>, StoreError> {
+        Ok(self.with(|s| {
+            s.passkeys
+                .iter()
+                .filter(|p| &p.user == user)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn touch_passkey(
+        &self,
+        id: &PasskeyId,
+        credential: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            self.with(|s| match s.passkeys.iter_mut().find(|p| &p.id == id) {
+                Some(p) => {
+                    p.credential = credential.to_owned();
+                    p.last_used_at = Some(now);
+                    true
+                }
+                None => false,
+            }),
+        )
+    }
+
+    async fn delete_passkey(&self, user: &UserId, id: &PasskeyId) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let before = s.passkeys.len();
+            s.passkeys.retain(|p| !(&p.id == id && &p.user == user));
+            s.passkeys.len() != before
+        }))
+    }
+
+    async fn insert_passkey_ceremony(&self, ceremony: &PasskeyCeremony) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.ceremonies.iter().any(|c| c.id == ceremony.id) {
+                return Err(StoreError::Conflict("ceremony exists".into()));
+            }
+            s.ceremonies.push(ceremony.clone());
+            Ok(())
+        })
+    }
+
+    async fn take_passkey_ceremony(
+        &self,
+        id: &PasskeyCeremonyId,
+        now: UnixTime,
+    ) -> Result<Option<PasskeyCeremony>, StoreError> {
+        Ok(self.with(|s| {
+            let c = s.ceremonies.iter_mut().find(|c| &c.id == id)?;
+            let before = c.clone();
+            if c.used_at.is_none() {
+                c.used_at = Some(now);
+            }
+            Some(before)
         }))
     }
 }

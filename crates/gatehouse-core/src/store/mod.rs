@@ -16,11 +16,13 @@ use crate::clock::UnixTime;
 use crate::email_code::EmailChallenge;
 use crate::keys::StoredKey;
 use crate::model::{ApiKey, Client, Resource, User};
+use crate::passkey::{PasskeyCeremony, StoredPasskey};
 use crate::records::{CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, Session};
 use crate::secret::SecretHash;
 use crate::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
 use crate::types::{
-    ApiKeyId, ClientId, ConnectionId, EmailChallengeId, GrantId, LoginRequestId, ResourceId, UserId,
+    ApiKeyId, ClientId, ConnectionId, EmailChallengeId, GrantId, LoginRequestId, PasskeyCeremonyId,
+    PasskeyId, ResourceId, UserId,
 };
 
 /// Grants older than this with no live refresh token are pruned ([`Store::prune`]): by then
@@ -312,6 +314,41 @@ pub trait SignInStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Passkeys and the WebAuthn ceremonies that add and use them ([`crate::passkey`]).
+#[async_trait]
+pub trait PasskeyStore: Send + Sync {
+    /// Stores a new passkey. `Conflict` if its id or credential id is taken, or its person
+    /// does not exist.
+    async fn insert_passkey(&self, passkey: &StoredPasskey) -> Result<(), StoreError>;
+    /// The passkey with this WebAuthn credential id (base64url).
+    async fn passkey_by_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Option<StoredPasskey>, StoreError>;
+    /// The person's passkeys, oldest first.
+    async fn passkeys_of(&self, user: &UserId) -> Result<Vec<StoredPasskey>, StoreError>;
+    /// Records a sign-in with the passkey: its credential as updated (signature counter)
+    /// and the time. `false` if there is no such passkey.
+    async fn touch_passkey(
+        &self,
+        id: &PasskeyId,
+        credential: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the passkey if it is `user`'s. `false` if they have no such passkey.
+    async fn delete_passkey(&self, user: &UserId, id: &PasskeyId) -> Result<bool, StoreError>;
+    /// Stores a new ceremony. `Conflict` if its id is taken.
+    async fn insert_passkey_ceremony(&self, ceremony: &PasskeyCeremony) -> Result<(), StoreError>;
+    /// Uses a ceremony: marks it used at `now` and returns it as it was before, so a caller
+    /// sees `used_at: Some(_)` on every use after the first. Concurrent calls see exactly
+    /// one first use. `None` if unknown.
+    async fn take_passkey_ceremony(
+        &self,
+        id: &PasskeyCeremonyId,
+        now: UnixTime,
+    ) -> Result<Option<PasskeyCeremony>, StoreError>;
+}
+
 /// The audit log ([`crate::audit`]).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -387,6 +424,7 @@ pub trait Store:
     + AuditStore
     + ApiKeyStore
     + SignInStore
+    + PasskeyStore
 {
     /// Succeeds if the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -395,7 +433,7 @@ pub trait Store:
     async fn change_version(&self) -> Result<u64, StoreError>;
     /// Deletes what has expired (see [`Prune`]): codes and refresh tokens past their expiry,
     /// revocation records of expired tokens and clients, idle or old sessions, expired login
-    /// requests, grants older than a day
+    /// requests, email codes and passkey ceremonies, grants older than a day
     /// with no live refresh token, self-registered clients unused since the cut-off (with
     /// their grants and consents), and audit events older than the retention. Returns how
     /// many records went.

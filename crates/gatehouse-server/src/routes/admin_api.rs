@@ -1555,10 +1555,14 @@ pub struct SignInView {
     password: bool,
     /// Offered only when email delivery is configured (`email_delivery`).
     email_code: bool,
-    /// Passkeys are not built yet: never offered.
+    /// Offered only when the public URL can be a WebAuthn relying party
+    /// (`passkeys_available`).
     passkey: bool,
     /// Whether Gatehouse can send email (configuration).
     email_delivery: bool,
+    /// Whether passkeys can be used here: the public URL's host is a domain name, over
+    /// https (or `http://localhost`).
+    passkeys_available: bool,
     /// The methods an MCP server without its own list offers: these built-in methods, then
     /// every enabled connection.
     default_methods: Vec<String>,
@@ -1581,6 +1585,7 @@ async fn sign_in_view(s: &AppState) -> ApiResult<SignInView> {
         email_code: p.email_code,
         passkey: p.passkey,
         email_delivery: s.engine.settings().email_delivery,
+        passkeys_available: s.engine.passkeys_available(),
         default_methods: methods.iter().map(|m| m.to_string()).collect(),
     })
 }

@@ -1147,6 +1147,7 @@ struct SignInPage<'a> {
     email_code: bool,
     passkey: bool,
     email_delivery: bool,
+    passkeys_available: bool,
     defaults: String,
     connections: Vec<ConnectionRow>,
 }
@@ -1175,6 +1176,7 @@ pub async fn sign_in(State(s): State<AppState>, AdminPage { token, user }: Admin
         email_code: policy.email_code,
         passkey: policy.passkey,
         email_delivery: s.engine.settings().email_delivery,
+        passkeys_available: s.engine.passkeys_available(),
         defaults: method_labels(&defaults, &connections),
         connections: connections
             .iter()

@@ -7,6 +7,7 @@ pub mod email;
 pub mod health;
 pub mod metadata;
 pub mod oauth;
+pub mod passkey;
 pub mod register;
 pub mod sso;
 pub mod ui;

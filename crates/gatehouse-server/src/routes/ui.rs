@@ -24,12 +24,14 @@ use super::AppState;
 
 /// The stylesheet, compiled in.
 const CSS: &str = include_str!("../../assets/gatehouse.css");
+/// The passkey script, compiled in.
+const PASSKEY_JS: &str = include_str!("../../assets/passkey.js");
 /// The icon, compiled in.
 const FAVICON: &str = include_str!("../../assets/favicon.svg");
 
-/// `Content-Security-Policy` of every page: nothing but our stylesheet, never in a frame.
-pub const PAGE_CSP: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// `Content-Security-Policy` of every page: nothing but our own stylesheet and script (and
+/// the script's requests to us), never in a frame.
+pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -44,6 +46,8 @@ struct LoginPage<'a> {
     password: bool,
     /// Whether the "email me a code" form is shown.
     email_code: bool,
+    /// Whether the "sign in with a passkey" button is shown.
+    passkey: bool,
     /// The connections offered: their names and where their buttons go.
     connections: Vec<(String, String)>,
 }
@@ -181,6 +185,7 @@ pub fn safe_return_to(s: &str) -> Option<&str> {
                 .all(|b| b.is_ascii_alphanumeric() || b"_-/".contains(&b))
         });
     let ok = dashboard
+        || path == "/account"
         || path == "/oauth/authorize"
         || path
             .strip_prefix("/resources/")
@@ -273,6 +278,10 @@ impl Offer {
     pub fn email_code(&self) -> bool {
         self.methods.contains(&Method::EmailCode)
     }
+
+    fn passkey(&self) -> bool {
+        self.methods.contains(&Method::Passkey)
+    }
 }
 
 /// What the sign-in page offers for `server`. The dashboard always offers passwords, so that
@@ -345,6 +354,7 @@ async fn login_page(
             email,
             password: offer.password(),
             email_code: offer.email_code(),
+            passkey: offer.passkey(),
             connections,
         },
     );
@@ -406,6 +416,7 @@ impl<'f> SignInPost<'f> {
         if !post.offer.methods.contains(&method) {
             let what = match method {
                 Method::EmailCode => "sign-in codes by email",
+                Method::Passkey => "passkeys",
                 _ => "passwords",
             };
             return Err(post
@@ -611,18 +622,10 @@ pub async fn logout(
     r
 }
 
-/// `GET /`
+/// `GET /`: a signed-in person's home is their account page.
 pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
     match signed_in(&s, &headers).await {
-        Ok(Some((_, user))) => message(
-            StatusCode::OK,
-            "You are signed in",
-            &format!(
-                "Signed in as {}. Applications you connect to MCP servers protected by this Gatehouse will send you here to sign in and approve access.",
-                user.email
-            ),
-            None,
-        ),
+        Ok(Some(_)) => Redirect::to("/account").into_response(),
         Ok(None) => message(
             StatusCode::OK,
             "Gatehouse",
@@ -641,6 +644,18 @@ pub async fn favicon() -> Response {
             (header::CACHE_CONTROL, "public, max-age=86400"),
         ],
         FAVICON,
+    )
+        .into_response()
+}
+
+/// `GET /assets/passkey.js`
+pub async fn passkey_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        PASSKEY_JS,
     )
         .into_response()
 }
@@ -664,6 +679,7 @@ mod tests {
     #[test]
     fn return_to_is_only_our_authorization_endpoints() {
         for ok in [
+            "/account",
             "/oauth/authorize?client_id=x",
             "/resources/res_abc/oauth/authorize?a=b",
             "/oauth/authorize",

@@ -38,12 +38,18 @@ impl TestApp {
 
     /// A server with the default configuration changed by `tune`.
     pub async fn spawn_with(tune: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_named("127.0.0.1", tune).await
+    }
+
+    /// A server whose public URL is `http://{host}:{port}` (it listens on 127.0.0.1):
+    /// `localhost` makes it a WebAuthn relying party, which an IP address cannot be.
+    pub async fn spawn_named(host: &str, tune: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = Config::default();
         tune(&mut config);
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open_store(dir.path()).await.unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let base = format!("http://{host}:{}", listener.local_addr().unwrap().port());
         let engine = start_engine_with(Issuer::parse(&base).unwrap(), store.clone(), &config)
             .await
             .unwrap();

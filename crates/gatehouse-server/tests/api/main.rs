@@ -10,6 +10,7 @@ mod guard;
 mod helpers;
 mod introspection;
 mod metadata;
+mod passkeys;
 mod people;
 mod registration;
 mod sso;
