@@ -101,10 +101,14 @@ class Gatehouse:
 
 
 @contextmanager
-def run_gatehouse(**env: str):
-    """A real `gatehouse serve` on a free loopback port with a fresh data directory."""
+def run_gatehouse(host: str = "127.0.0.1", **env: str):
+    """A real `gatehouse serve` on a free loopback port with a fresh data directory. With
+    `host="localhost"` its public URL is `http://localhost:{port}` (it still listens on
+    127.0.0.1): browsers allow passkeys for a domain name, never for an IP address."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
+    if host != "127.0.0.1":
+        env = {"GATEHOUSE_PUBLIC_URL": url, **env}
     LOGS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gatehouse-interop-") as data_dir, open(
         LOGS / f"gatehouse-{port}.log", "w"

@@ -297,3 +297,97 @@ def test_upstream_openid_connect_with_the_mcp_python_sdk():
     assert "mallory@idp.test" not in people
     status, page = seen["cancelled"]
     assert status == 403 and "access_denied" in page and "was cancelled or refused" in page, page
+
+
+class PasskeyPerson(Person):
+    """Someone in Chromium with a virtual authenticator (`browser_passkeys.mjs`): adds a passkey
+    on their account page, then signs in with it where the SDK sends them."""
+
+    def __init__(self, gatehouse: str) -> None:
+        self.callback: str | None = None
+        self.proc = subprocess.Popen(
+            ["node", "browser_passkeys.mjs", json.dumps({
+                "gatehouse": gatehouse,
+                "email": pages.EMAIL,
+                "password": pages.PASSWORD,
+                "redirectUri": REDIRECT,
+            })],
+            cwd=HERE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.registered = self.answer("registered")
+        self.signed_in: dict = {}
+
+    def answer(self, step: str) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"the browser stopped before `{step}`: {self.proc.stderr.read()}")
+        seen = json.loads(line)
+        assert seen["step"] == step, seen
+        return seen
+
+    def tell(self, line: str) -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    async def redirect(self, authorization_url: str) -> None:
+        def walk() -> dict:
+            self.tell(authorization_url)
+            return self.answer("authorized")
+
+        self.signed_in = await asyncio.to_thread(walk)
+        self.callback = self.signed_in["callback"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def test_passkeys_in_chromium_with_the_mcp_python_sdk():
+    # A domain name: browsers refuse passkeys for an IP address.
+    with run_gatehouse(host="localhost") as g:
+        assert g.url.startswith("http://localhost:")
+        g.add_person()
+        person = PasskeyPerson(g.url)
+        try:
+            registered = person.registered
+            with run_todo(g, "--sign-in", "passkey") as todo:
+                assert todo.server["sign_in_methods"] == ["passkey"]
+                storage = MemoryStorage()
+                auth = provider(todo.mcp_url, storage, person)
+                tools, created = asyncio.run(use_todos(todo.mcp_url, auth, "from my passkey"))
+            person.tell("remove")
+            removed = person.answer("removed")
+        finally:
+            person.close()
+        people = {u["email"]: u["id"] for u in g.cli("users", "list")}
+        events = g.cli("audit", "--limit", "100")
+
+    # The account page listed the new passkey, and the authenticator holds a discoverable
+    # credential for this relying party, under a user handle that is not the email.
+    assert registered["passkeys"] == ["Test laptop"]
+    [cred] = registered["credentials"]
+    assert cred["isResidentCredential"] is True and cred["rpId"] == "localhost"
+    assert pages.EMAIL not in base64.b64decode(cred["userHandle"]).decode("latin-1")
+    # Where the SDK sent the person, the server offers passkeys only: one button, no password.
+    assert person.signed_in["signIn"] == {"buttons": ["Sign in with a passkey"], "hasPasswordField": False}
+    assert person.signed_in["credentials"][0]["signCount"] > cred["signCount"]
+    # The SDK called tools with a token for the person whose passkey it was.
+    assert "create_todo" in tools and created["title"] == "from my passkey"
+    assert claims(storage.tokens[-1].access_token)["sub"] == people[pages.EMAIL]
+    # Once removed, the authenticator's passkey is refused with the reason.
+    assert "not registered here" in removed["refused"], removed
+    # No script error or CSP violation on any page (the refusal page's 401 is the one console
+    # line Chromium writes for an error status).
+    for seen in (registered, person.signed_in):
+        assert seen["problems"] == [], seen["problems"]
+    assert [p for p in removed["problems"] if "status of 401" not in p] == [], removed["problems"]
+    # Adding, using and removing it are in the audit log.
+    kinds = [(e["event"], e.get("details", {}).get("method")) for e in events]
+    assert ("passkey.added", None) in kinds and ("passkey.removed", None) in kinds
+    assert ("sign_in.succeeded", "passkey") in kinds

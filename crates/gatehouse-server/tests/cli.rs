@@ -1004,8 +1004,13 @@ fn connections_and_sign_in_methods() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let shown = json(&gatehouse(d, &["sign-in", "show", "--json"]));
-    assert_eq!(shown["default_methods"], serde_json::json!(["password"]));
+    // https://auth.example.com can be a WebAuthn relying party: passkeys are offered.
+    assert_eq!(
+        shown["default_methods"],
+        serde_json::json!(["password", "passkey"])
+    );
     assert_eq!(shown["email_delivery"], false);
+    assert_eq!(shown["passkeys_available"], true);
 
     let conn = json(&gatehouse(
         d,
@@ -1116,7 +1121,15 @@ fn connections_and_sign_in_methods() {
     assert_eq!(off["enabled"], false);
     let set = json(&gatehouse(
         d,
-        &["sign-in", "set", "--password", "off", "--json"],
+        &[
+            "sign-in",
+            "set",
+            "--password",
+            "off",
+            "--passkey",
+            "off",
+            "--json",
+        ],
     ));
     assert_eq!(set["password"], false);
     assert_eq!(set["default_methods"], serde_json::json!([]));

@@ -1390,7 +1390,7 @@ async fn rotate_signing_keys(
 pub struct AuditParams {
     /// One event type, e.g. `token.refused`.
     #[param(
-        pattern = "^(token\\.issued|token\\.refused|token\\.revoked|authorization\\.granted|authorization\\.denied|consent\\.granted|consent\\.revoked|client\\.registered|client\\.registration_refused|client\\.deleted|metadata_document\\.failed|sign_in\\.succeeded|sign_in\\.failed|sign_out|admin\\.change|key\\.rotated|identity\\.linked|sign_in\\.code_sent)$"
+        pattern = "^(token\\.issued|token\\.refused|token\\.revoked|authorization\\.granted|authorization\\.denied|consent\\.granted|consent\\.revoked|client\\.registered|client\\.registration_refused|client\\.deleted|metadata_document\\.failed|sign_in\\.succeeded|sign_in\\.failed|sign_out|admin\\.change|key\\.rotated|identity\\.linked|sign_in\\.code_sent|passkey\\.added|passkey\\.removed)$"
     )]
     event: Option<String>,
     /// `success` or `failure`.
