@@ -1131,9 +1131,15 @@ struct ConnectionRow {
     kind: &'static str,
     domains: String,
     enabled: bool,
+    /// Bring your own auth: the owner's login page. OpenID Connect: the issuer.
     login_url: String,
     auth_request_url: String,
     callback_url: String,
+    /// OpenID Connect: Gatehouse's client id at the provider, whether it has a secret, and
+    /// the scopes asked for.
+    client_id: String,
+    secret_set: bool,
+    scopes: String,
 }
 
 #[derive(Template)]
@@ -1181,9 +1187,21 @@ pub async fn sign_in(State(s): State<AppState>, AdminPage { token, user }: Admin
         connections: connections
             .iter()
             .map(|c| {
-                let login_url = match &c.kind {
-                    ConnectionKind::Federated { login_url } => login_url,
-                    ConnectionKind::Oidc { issuer, .. } => issuer,
+                let (login_url, client_id, secret_set, scopes) = match &c.kind {
+                    ConnectionKind::Federated { login_url } => {
+                        (login_url.clone(), String::new(), false, String::new())
+                    }
+                    ConnectionKind::Oidc {
+                        issuer,
+                        client_id,
+                        client_secret,
+                        scopes,
+                    } => (
+                        issuer.clone(),
+                        client_id.clone(),
+                        !client_secret.is_empty(),
+                        scopes.join(" "),
+                    ),
                 };
                 ConnectionRow {
                     id: c.id.to_string(),
@@ -1195,9 +1213,12 @@ pub async fn sign_in(State(s): State<AppState>, AdminPage { token, user }: Admin
                         c.allowed_domains.join(", ")
                     },
                     enabled: c.enabled,
-                    login_url: login_url.clone(),
+                    login_url,
                     auth_request_url: c.auth_request_url(public),
                     callback_url: c.callback_url(public),
+                    client_id,
+                    secret_set,
+                    scopes,
                 }
             })
             .collect(),
@@ -1225,7 +1246,8 @@ pub async fn save_sign_in(
     }
 }
 
-/// `POST /admin/connections`: a bring-your-own-auth connection.
+/// `POST /admin/connections`: a bring-your-own-auth connection, or (`kind=oidc`) an
+/// OpenID Connect provider by preset or issuer.
 pub async fn create_connection(
     State(s): State<AppState>,
     AdminForm {
@@ -1234,16 +1256,35 @@ pub async fn create_connection(
         form,
     }: AdminForm,
 ) -> Response {
-    let new = NewConnection {
-        name: field(&form, "name").to_owned(),
-        kind: ConnectionKind::Federated {
-            login_url: field(&form, "login_url").to_owned(),
-        },
-        allowed_domains: field(&form, "domains")
+    let words = |name: &str| -> Vec<String> {
+        field(&form, name)
             .split([' ', ','])
             .filter(|d| !d.is_empty())
             .map(str::to_owned)
-            .collect(),
+            .collect()
+    };
+    let given = |name: &str| Some(field(&form, name).trim()).filter(|v| !v.is_empty());
+    let kind = if field(&form, "kind") == "oidc" {
+        match ConnectionKind::oidc(
+            given("preset"),
+            given("tenant"),
+            given("issuer"),
+            field(&form, "client_id"),
+            field(&form, "client_secret"),
+            words("scopes"),
+        ) {
+            Ok(k) => k,
+            Err(e) => return failed(AdminError::Invalid(e.0)),
+        }
+    } else {
+        ConnectionKind::Federated {
+            login_url: field(&form, "login_url").to_owned(),
+        }
+    };
+    let new = NewConnection {
+        name: field(&form, "name").to_owned(),
+        kind,
+        allowed_domains: words("domains"),
     };
     match s.engine.operator(&who.id).create_connection(new).await {
         Ok(_) => back("/admin/sign-in#connections"),

@@ -536,6 +536,75 @@ async fn sign_in_methods_and_connections_are_managed_from_the_dashboard() {
         assert!(page.body.contains(text), "lacks {text}");
     }
 
+    // An OpenID Connect provider, by preset: its redirect URI is shown, its secret never.
+    let no_tenant = b
+        .post(
+            "/admin/connections",
+            &form(
+                &token,
+                &[
+                    ("kind", "oidc"),
+                    ("name", "Contoso"),
+                    ("preset", "entra"),
+                    ("client_id", "abc"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(no_tenant.status, 400);
+    assert!(no_tenant.body.contains("tenant id"), "{}", no_tenant.body);
+    let google = b
+        .post(
+            "/admin/connections",
+            &form(
+                &token,
+                &[
+                    ("kind", "oidc"),
+                    ("name", "Google"),
+                    ("preset", "google"),
+                    ("tenant", ""),
+                    ("issuer", ""),
+                    ("client_id", "123.apps.googleusercontent.com"),
+                    ("client_secret", "s3cret-value"),
+                    ("scopes", ""),
+                    ("domains", "example.com"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(google.status, 303, "{}", google.body);
+    let conns = app.store.connections().await.unwrap();
+    let g = conns.iter().find(|c| c.name == "Google").unwrap();
+    match &g.kind {
+        gatehouse_core::signin::ConnectionKind::Oidc {
+            issuer,
+            client_id,
+            client_secret,
+            scopes,
+        } => {
+            assert_eq!(issuer, "https://accounts.google.com");
+            assert_eq!(client_id, "123.apps.googleusercontent.com");
+            assert_eq!(client_secret, "s3cret-value");
+            assert_eq!(scopes, &["openid", "email", "profile"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(g.allowed_domains, ["example.com"]);
+    let page = b.get("/admin/sign-in").await;
+    assert!(
+        page.body
+            .contains(&format!("/sso/v1/connections/{}/callback", g.id))
+    );
+    assert!(page.body.contains("client secret set"));
+    assert!(!page.body.contains("s3cret-value"));
+    let removed = b
+        .post(
+            &format!("/admin/connections/{}/delete", g.id),
+            &form(&token, &[]),
+        )
+        .await;
+    assert_eq!(removed.status, 303);
+
     // Passwords off by default; the server page offers the choice of its own methods.
     let saved = b
         .post("/admin/sign-in", &form(&token, &[("passkey", "on")]))
