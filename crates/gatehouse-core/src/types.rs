@@ -165,11 +165,7 @@ impl ConnectionId {
     /// looks like instead, because an MCP server id (`res_…`) in its place is a common
     /// mistake.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let ok = s.len() <= 64
-            && s.len() > 5
-            && s.starts_with("conn_")
-            && s[5..].bytes().all(|b| b.is_ascii_alphanumeric());
-        if ok {
+        if prefixed_id(s, "conn_") {
             return Ok(ConnectionId(s.to_owned()));
         }
         let looks_like = if s.starts_with("res_") {
@@ -191,11 +187,7 @@ impl LoginRequestId {
 
     /// Parses an id as found in a path.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let ok = s.len() <= 64
-            && s.len() > 3
-            && s.starts_with("lr_")
-            && s[3..].bytes().all(|b| b.is_ascii_alphanumeric());
-        if ok {
+        if prefixed_id(s, "lr_") {
             Ok(LoginRequestId(s.to_owned()))
         } else {
             Err(err(format!(
@@ -213,11 +205,7 @@ impl EmailChallengeId {
 
     /// Parses an id as found in a cookie or a link.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let ok = s.len() <= 64
-            && s.len() > 3
-            && s.starts_with("ec_")
-            && s[3..].bytes().all(|b| b.is_ascii_alphanumeric());
-        if ok {
+        if prefixed_id(s, "ec_") {
             Ok(EmailChallengeId(s.to_owned()))
         } else {
             Err(err(format!("`{s}` is not an email challenge id")))

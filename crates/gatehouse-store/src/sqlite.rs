@@ -77,6 +77,39 @@ impl SqliteStore {
             .map_err(backend)
     }
 
+    /// Uses a single-use record: reads row `id` of `table` and, in the same write
+    /// transaction, marks it used at `now` unless it was. Returns the row as it was, so only
+    /// the first of concurrent callers sees `used_at` empty.
+    async fn take_once<T>(
+        &self,
+        table: &'static str,
+        id: &str,
+        now: UnixTime,
+        read: fn(&SqliteRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM {table} WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(before) = row.as_ref().map(read).transpose()? else {
+            return Ok(None);
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET used_at = ? WHERE id = ? AND used_at IS NULL"
+        )))
+        .bind(now.0)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(before))
+    }
+
     async fn connect(options: SqliteConnectOptions, max: u32) -> Result<Self, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
@@ -1785,25 +1818,8 @@ impl SignInStore for SqliteStore {
         lid: &LoginRequestId,
         now: UnixTime,
     ) -> Result<Option<LoginRequest>, StoreError> {
-        let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT * FROM login_requests WHERE id = ?")
-            .bind(lid.as_str())
-            .fetch_optional(&mut *tx)
+        self.take_once("login_requests", lid.as_str(), now, login_request_from_row)
             .await
-            .map_err(backend)?;
-        let Some(before) = row.as_ref().map(login_request_from_row).transpose()? else {
-            return Ok(None);
-        };
-        if before.used_at.is_none() {
-            sqlx::query("UPDATE login_requests SET used_at = ? WHERE id = ?")
-                .bind(now.0)
-                .bind(lid.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(Some(before))
     }
 
     async fn identity(
@@ -2077,25 +2093,8 @@ impl PasskeyStore for SqliteStore {
         cid: &PasskeyCeremonyId,
         now: UnixTime,
     ) -> Result<Option<PasskeyCeremony>, StoreError> {
-        let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT * FROM passkey_ceremonies WHERE id = ?")
-            .bind(cid.as_str())
-            .fetch_optional(&mut *tx)
+        self.take_once("passkey_ceremonies", cid.as_str(), now, ceremony_from_row)
             .await
-            .map_err(backend)?;
-        let Some(before) = row.as_ref().map(ceremony_from_row).transpose()? else {
-            return Ok(None);
-        };
-        if before.used_at.is_none() {
-            sqlx::query("UPDATE passkey_ceremonies SET used_at = ? WHERE id = ?")
-                .bind(now.0)
-                .bind(cid.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(Some(before))
     }
 }
 

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::ui::{
     SignInPost, cookie, html, login_csrf_ok, login_url, message, new_login_csrf, safe_return_to,
-    sentence, server_for, set_cookie, signed_in_redirect,
+    sentence, server_for, set_cookie, signed_in_redirect, unavailable,
 };
 
 #[derive(Template)]
@@ -98,16 +98,6 @@ fn status_of(e: &EmailCodeError) -> StatusCode {
     }
 }
 
-fn unavailable(what: &str, e: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "{what}");
-    message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Something went wrong",
-        "The server could not sign you in. Try again in a moment.",
-        Some("temporarily_unavailable"),
-    )
-}
-
 /// `POST /login/email`: sends a code to the address typed.
 pub async fn send_code(
     State(s): State<AppState>,
@@ -124,7 +114,11 @@ pub async fn send_code(
     let page = async |status: StatusCode, error: &str| post.page(&s, status, error).await;
     // Offered only when email delivery is configured, which is when there is a mailer.
     let Some(mailer) = s.mailer.as_ref() else {
-        return unavailable("email codes are offered without a mailer", &"no mailer");
+        return unavailable(
+            "email codes are offered without a mailer",
+            &"no mailer",
+            "sign you in",
+        );
     };
     if s.limits.email_codes.check_key(&peer.ip()).is_err() {
         return page(
@@ -147,7 +141,9 @@ pub async fn send_code(
         .await
     {
         Ok(started) => started,
-        Err(EmailCodeError::Store(e)) => return unavailable("could not store a sign-in code", &e),
+        Err(EmailCodeError::Store(e)) => {
+            return unavailable("could not store a sign-in code", &e, "sign you in");
+        }
         Err(e) => {
             s.engine.audit_email_failure(&e);
             return page(status_of(&e), &sentence(&e.to_string())).await;
@@ -249,7 +245,9 @@ async fn finish(
         .await
     {
         Ok(done) => done,
-        Err(EmailCodeError::Store(e)) => return unavailable("could not check a sign-in code", &e),
+        Err(EmailCodeError::Store(e)) => {
+            return unavailable("could not check a sign-in code", &e, "sign you in");
+        }
         Err(e) => {
             s.engine.audit_email_failure(&e);
             return code_page(s, status_of(&e), None, Some(&e), return_to, server);
@@ -257,7 +255,13 @@ async fn finish(
     };
     let token = match s.engine.start_session(&done.user, Method::EmailCode).await {
         Ok(t) => t,
-        Err(e) => return unavailable("could not start a session", &e as &StoreError),
+        Err(e) => {
+            return unavailable(
+                "could not start a session",
+                &e as &StoreError,
+                "sign you in",
+            );
+        }
     };
     s.engine.audit_email_sign_in(&done);
     let return_to = safe_return_to(&done.return_to).unwrap_or("");

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::ui::{
     SignInPost, cookie, html, login_cookie, login_csrf_ok, login_url, message, safe_return_to,
-    sentence, server_for, set_cookie, signed_in, signed_in_redirect,
+    sentence, server_for, set_cookie, signed_in, signed_in_redirect, unavailable,
 };
 
 /// The cookie binding a ceremony to the browser that started it (`{ceremony}.{secret}`).
@@ -79,16 +79,6 @@ fn options_response(s: &AppState, started: StartedCeremony) -> Response {
         ),
     );
     r
-}
-
-fn unavailable(what: &str, e: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "{what}");
-    message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Something went wrong",
-        "The server could not finish. Try again in a moment.",
-        Some("temporarily_unavailable"),
-    )
 }
 
 /// `POST /login/passkey/options`: starts a sign-in with a passkey for the sign-in form
@@ -157,7 +147,9 @@ pub async fn sign_in(
         .await
     {
         Ok(done) => done,
-        Err(PasskeyError::Store(e)) => return unavailable("could not check a passkey", &e),
+        Err(PasskeyError::Store(e)) => {
+            return unavailable("could not check a passkey", &e, "sign you in");
+        }
         Err(e) => {
             s.engine.audit_passkey_failure(&e);
             return post
@@ -167,7 +159,13 @@ pub async fn sign_in(
     };
     let token = match s.engine.start_session(&done.user, Method::Passkey).await {
         Ok(t) => t,
-        Err(e) => return unavailable("could not start a session", &e as &StoreError),
+        Err(e) => {
+            return unavailable(
+                "could not start a session",
+                &e as &StoreError,
+                "sign you in",
+            );
+        }
     };
     s.engine.audit_passkey_sign_in(&done);
     let return_to = safe_return_to(&done.return_to).unwrap_or("");
@@ -237,7 +235,7 @@ async fn account_page(
 ) -> Response {
     let passkeys = match s.engine.passkeys_of(&user.id).await {
         Ok(p) => p,
-        Err(e) => return unavailable("could not list passkeys", &e),
+        Err(e) => return unavailable("could not list passkeys", &e, "show your account"),
     };
     html(
         status,
@@ -351,7 +349,9 @@ pub async fn register(
         .await
     {
         Ok(_) => Redirect::to("/account?notice=added").into_response(),
-        Err(PasskeyError::Store(e)) => return unavailable("could not store a passkey", &e),
+        Err(PasskeyError::Store(e)) => {
+            return unavailable("could not store a passkey", &e, "add the passkey");
+        }
         Err(e) => {
             let error = sentence(&e.to_string());
             account_page(&s, status_of(&e), &token, &user, None, Some(&error)).await
@@ -393,6 +393,6 @@ pub async fn remove(
             )
             .await
         }
-        Err(e) => unavailable("could not remove a passkey", &e),
+        Err(e) => unavailable("could not remove a passkey", &e, "remove the passkey"),
     }
 }

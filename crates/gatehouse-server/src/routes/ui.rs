@@ -291,11 +291,13 @@ async fn offer(
     server: Option<&Resource>,
     return_to: &str,
 ) -> Result<Offer, Response> {
-    let (mut methods, connections) = s
-        .engine
-        .offered_methods(server)
-        .await
-        .map_err(|e| unavailable(&e))?;
+    let (mut methods, connections) = s.engine.offered_methods(server).await.map_err(|e| {
+        unavailable(
+            "sign-in methods could not be read",
+            &e,
+            "show the sign-in page",
+        )
+    })?;
     let dashboard = return_to == "/admin" || return_to.starts_with("/admin/");
     if dashboard && !methods.contains(&Method::Password) {
         methods.insert(0, Method::Password);
@@ -306,12 +308,14 @@ async fn offer(
     })
 }
 
-fn unavailable(e: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "sign-in methods could not be read");
+/// A 503 page for a failure that is nobody's mistake (storage, mail delivery): logged as
+/// `what`; the person reads that the server could not `doing`, and to try again.
+pub(crate) fn unavailable(what: &str, e: &dyn std::fmt::Display, doing: &str) -> Response {
+    tracing::error!(error = %e, "{what}");
     message(
         StatusCode::SERVICE_UNAVAILABLE,
         "Something went wrong",
-        "The server could not show the sign-in page. Try again in a moment.",
+        &format!("The server could not {doing}. Try again in a moment."),
         Some("temporarily_unavailable"),
     )
 }
