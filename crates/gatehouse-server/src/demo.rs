@@ -88,6 +88,7 @@ pub async fn run(
         None => "(unchanged: this data directory already had the demo person)".to_owned(),
     };
 
+    let stop = shutdown_signal();
     let engine = start_engine(public.clone(), store.clone()).await?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -166,7 +167,7 @@ Try it:
         as_meta = issuer.well_known("oauth-authorization-server"),
     );
 
-    shutdown_signal().await;
+    stop.await;
     println!("Stopping…");
     server.stop().await?;
     let _ = mcp.await;

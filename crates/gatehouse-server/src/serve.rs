@@ -220,6 +220,7 @@ pub async fn serve(config: &Config) -> Result<(), BoxError> {
             "public_url is not set, so issuers are {public}: set public_url to the URL clients use"
         );
     }
+    let stop = shutdown_signal();
     let store = Arc::new(open_store(&config.data_dir).await?);
     let engine = start_engine_with(public.clone(), store.clone(), config).await?;
     let listener = TcpListener::bind(config.listen)
@@ -234,7 +235,7 @@ pub async fn serve(config: &Config) -> Result<(), BoxError> {
     tracing::info!(listen = %server.addr, issuer = %public, data_dir = %config.data_dir.display(), "gatehouse is serving");
     tokio::select! {
         r = server.wait() => r?,
-        () = shutdown_signal() => {
+        () = stop => {
             tracing::info!("shutting down: finishing requests in flight");
             server.stop().await?;
         }
@@ -244,24 +245,32 @@ pub async fn serve(config: &Config) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so call it before the server starts listening: a signal that arrives
+/// in between then stops the server instead of killing the process.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {},
+                () = wait(terminate) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
