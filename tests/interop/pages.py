@@ -97,8 +97,8 @@ def approve(
     auth connection), where `owner_account` (user name, passcode) fills in its login form.
     With `mailbox` (address -> the sign-in code last mailed to it), the person asks for a code
     by email and types it instead of a password. With `upstream_login`, the person signs in as
-    that account on an upstream OpenID Connect provider's development pages (at `via`) and
-    consents there.
+    that account on an upstream OpenID Connect provider's development pages, or on the GitHub
+    stand-in's "Authorize" page (at `via`), and consents there.
     """
     own = http is None
     http = http or httpx2.Client(follow_redirects=False, timeout=10.0)
@@ -144,6 +144,9 @@ def _next_step(
             return form, {**form.fields, "login": upstream_login, "password": "any"}
         if at_idp and form.fields.get("prompt") == "consent":
             return form, dict(form.fields)
+        if upstream_login and form.action == "/login/oauth/authorize" and "login" in form.inputs:
+            # The GitHub stand-in's "Authorize" page (github_standin.py).
+            return form, {**form.fields, "login": upstream_login, "authorize": "1"}
         if mailbox and form.action == "/login/email" and "email" in form.inputs:
             return form, {**form.fields, "email": email}
         if mailbox and "code" in form.inputs:

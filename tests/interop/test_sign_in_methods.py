@@ -13,6 +13,9 @@ secret), checks the ID token, and signs them in. The provider is then made to ha
 with one flaw each (another sign-in's nonce, another audience, expired), and an account with an
 unverified email signs in: each is refused with its own error.
 
+GitHub: a loopback stand-in (`github_standin.py`) implements GitHub's documented OAuth web flow
+and user API at a GitHub Enterprise Server's paths; real GitHub cannot be reached from here.
+
 Email codes: Gatehouse sends the code through a real SMTP server on loopback (aiosmtpd, with
 authentication); the person reads it from the message received and types it in.
 """
@@ -40,6 +43,7 @@ from mcp.shared.auth import AuthorizationCodeResult
 
 import pages
 from conftest import LOGS, free_port, run_gatehouse, run_todo, stop, wait_http
+from github_standin import run_github
 from owner_login import run_owner_login
 from test_conformance import NODE22
 from test_oauth_python_sdk import REDIRECT, MemoryStorage, claims, provider, use_todos
@@ -295,6 +299,69 @@ def test_upstream_openid_connect_with_the_mcp_python_sdk():
     status, page = seen["unverified"]
     assert status == 403 and "email_not_verified" in page and "did not say mallory@idp.test is verified" in page
     assert "mallory@idp.test" not in people
+    status, page = seen["cancelled"]
+    assert status == 403 and "access_denied" in page and "was cancelled or refused" in page, page
+
+
+def github_cancelled(issuer: str) -> tuple[int, str]:
+    """Goes to the GitHub stand-in's "Authorize" page and presses Cancel; returns the status and
+    text of where the browser lands."""
+    with httpx2.Client(follow_redirects=True, timeout=10.0) as browser:
+        at_github = browser.get(authorization_url(issuer))
+        (form,) = pages.parse(at_github.text).forms
+        back = browser.post(urljoin(str(at_github.url), form.action), data={**form.fields, "cancel": "1"})
+        return back.status_code, html.unescape(back.text)
+
+
+def test_github_with_the_mcp_python_sdk():
+    """GitHub through a stand-in: real GitHub cannot be reached from here, so `github_standin.py`
+    implements GitHub's documented OAuth web flow and REST API at a GitHub Enterprise Server's
+    paths on loopback, and the connection is made with `--preset github --tenant <its URL>`."""
+    with run_github("Iv1.gatehouse", "github secret") as gh, run_gatehouse() as g:
+        conn = g.cli(
+            "connections", "add-oidc", "--name", "GitHub", "--preset", "github", "--tenant", gh.url,
+            "--client-id", gh.client_id, "--client-secret-stdin", stdin=gh.client_secret + "\n",
+        )
+        assert conn["kind"] == "github" and conn["base_url"] == gh.url, conn
+        assert conn["scopes"] == ["read:user", "user:email"] and conn["client_secret_set"] is True
+        gh.redirect_uri = conn["callback_url"]
+        with run_todo(g, "--sign-in", conn["id"]) as todo:
+            storage = MemoryStorage()
+            person = IdpPerson(gh.url, "octocat")
+            auth = provider(todo.mcp_url, storage, person)
+            tools, created = asyncio.run(use_todos(todo.mcp_url, auth, "from github"))
+            flow = list(gh.seen)
+
+            issuer = todo.issuer
+            seen = {"unverified": refused(issuer, gh.url, "unverified")}
+            for mode in ("bad_code", "narrow_scope"):
+                httpx2.get(f"{gh.url}/__test/mode/{mode}").raise_for_status()
+                seen[mode] = refused(issuer, gh.url, "octocat")
+            httpx2.get(f"{gh.url}/__test/mode/ok").raise_for_status()
+            seen["cancelled"] = github_cancelled(issuer)
+        people = {u["email"]: u["id"] for u in g.cli("users", "list")}
+
+    assert "create_todo" in tools and created["title"] == "from github"
+    token = claims(storage.tokens[-1].access_token)
+    assert token["sub"] == people["octocat@github.test"]
+    # What Gatehouse sent GitHub: the fixed scopes, PKCE S256 and a state; the code back with
+    # its verifier, asking for JSON; the user API with a User-Agent and the token as bearer.
+    (authorize,) = [q for m, path, q, _ in flow if (m, path) == ("GET", "/login/oauth/authorize")]
+    assert authorize["scope"] == "read:user user:email" and authorize["code_challenge_method"] == "S256"
+    assert authorize["state"] and authorize["redirect_uri"] == conn["callback_url"]
+    (exchange,) = [(q, h) for m, path, q, h in flow if path == "/login/oauth/access_token"]
+    assert exchange[0]["code_verifier"] and exchange[1]["accept"] == "application/json"
+    api = [(path, h) for m, path, q, h in flow if path.startswith("/api/v3/")]
+    assert [p for p, _ in api] == ["/api/v3/user", "/api/v3/user/emails"]
+    assert all(h["user-agent"].startswith("Gatehouse/") and h["authorization"].startswith("Bearer gho_") for _, h in api)
+
+    status, page = seen["unverified"]
+    assert status == 403 and "email_not_verified" in page and "nobody@github.test" in page, page
+    assert "nobody@github.test" not in people
+    status, page = seen["bad_code"]
+    assert status == 502 and "GitHub refused the authorization code" in page and "bad_verification_code" in page, page
+    status, page = seen["narrow_scope"]
+    assert status == 502 and "GET /user/emails" in page and "user:email scope" in page, page
     status, page = seen["cancelled"]
     assert status == 403 and "access_denied" in page and "was cancelled or refused" in page, page
 

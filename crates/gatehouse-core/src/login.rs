@@ -152,8 +152,9 @@ impl StartedLogin {
                     .append_pair("state", &self.state);
                 Some(url.to_string())
             }
-            // The server builds the provider's authorization URL from its discovery document.
-            ConnectionKind::Oidc { .. } => None,
+            // The server builds the provider's authorization URL (from its discovery
+            // document, for OpenID Connect).
+            ConnectionKind::Oidc { .. } | ConnectionKind::Github { .. } => None,
         }
     }
 }
@@ -396,9 +397,9 @@ impl Engine {
             return Err(LoginError::DomainNotAllowed(profile.email.clone()));
         }
         // A provider anyone can sign up at may hand out addresses it never checked: an
-        // upstream OpenID Connect identity counts only with a verified email, for a new
-        // account too (the address would otherwise be taken from its owner).
-        if matches!(connection.kind, ConnectionKind::Oidc { .. }) && !profile.email_verified {
+        // identity provider's identity counts only with a verified email, for a new account
+        // too (the address would otherwise be taken from its owner).
+        if connection.kind.is_provider() && !profile.email_verified {
             return Err(LoginError::ProviderEmailNotVerified(profile.email.clone()));
         }
         let store = self.store();

@@ -154,6 +154,16 @@ pub enum ConnectionKind {
         /// Scopes asked for; always has `openid`.
         scopes: Vec<String>,
     },
+    /// GitHub or a GitHub Enterprise Server: plain OAuth 2 (authorization code with PKCE),
+    /// then its user API says who signed in. GitHub has no ID token.
+    Github {
+        /// `https://github.com`, or the Enterprise Server's URL.
+        base_url: String,
+        /// The OAuth app's client id.
+        client_id: String,
+        /// The OAuth app's client secret (GitHub requires one). Never shown back.
+        client_secret: String,
+    },
 }
 
 impl ConnectionKind {
@@ -162,14 +172,31 @@ impl ConnectionKind {
         match self {
             ConnectionKind::Federated { .. } => "federated",
             ConnectionKind::Oidc { .. } => "oidc",
+            ConnectionKind::Github { .. } => "github",
+        }
+    }
+
+    /// Whether the browser goes to an identity provider that sends it back to
+    /// `/sso/v1/connections/{id}/callback` with a code (OpenID Connect, GitHub).
+    pub fn is_provider(&self) -> bool {
+        !matches!(self, ConnectionKind::Federated { .. })
+    }
+
+    /// The client secret at the provider, if this kind has one, to replace it.
+    pub fn client_secret_mut(&mut self) -> Option<&mut String> {
+        match self {
+            ConnectionKind::Federated { .. } => None,
+            ConnectionKind::Oidc { client_secret, .. }
+            | ConnectionKind::Github { client_secret, .. } => Some(client_secret),
         }
     }
 }
 
 impl ConnectionKind {
-    /// An OpenID Connect connection to the provider `preset` names (with `tenant`: the
-    /// Entra tenant or the Okta domain) or at `issuer`.
-    pub fn oidc(
+    /// A connection to the identity provider `preset` names (with `tenant`: the Entra
+    /// tenant, the Okta domain, or a GitHub Enterprise Server), or to the OpenID Connect
+    /// provider at `issuer`. The `github` preset makes a [`ConnectionKind::Github`].
+    pub fn provider(
         preset: Option<&str>,
         tenant: Option<&str>,
         issuer: Option<&str>,
@@ -183,11 +210,26 @@ impl ConnectionKind {
                     "give a preset or an issuer URL, not both".into(),
                 ));
             }
-            (Some(p), None) => OidcPreset::parse(p)?.issuer(tenant)?,
+            (Some(p), None) => match Preset::parse(p)? {
+                Preset::Github => {
+                    if !scopes.is_empty() {
+                        return Err(ParseError(format!(
+                            "GitHub connections always ask for `{GITHUB_SCOPES}`: give no scopes"
+                        )));
+                    }
+                    return check_kind(ConnectionKind::Github {
+                        base_url: github_base_url(tenant)?,
+                        client_id: client_id.to_owned(),
+                        client_secret: client_secret.to_owned(),
+                    });
+                }
+                oidc => oidc.issuer(tenant)?,
+            },
             (None, Some(i)) => i.to_owned(),
             (None, None) => {
                 return Err(ParseError(
-                    "give the provider's issuer URL, or a preset (google, entra, okta)".into(),
+                    "give the provider's issuer URL, or a preset (google, entra, okta, github)"
+                        .into(),
                 ));
             }
         };
@@ -203,31 +245,63 @@ impl ConnectionKind {
 /// Scopes asked of an OpenID Connect provider when none are given.
 pub const DEFAULT_OIDC_SCOPES: [&str; 3] = ["openid", "email", "profile"];
 
-/// Well-known OpenID Connect providers, and the issuer each implies.
+/// What a GitHub connection asks for: the profile and the email addresses, to find the
+/// primary verified one.
+pub const GITHUB_SCOPES: &str = "read:user user:email";
+
+/// `https://github.com`, or the GitHub Enterprise Server at `tenant` (a host name, or a
+/// URL: `https://github.example.com`).
+fn github_base_url(tenant: Option<&str>) -> Result<String, ParseError> {
+    let Some(t) = tenant.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok("https://github.com".into());
+    };
+    let url = if t.contains("://") {
+        t.to_owned()
+    } else {
+        format!("https://{t}")
+    };
+    let u = web_url(&url, "the GitHub Enterprise Server URL")?;
+    let parsed = url::Url::parse(&u).map_err(|e| ParseError(e.to_string()))?;
+    if parsed.path() != "/" || parsed.query().is_some() {
+        return Err(ParseError(
+            "give the GitHub Enterprise Server's address alone, like https://github.example.com"
+                .into(),
+        ));
+    }
+    Ok(u.trim_end_matches('/').to_owned())
+}
+
+/// Well-known identity providers: OpenID Connect ones, with the issuer each implies, and
+/// GitHub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OidcPreset {
+pub enum Preset {
     /// `https://accounts.google.com`.
     Google,
     /// `https://login.microsoftonline.com/{tenant id}/v2.0`.
     Entra,
     /// `https://{your Okta domain}` (the org authorization server).
     Okta,
+    /// GitHub, or a GitHub Enterprise Server: not OpenID Connect (see
+    /// [`ConnectionKind::Github`]).
+    Github,
 }
 
-impl OidcPreset {
-    /// Parses `google`, `entra` (or `microsoft`) or `okta`.
+impl Preset {
+    /// Parses `google`, `entra` (or `microsoft`), `okta` or `github`.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         match s.to_ascii_lowercase().as_str() {
-            "google" => Ok(OidcPreset::Google),
-            "entra" | "microsoft" | "azure" => Ok(OidcPreset::Entra),
-            "okta" => Ok(OidcPreset::Okta),
+            "google" => Ok(Preset::Google),
+            "entra" | "microsoft" | "azure" => Ok(Preset::Entra),
+            "okta" => Ok(Preset::Okta),
+            "github" => Ok(Preset::Github),
             other => Err(ParseError(format!(
-                "`{other}` is not a preset (google, entra, okta); for any other provider give its issuer URL"
+                "`{other}` is not a preset (google, entra, okta, github); for any other OpenID Connect provider give its issuer URL"
             ))),
         }
     }
 
-    /// The issuer for this preset; `tenant` is the Entra tenant id or the Okta domain.
+    /// The OpenID Connect issuer for this preset; `tenant` is the Entra tenant id or the
+    /// Okta domain. GitHub has none.
     pub fn issuer(self, tenant: Option<&str>) -> Result<String, ParseError> {
         let tenant = tenant.map(str::trim).filter(|t| !t.is_empty());
         let host_like = |t: &str| {
@@ -235,23 +309,26 @@ impl OidcPreset {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         };
         match (self, tenant) {
-            (OidcPreset::Google, _) => Ok("https://accounts.google.com".into()),
-            (OidcPreset::Entra, Some("common" | "organizations" | "consumers")) => {
+            (Preset::Google, _) => Ok("https://accounts.google.com".into()),
+            (Preset::Entra, Some("common" | "organizations" | "consumers")) => {
                 Err(ParseError(
                     "give your Entra tenant id (a GUID) or domain: the multi-tenant endpoints (common, organizations, consumers) have no single issuer to check ID tokens against".into(),
                 ))
             }
-            (OidcPreset::Entra, Some(t)) if host_like(t) => Ok(format!(
+            (Preset::Entra, Some(t)) if host_like(t) => Ok(format!(
                 "https://login.microsoftonline.com/{t}/v2.0"
             )),
-            (OidcPreset::Okta, Some(t)) if host_like(t) && t.contains('.') => {
+            (Preset::Okta, Some(t)) if host_like(t) && t.contains('.') => {
                 Ok(format!("https://{t}"))
             }
-            (OidcPreset::Entra, _) => Err(ParseError(
+            (Preset::Entra, _) => Err(ParseError(
                 "the entra preset needs your tenant id (--tenant)".into(),
             )),
-            (OidcPreset::Okta, _) => Err(ParseError(
+            (Preset::Okta, _) => Err(ParseError(
                 "the okta preset needs your Okta domain, e.g. acme.okta.com (--tenant)".into(),
+            )),
+            (Preset::Github, _) => Err(ParseError(
+                "GitHub is not an OpenID Connect provider: it has no issuer".into(),
             )),
         }
     }
@@ -295,7 +372,7 @@ impl Connection {
             ConnectionKind::Federated { .. } => {
                 public.join(&format!("/sso/v1/connections/{}/partner:callback", self.id))
             }
-            ConnectionKind::Oidc { .. } => {
+            ConnectionKind::Oidc { .. } | ConnectionKind::Github { .. } => {
                 public.join(&format!("/sso/v1/connections/{}/callback", self.id))
             }
         }
@@ -329,15 +406,6 @@ pub fn check_kind(kind: ConnectionKind) -> Result<ConnectionKind, ParseError> {
             if issuer.contains('?') {
                 return Err(ParseError("the issuer must not have a ?query".into()));
             }
-            let client_id = client_id.trim().to_owned();
-            if client_id.is_empty() || client_id.len() > 512 {
-                return Err(ParseError(
-                    "give the client id Gatehouse has at the provider".into(),
-                ));
-            }
-            if client_secret.len() > 1024 {
-                return Err(ParseError("the client secret is too long".into()));
-            }
             let mut out = vec!["openid".to_owned()];
             let given: Vec<String> = if scopes.is_empty() {
                 DEFAULT_OIDC_SCOPES
@@ -362,12 +430,45 @@ pub fn check_kind(kind: ConnectionKind) -> Result<ConnectionKind, ParseError> {
             }
             Ok(ConnectionKind::Oidc {
                 issuer,
-                client_id,
-                client_secret,
+                client_id: provider_client_id(&client_id)?,
+                client_secret: provider_client_secret(client_secret)?,
                 scopes: out,
             })
         }
+        ConnectionKind::Github {
+            base_url,
+            client_id,
+            client_secret,
+        } => {
+            if client_secret.is_empty() {
+                return Err(ParseError(
+                    "give the client secret of the GitHub OAuth app: GitHub requires one".into(),
+                ));
+            }
+            Ok(ConnectionKind::Github {
+                base_url: github_base_url(Some(&base_url))?,
+                client_id: provider_client_id(&client_id)?,
+                client_secret: provider_client_secret(client_secret)?,
+            })
+        }
     }
+}
+
+fn provider_client_id(client_id: &str) -> Result<String, ParseError> {
+    let client_id = client_id.trim();
+    if client_id.is_empty() || client_id.len() > 512 {
+        return Err(ParseError(
+            "give the client id Gatehouse has at the provider".into(),
+        ));
+    }
+    Ok(client_id.to_owned())
+}
+
+fn provider_client_secret(client_secret: String) -> Result<String, ParseError> {
+    if client_secret.len() > 1024 {
+        return Err(ParseError("the client secret is too long".into()));
+    }
+    Ok(client_secret)
 }
 
 /// An `https` URL, or `http` on a loopback host (for development), without a fragment.
@@ -734,7 +835,7 @@ mod oidc_tests {
 
     #[test]
     fn oidc_connections_take_a_preset_or_an_issuer() {
-        let k = ConnectionKind::oidc(Some("google"), None, None, " abc ", "s", vec![]).unwrap();
+        let k = ConnectionKind::provider(Some("google"), None, None, " abc ", "s", vec![]).unwrap();
         assert_eq!(
             k,
             ConnectionKind::Oidc {
@@ -744,7 +845,7 @@ mod oidc_tests {
                 scopes: vec!["openid".into(), "email".into(), "profile".into()],
             }
         );
-        let entra = ConnectionKind::oidc(
+        let entra = ConnectionKind::provider(
             Some("entra"),
             Some("contoso.onmicrosoft.com"),
             None,
@@ -763,7 +864,7 @@ mod oidc_tests {
         assert_eq!(scopes, ["openid", "email"]);
         // The issuer is kept as typed: some end with a slash.
         let auth0 =
-            ConnectionKind::oidc(None, None, Some("https://acme.auth0.com/"), "a", "", vec![])
+            ConnectionKind::provider(None, None, Some("https://acme.auth0.com/"), "a", "", vec![])
                 .unwrap();
         assert!(
             matches!(auth0, ConnectionKind::Oidc { issuer, .. } if issuer == "https://acme.auth0.com/")
@@ -772,17 +873,72 @@ mod oidc_tests {
             (Some("entra"), Some("common"), None, "multi-tenant"),
             (Some("entra"), None, None, "tenant id"),
             (Some("okta"), None, None, "Okta domain"),
-            (Some("github"), None, None, "not a preset"),
+            (Some("gitlab"), None, None, "not a preset"),
+            (Some("github"), None, None, "client secret"),
+            (Some("github"), Some("http://ghe.example"), None, "https"),
+            (
+                Some("github"),
+                Some("https://ghe.example/org"),
+                None,
+                "address alone",
+            ),
             (Some("google"), None, Some("https://x.example"), "not both"),
             (None, None, None, "issuer URL"),
             (None, None, Some("http://idp.example"), "https"),
             (None, None, Some("https://idp.example/?tenant=1"), "query"),
         ] {
-            let e = ConnectionKind::oidc(preset, tenant, issuer, "a", "", vec![]).unwrap_err();
+            let e = ConnectionKind::provider(preset, tenant, issuer, "a", "", vec![]).unwrap_err();
             assert!(e.0.contains(says), "{says}: {}", e.0);
         }
         assert!(
-            ConnectionKind::oidc(None, None, Some("https://idp.example"), " ", "", vec![]).is_err()
+            ConnectionKind::provider(None, None, Some("https://idp.example"), " ", "", vec![])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_github_preset_is_github_or_an_enterprise_server() {
+        let github =
+            |tenant| ConnectionKind::provider(Some("GitHub"), tenant, None, " c ", "s", vec![]);
+        assert_eq!(
+            github(None).unwrap(),
+            ConnectionKind::Github {
+                base_url: "https://github.com".into(),
+                client_id: "c".into(),
+                client_secret: "s".into(),
+            }
+        );
+        for tenant in [
+            "github.corp.example",
+            "https://github.corp.example/",
+            " https://github.corp.example ",
+        ] {
+            let ConnectionKind::Github { base_url, .. } = github(Some(tenant)).unwrap() else {
+                unreachable!()
+            };
+            assert_eq!(base_url, "https://github.corp.example", "{tenant}");
+        }
+        let ConnectionKind::Github { base_url, .. } =
+            github(Some("http://127.0.0.1:8999")).unwrap()
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            base_url, "http://127.0.0.1:8999",
+            "loopback http, for development"
+        );
+        let scoped =
+            ConnectionKind::provider(Some("github"), None, None, "c", "s", vec!["repo".into()]);
+        assert!(scoped.unwrap_err().0.contains("read:user user:email"));
+        let kind = github(None).unwrap();
+        assert!(kind.is_provider());
+        assert_eq!(kind.name(), "github");
+        // Stored as JSON and read back.
+        let stored = serde_json::to_string(&kind).unwrap();
+        assert!(stored.contains(r#""kind":"github""#), "{stored}");
+        assert_eq!(
+            serde_json::from_str::<ConnectionKind>(&stored).unwrap(),
+            kind
         );
     }
 }

@@ -11,8 +11,8 @@ use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{Client, NewResource, RefreshPolicy, Resource, ScopeDef, User};
 use gatehouse_core::password::Password;
 use gatehouse_core::signin::{
-    Available, Connection, ConnectionKind, Method, NewConnection, SignInPolicy, offered,
-    parse_methods,
+    Available, Connection, ConnectionKind, GITHUB_SCOPES, Method, NewConnection, SignInPolicy,
+    offered, parse_methods,
 };
 use gatehouse_core::store::{AuditStore, ConsentFilter};
 use gatehouse_core::{ClientId, Clock, Issuer, ResourceId, ResourceUri, ScopeSet, SystemClock};
@@ -274,16 +274,19 @@ pub enum ConnectionsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Add an upstream OpenID Connect provider (Google, Microsoft Entra ID, Okta, any
-    /// other). Register the printed redirect URI for the client at the provider.
+    /// Add an identity provider: OpenID Connect (Google, Microsoft Entra ID, Okta, any
+    /// other), or GitHub (--preset github: plain OAuth and its user API). Register the printed
+    /// redirect URI for the client at the provider.
     AddOidc {
         /// Shown on the sign-in button ("Continue with NAME").
         #[arg(long)]
         name: String,
-        /// A well-known provider: google, entra (needs --tenant), okta (needs --tenant).
+        /// A well-known provider: google, entra (needs --tenant), okta (needs --tenant),
+        /// github (--tenant for a GitHub Enterprise Server; needs the client secret).
         #[arg(long, conflicts_with = "issuer")]
         preset: Option<String>,
-        /// The Entra tenant id, or the Okta domain (acme.okta.com).
+        /// The Entra tenant id, the Okta domain (acme.okta.com), or the GitHub Enterprise
+        /// Server (github.example.com).
         #[arg(long)]
         tenant: Option<String>,
         /// Any other provider's issuer URL (discovery at ISSUER/.well-known/openid-configuration).
@@ -296,7 +299,8 @@ pub enum ConnectionsCommand {
         /// public client, PKCE only).
         #[arg(long)]
         client_secret_stdin: bool,
-        /// A scope to ask for; repeat (default: openid email profile).
+        /// A scope to ask for; repeat (default: openid email profile). GitHub is always asked
+        /// for read:user user:email.
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
         /// Only accept people whose email is in this domain; repeat for more.
@@ -329,6 +333,10 @@ pub enum ConnectionsCommand {
         /// A federated connection's login page.
         #[arg(long, value_name = "URL")]
         login_url: Option<String>,
+        /// An identity provider's new client secret (after rotating it there), read from the
+        /// first line of standard input.
+        #[arg(long, conflicts_with = "login_url")]
+        client_secret_stdin: bool,
         /// Replaces the allowed email domains; repeat for more.
         #[arg(long = "domain", value_name = "DOMAIN")]
         domains: Vec<String>,
@@ -1275,7 +1283,7 @@ async fn run_command(
             } else {
                 String::new()
             };
-            let kind = ConnectionKind::oidc(
+            let kind = ConnectionKind::provider(
                 preset.as_deref(),
                 tenant.as_deref(),
                 issuer.as_deref(),
@@ -1330,14 +1338,29 @@ async fn run_command(
             id,
             name,
             login_url,
+            client_secret_stdin,
             domains,
             any_domain,
             json,
         }) => {
+            let kind = if client_secret_stdin {
+                let mut kind = admin::connection(store, &id).await?.kind;
+                let Some(secret) = kind.client_secret_mut() else {
+                    return Err(format!(
+                        "connection {id} is a {} connection: only identity providers (oidc, github) have a client secret",
+                        kind.name()
+                    )
+                    .into());
+                };
+                *secret = read_line("the client secret")?;
+                Some(kind)
+            } else {
+                // Only for a federated connection: the core refuses a change of kind.
+                login_url.map(|login_url| ConnectionKind::Federated { login_url })
+            };
             let change = admin::ConnectionChange {
                 name,
-                // Only for a federated connection: the core refuses a change of kind.
-                kind: login_url.map(|login_url| ConnectionKind::Federated { login_url }),
+                kind,
                 allowed_domains: if any_domain {
                     Some(vec![])
                 } else if domains.is_empty() {
@@ -1561,6 +1584,17 @@ fn connection_json(c: &Connection, public: &Issuer) -> serde_json::Value {
             v["scopes"] = json!(scopes);
             v["callback_url"] = json!(c.callback_url(public));
         }
+        ConnectionKind::Github {
+            base_url,
+            client_id,
+            client_secret,
+        } => {
+            v["base_url"] = json!(base_url);
+            v["client_id"] = json!(client_id);
+            v["client_secret_set"] = json!(!client_secret.is_empty());
+            v["scopes"] = json!(GITHUB_SCOPES.split(' ').collect::<Vec<_>>());
+            v["callback_url"] = json!(c.callback_url(public));
+        }
     }
     v
 }
@@ -1604,6 +1638,21 @@ fn connection_output(c: &Connection, public: &Issuer, json: bool, verb: &str) ->
 Register this redirect URI for the client at the provider:
   {}",
                 scopes.join(" "),
+                c.callback_url(public),
+            ));
+        }
+        ConnectionKind::Github {
+            base_url,
+            client_id,
+            ..
+        } => {
+            out.push_str(&format!(
+                "  github:   {base_url}
+  client:   {client_id}
+  scopes:   {GITHUB_SCOPES}
+
+Set this authorization callback URL in the GitHub OAuth app:
+  {}",
                 c.callback_url(public),
             ));
         }

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod fetch;
+pub mod github;
 pub mod mail;
 pub mod oidc;
 pub mod routes;

@@ -1,6 +1,7 @@
-//! Upstream OpenID Connect providers (Google, Microsoft Entra ID, Okta, any other), through
-//! `openidconnect`: discovery, authorization code with PKCE, and the ID token checked
-//! (signature against the provider's JWKS, `iss`, `aud`, `exp`, `nonce`).
+//! Upstream identity providers. OpenID Connect ones (Google, Microsoft Entra ID, Okta, any
+//! other) go through `openidconnect`: discovery, authorization code with PKCE, and the ID
+//! token checked (signature against the provider's JWKS, `iss`, `aud`, `exp`, `nonce`).
+//! GitHub is plain OAuth 2 and its user API ([`crate::github`]).
 //!
 //! Nothing of a sign-in is kept here: the PKCE verifier and the nonce are derived from the
 //! browser's 256-bit binding secret (see [`gatehouse_core::login`]), so they are recomputed
@@ -64,6 +65,8 @@ impl Upstream {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
             .no_proxy()
+            // GitHub's API refuses requests without one.
+            .user_agent(concat!("Gatehouse/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Upstream {
             http,
@@ -133,13 +136,16 @@ impl Upstream {
         self.metadata.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Where to send the browser for `started`, an OpenID Connect login request; the
-    /// provider sends it back to `callback`.
+    /// Where to send the browser for `started`, a login request through an identity
+    /// provider; the provider sends it back to `callback`.
     pub async fn authorization_url(
         &self,
         started: &StartedLogin,
         callback: &str,
     ) -> Result<String, LoginError> {
+        if let Some(github) = github(&started.connection) {
+            return github.authorization_url(started, callback);
+        }
         let (_, _, _, scopes) = settings(&started.connection)?;
         let client = self
             .client_for(&started.connection, callback, false)
@@ -161,8 +167,9 @@ impl Upstream {
         Ok(url.to_string())
     }
 
-    /// Exchanges `code` at the provider of `connection`, checks the ID token, and returns
-    /// the person's claims (with the userinfo endpoint's, when the ID token lacks the email).
+    /// Exchanges `code` at the provider of `connection` and returns the person's claims.
+    /// For OpenID Connect the ID token is checked, and the userinfo endpoint's claims are
+    /// added when it lacks the email.
     pub async fn exchange(
         &self,
         connection: &Connection,
@@ -170,6 +177,11 @@ impl Upstream {
         code: &str,
         callback: &str,
     ) -> Result<Map<String, Value>, LoginError> {
+        if let Some(github) = github(connection) {
+            return github
+                .exchange(&self.http, browser_secret, code, callback)
+                .await;
+        }
         let http = self.client();
         let client = self.client_for(connection, callback, false).await?;
         let token = client
@@ -250,18 +262,51 @@ async fn call(
     for (k, v) in resp.headers() {
         out = out.header(k, v);
     }
+    let uri = parts.uri.to_string();
+    let bytes = read_limited(&mut resp, &uri).await?;
+    out.body(bytes).map_err(|e| HttpError(e.to_string()))
+}
+
+/// The body of `resp`, at most [`MAX_BODY`].
+async fn read_limited(resp: &mut reqwest::Response, url: &str) -> Result<Vec<u8>, HttpError> {
     let mut bytes = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| HttpError(format!("{}: {e}", parts.uri)))?
+        .map_err(|e| HttpError(format!("{url}: {e}")))?
     {
         if bytes.len() + chunk.len() > MAX_BODY {
-            return Err(HttpError(format!("{}: answer over 1 MiB", parts.uri)));
+            return Err(HttpError(format!("{url}: answer over 1 MiB")));
         }
         bytes.extend_from_slice(&chunk);
     }
-    out.body(bytes).map_err(|e| HttpError(e.to_string()))
+    Ok(bytes)
+}
+
+/// The body of a provider's answer to a call to `url`, at most [`MAX_BODY`].
+pub(crate) async fn read_body(
+    mut resp: reqwest::Response,
+    url: &str,
+) -> Result<Vec<u8>, LoginError> {
+    read_limited(&mut resp, url)
+        .await
+        .map_err(|e| LoginError::Upstream(format!("the identity provider's answer failed: {e}")))
+}
+
+/// The GitHub app of `c`, if it is a GitHub connection.
+fn github(c: &Connection) -> Option<crate::github::Github<'_>> {
+    match &c.kind {
+        ConnectionKind::Github {
+            base_url,
+            client_id,
+            client_secret,
+        } => Some(crate::github::Github {
+            base_url,
+            client_id,
+            client_secret,
+        }),
+        _ => None,
+    }
 }
 
 /// The OpenID Connect settings of `c`.
@@ -273,10 +318,12 @@ fn settings(c: &Connection) -> Result<(&str, &str, &str, &[String]), LoginError>
             client_secret,
             scopes,
         } => Ok((issuer, client_id, client_secret, scopes)),
-        ConnectionKind::Federated { .. } => Err(LoginError::WrongKind(format!(
-            "connection {} is not an OpenID Connect connection",
-            c.id
-        ))),
+        ConnectionKind::Federated { .. } | ConnectionKind::Github { .. } => {
+            Err(LoginError::WrongKind(format!(
+                "connection {} is not an OpenID Connect connection",
+                c.id
+            )))
+        }
     }
 }
 
@@ -354,7 +401,7 @@ fn derived(purpose: &str, browser_secret: &str) -> String {
 }
 
 /// The PKCE verifier of a sign-in: 43 characters, from the browser's secret.
-fn pkce_verifier(browser_secret: &str) -> PkceCodeVerifier {
+pub(crate) fn pkce_verifier(browser_secret: &str) -> PkceCodeVerifier {
     PkceCodeVerifier::new(derived("pkce", browser_secret))
 }
 

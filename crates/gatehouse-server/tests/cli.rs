@@ -22,6 +22,33 @@ fn gatehouse(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `gatehouse` with `input` on standard input.
+fn gatehouse_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--public-url",
+            "https://auth.example.com",
+        ])
+        .args(args)
+        .env_remove("GATEHOUSE_CONFIG")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn json(out: &Output) -> Value {
     assert!(
         out.status.success(),
@@ -1057,6 +1084,80 @@ fn connections_and_sign_in_methods() {
     );
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("must be https"), "{}", stderr(&bad));
+    let no_secret = gatehouse(
+        d,
+        &[
+            "connections",
+            "add-oidc",
+            "--name",
+            "GitHub",
+            "--preset",
+            "github",
+            "--client-id",
+            "Iv1.abc",
+        ],
+    );
+    assert!(!no_secret.status.success());
+    assert!(
+        stderr(&no_secret).contains("GitHub requires one"),
+        "{}",
+        stderr(&no_secret)
+    );
+    let github = gatehouse_stdin(
+        d,
+        &[
+            "connections",
+            "add-oidc",
+            "--name",
+            "Corp GitHub",
+            "--preset",
+            "github",
+            "--tenant",
+            "github.corp.example",
+            "--client-id",
+            "Iv1.abc",
+            "--client-secret-stdin",
+        ],
+        "first-secret\n",
+    );
+    let text = String::from_utf8_lossy(&github.stdout);
+    assert!(github.status.success(), "{}", stderr(&github));
+    assert!(
+        text.contains("kind:     github")
+            && text.contains("github:   https://github.corp.example")
+            && text.contains("read:user user:email")
+            && text.contains("Set this authorization callback URL in the GitHub OAuth app")
+            && !text.contains("first-secret"),
+        "{text}"
+    );
+    let gh_id = text
+        .split_whitespace()
+        .find(|w| w.starts_with("conn_"))
+        .unwrap()
+        .to_owned();
+    let rotated = gatehouse_stdin(
+        d,
+        &[
+            "connections",
+            "update",
+            &gh_id,
+            "--client-secret-stdin",
+            "--json",
+        ],
+        "second-secret\n",
+    );
+    assert_eq!(json(&rotated)["client_secret_set"], true);
+    let federated_secret = gatehouse_stdin(
+        d,
+        &["connections", "update", &id, "--client-secret-stdin"],
+        "x\n",
+    );
+    assert!(
+        stderr(&federated_secret).contains("only identity providers"),
+        "{}",
+        stderr(&federated_secret)
+    );
+    json(&gatehouse(d, &["connections", "remove", &gh_id, "--json"]));
     let res_id = gatehouse(d, &["connections", "show", "res_abc", "--json"]);
     assert!(
         stderr(&res_id).contains("MCP server id"),

@@ -1630,7 +1630,8 @@ pub struct ConnectionView {
     id: String,
     /// Shown on the sign-in button ("Continue with …").
     name: String,
-    /// `federated` (bring your own auth) or `oidc` (an upstream OpenID Connect provider).
+    /// `federated` (bring your own auth), `oidc` (an upstream OpenID Connect provider) or
+    /// `github` (GitHub or a GitHub Enterprise Server).
     kind: String,
     /// Where the browser is sent, with `login_request_id` and `state` (federated).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1638,13 +1639,16 @@ pub struct ConnectionView {
     /// The provider's issuer (oidc).
     #[serde(skip_serializing_if = "Option::is_none")]
     issuer: Option<String>,
-    /// Gatehouse's client id at the provider (oidc).
+    /// `https://github.com` or the GitHub Enterprise Server (github).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base_url: Option<String>,
+    /// Gatehouse's client id at the provider (oidc, github).
     #[serde(skip_serializing_if = "Option::is_none")]
     client_id: Option<String>,
-    /// Whether a client secret is set; it is never shown (oidc).
+    /// Whether a client secret is set; it is never shown (oidc, github).
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret_set: Option<bool>,
-    /// Scopes asked of the provider (oidc).
+    /// Scopes asked of the provider (oidc, github).
     #[serde(skip_serializing_if = "Option::is_none")]
     scopes: Option<Vec<String>>,
     /// Only people with an email in these domains may sign in; empty: anyone.
@@ -1656,7 +1660,7 @@ pub struct ConnectionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_request_url: Option<String>,
     /// Where the browser comes back: the owner's login page sends it there with `state`
-    /// (federated); the redirect URI to register at the provider (oidc).
+    /// (federated); the redirect URI to register at the provider (oidc, github).
     #[serde(skip_serializing_if = "Option::is_none")]
     callback_url: Option<String>,
 }
@@ -1669,6 +1673,7 @@ fn connection_view(s: &AppState, c: &Connection) -> ConnectionView {
         kind: c.kind.name().to_owned(),
         login_url: None,
         issuer: None,
+        base_url: None,
         client_id: None,
         client_secret_set: None,
         scopes: None,
@@ -1694,6 +1699,21 @@ fn connection_view(s: &AppState, c: &Connection) -> ConnectionView {
             v.client_secret_set = Some(!client_secret.is_empty());
             v.scopes = Some(scopes.clone());
         }
+        ConnectionKind::Github {
+            base_url,
+            client_id,
+            client_secret,
+        } => {
+            v.base_url = Some(base_url.clone());
+            v.client_id = Some(client_id.clone());
+            v.client_secret_set = Some(!client_secret.is_empty());
+            v.scopes = Some(
+                gatehouse_core::signin::GITHUB_SCOPES
+                    .split(' ')
+                    .map(str::to_owned)
+                    .collect(),
+            );
+        }
     }
     v
 }
@@ -1704,22 +1724,25 @@ fn connection_view(s: &AppState, c: &Connection) -> ConnectionView {
 pub struct NewConnectionBody {
     #[schema(min_length = 1, max_length = 100)]
     name: String,
-    /// `federated`: bring your own auth; `oidc`: an upstream OpenID Connect provider.
-    #[schema(pattern = "^(federated|oidc)$")]
+    /// `federated`: bring your own auth; `oidc`: an identity provider, by `preset` or
+    /// OpenID Connect `issuer`; `github`: GitHub (the same as `oidc` with preset `github`).
+    #[schema(pattern = "^(federated|oidc|github)$")]
     kind: String,
     /// The owner's login page (https, or http on loopback); required for `federated`.
     login_url: Option<String>,
-    /// `google`, `entra` or `okta` (oidc; or give `issuer`).
+    /// `google`, `entra`, `okta` or `github` (oidc; or give `issuer`).
     preset: Option<String>,
-    /// The Entra tenant id or the Okta domain, with `preset`.
+    /// The Entra tenant id, the Okta domain, or a GitHub Enterprise Server (host or URL), with
+    /// `preset`.
     tenant: Option<String>,
     /// The provider's issuer URL (oidc; or give `preset`).
     issuer: Option<String>,
-    /// Gatehouse's client id at the provider; required for `oidc`.
+    /// Gatehouse's client id at the provider; required for `oidc` and `github`.
     client_id: Option<String>,
-    /// Gatehouse's client secret at the provider (oidc; absent: a public client).
+    /// Gatehouse's client secret at the provider (oidc: absent for a public client; required
+    /// for GitHub).
     client_secret: Option<String>,
-    /// Scopes to ask for (oidc; default `openid email profile`).
+    /// Scopes to ask for (OpenID Connect only; default `openid email profile`).
     #[serde(default)]
     scopes: Vec<String>,
     #[serde(default)]
@@ -1734,21 +1757,30 @@ fn connection_kind(kind: &str, login_url: Option<String>) -> ApiResult<Connectio
             })?,
         }),
         other => Err(ApiError::invalid(format!(
-            "kind `{other}`: use federated or oidc"
+            "kind `{other}`: use federated, oidc or github"
         ))),
     }
 }
 
 fn new_connection_kind(n: &NewConnectionBody) -> ApiResult<ConnectionKind> {
-    if n.kind != "oidc" {
-        return connection_kind(&n.kind, n.login_url.clone());
-    }
-    let client_id = n
-        .client_id
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid("client_id is required for an oidc connection"))?;
-    ConnectionKind::oidc(
-        n.preset.as_deref(),
+    let preset = match (n.kind.as_str(), n.preset.as_deref()) {
+        ("oidc", preset) => preset,
+        ("github", None | Some("github")) => Some("github"),
+        ("github", Some(_)) => {
+            return Err(ApiError::invalid(
+                "a github connection takes no other preset",
+            ));
+        }
+        (other, _) => return connection_kind(other, n.login_url.clone()),
+    };
+    let client_id = n.client_id.as_deref().ok_or_else(|| {
+        ApiError::invalid(format!(
+            "client_id is required for an {} connection",
+            n.kind
+        ))
+    })?;
+    ConnectionKind::provider(
+        preset,
         n.tenant.as_deref(),
         n.issuer.as_deref(),
         client_id,
@@ -1813,7 +1845,7 @@ pub struct ConnectionChangeBody {
     name: Option<String>,
     /// A federated connection's login page.
     login_url: Option<String>,
-    /// An oidc connection's new client secret (after rotating it at the provider).
+    /// An oidc or github connection's new client secret (after rotating it at the provider).
     client_secret: Option<String>,
     allowed_domains: Option<Vec<String>>,
     enabled: Option<bool>,
@@ -1838,10 +1870,10 @@ async fn update_connection(
         (Some(url), None, ConnectionKind::Federated { .. }) => {
             Some(connection_kind("federated", Some(url))?)
         }
-        (None, Some(secret), ConnectionKind::Oidc { .. }) => {
+        (None, Some(secret), kind) if kind.is_provider() => {
             let mut k = current.kind.clone();
-            if let ConnectionKind::Oidc { client_secret, .. } = &mut k {
-                *client_secret = secret;
+            if let Some(s) = k.client_secret_mut() {
+                *s = secret;
             }
             Some(k)
         }
@@ -1852,7 +1884,7 @@ async fn update_connection(
         }
         (None, Some(_), _) => {
             return Err(ApiError::invalid(
-                "client_secret applies to oidc connections only",
+                "client_secret applies to oidc and github connections only",
             ));
         }
     };

@@ -1131,12 +1131,13 @@ struct ConnectionRow {
     kind: &'static str,
     domains: String,
     enabled: bool,
-    /// Bring your own auth: the owner's login page. OpenID Connect: the issuer.
+    /// Bring your own auth: the owner's login page. OpenID Connect: the issuer. GitHub: its
+    /// URL.
     login_url: String,
     auth_request_url: String,
     callback_url: String,
-    /// OpenID Connect: Gatehouse's client id at the provider, whether it has a secret, and
-    /// the scopes asked for.
+    /// Identity providers: Gatehouse's client id at the provider, whether it has a secret,
+    /// and the scopes asked for.
     client_id: String,
     secret_set: bool,
     scopes: String,
@@ -1202,6 +1203,16 @@ pub async fn sign_in(State(s): State<AppState>, AdminPage { token, user }: Admin
                         !client_secret.is_empty(),
                         scopes.join(" "),
                     ),
+                    ConnectionKind::Github {
+                        base_url,
+                        client_id,
+                        client_secret,
+                    } => (
+                        base_url.clone(),
+                        client_id.clone(),
+                        !client_secret.is_empty(),
+                        gatehouse_core::signin::GITHUB_SCOPES.to_owned(),
+                    ),
                 };
                 ConnectionRow {
                     id: c.id.to_string(),
@@ -1247,7 +1258,7 @@ pub async fn save_sign_in(
 }
 
 /// `POST /admin/connections`: a bring-your-own-auth connection, or (`kind=oidc`) an
-/// OpenID Connect provider by preset or issuer.
+/// identity provider by preset (GitHub among them) or OpenID Connect issuer.
 pub async fn create_connection(
     State(s): State<AppState>,
     AdminForm {
@@ -1265,7 +1276,7 @@ pub async fn create_connection(
     };
     let given = |name: &str| Some(field(&form, name).trim()).filter(|v| !v.is_empty());
     let kind = if field(&form, "kind") == "oidc" {
-        match ConnectionKind::oidc(
+        match ConnectionKind::provider(
             given("preset"),
             given("tenant"),
             given("issuer"),

@@ -8,6 +8,10 @@
 //!    backend, with an admin API key as bearer, says who signed in.
 //! 3. `GET /sso/v1/connections/{id}/partner:callback?state=…`: the browser is back; the
 //!    person is signed in and goes on to consent.
+//!
+//! Identity providers (OpenID Connect, GitHub): `start` sends the browser to the provider
+//! ([`crate::oidc::Upstream`]), which sends it back to `GET /sso/v1/connections/{id}/callback`
+//! with a code.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -15,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::login::{LoginError, request_in_state};
 use gatehouse_core::signin::Profile;
-use gatehouse_core::signin::{ConnectionKind, LOGIN_REQUEST_TTL, Method};
+use gatehouse_core::signin::{LOGIN_REQUEST_TTL, Method};
 use gatehouse_core::types::LoginRequestId;
 use serde::{Deserialize, Serialize};
 
@@ -61,15 +65,14 @@ pub async fn start(
         Ok(x) => x,
         Err(e) => return page(&s, &connection, &e),
     };
-    let to = match &started.connection.kind {
-        ConnectionKind::Oidc { .. } => {
-            let callback = started.connection.callback_url(s.engine.public_issuer());
-            match s.upstream.authorization_url(&started, &callback).await {
-                Ok(url) => Some(url),
-                Err(e) => return page(&s, &connection, &e),
-            }
+    let to = if started.connection.kind.is_provider() {
+        let callback = started.connection.callback_url(s.engine.public_issuer());
+        match s.upstream.authorization_url(&started, &callback).await {
+            Ok(url) => Some(url),
+            Err(e) => return page(&s, &connection, &e),
         }
-        ConnectionKind::Federated { .. } => started.redirect_url(),
+    } else {
+        started.redirect_url()
     };
     let Some(to) = to else {
         tracing::error!(connection = %started.connection.id, "connection has an unusable login URL");
@@ -134,9 +137,9 @@ pub struct ProviderCallbackQuery {
     error_description: Option<String>,
 }
 
-/// `GET /sso/v1/connections/{id}/callback`: an OpenID Connect provider sends the browser
-/// back with a code (or an error). The code is exchanged, the ID token checked, and the
-/// person signed in.
+/// `GET /sso/v1/connections/{id}/callback`: an identity provider (OpenID Connect, GitHub)
+/// sends the browser back with a code (or an error). The code is exchanged, the ID token
+/// checked (GitHub: its user API read), and the person signed in.
 pub async fn provider_callback(
     State(s): State<AppState>,
     Path(connection): Path<String>,

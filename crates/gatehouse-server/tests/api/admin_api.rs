@@ -1065,15 +1065,113 @@ async fn connections_and_sign_in_methods_through_the_api() {
             .unwrap()
             .contains("MCP server id")
     );
-    let (status, _) = api
+
+    // GitHub: its own kind, with the client secret GitHub requires and fixed scopes.
+    let (status, body) = api
         .call(
-            Method::DELETE,
-            &format!("/connections/{id}"),
+            Method::POST,
+            "/connections",
             Some(&api.key),
-            None,
+            Some(json!({"name": "GitHub", "kind": "github", "client_id": "Iv1.abc"})),
         )
         .await;
-    assert_eq!(status, 204);
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("client secret")
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/connections",
+            Some(&api.key),
+            Some(
+                json!({"name": "GitHub", "kind": "github", "client_id": "Iv1.abc",
+                        "client_secret": "s", "scopes": ["repo"]}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "invalid"),
+        "GitHub scopes are fixed"
+    );
+    let (status, gh) = api
+        .call(
+            Method::POST,
+            "/connections",
+            Some(&api.key),
+            Some(
+                json!({"name": "GitHub", "kind": "github", "client_id": "Iv1.abc",
+                        "client_secret": "gh-secret"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{gh}");
+    assert_eq!(gh["kind"], "github");
+    assert_eq!(gh["base_url"], "https://github.com");
+    assert_eq!(gh["scopes"], json!(["read:user", "user:email"]));
+    assert_eq!(gh["client_secret_set"], true);
+    assert!(!gh.to_string().contains("gh-secret"));
+    let gh_id = gh["id"].as_str().unwrap().to_owned();
+    assert!(
+        gh["callback_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/sso/v1/connections/{gh_id}/callback"))
+    );
+    let (status, ghes) = api
+        .call(
+            Method::POST,
+            "/connections",
+            Some(&api.key),
+            Some(
+                json!({"name": "Corp GitHub", "kind": "oidc", "preset": "github",
+                        "tenant": "github.corp.example", "client_id": "c",
+                        "client_secret": "s"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{ghes}");
+    assert_eq!(ghes["kind"], "github");
+    assert_eq!(ghes["base_url"], "https://github.corp.example");
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/connections/{gh_id}"),
+            Some(&api.key),
+            Some(json!({"login_url": "https://x.example"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "invalid"));
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/connections/{gh_id}"),
+            Some(&api.key),
+            Some(json!({"client_secret": "rotated"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let stored = gatehouse_core::store::SignInStore::connections(api.app.store.as_ref())
+        .await
+        .unwrap();
+    assert!(stored.iter().any(|c| matches!(&c.kind,
+        gatehouse_core::signin::ConnectionKind::Github { client_secret, .. } if client_secret == "rotated")));
+
+    for id in [id, gh_id, ghes["id"].as_str().unwrap().to_owned()] {
+        let (status, _) = api
+            .call(
+                Method::DELETE,
+                &format!("/connections/{id}"),
+                Some(&api.key),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
+    }
     let (_, list) = api.get("/connections").await;
     assert_eq!(list, json!([]));
 }

@@ -597,6 +597,53 @@ async fn sign_in_methods_and_connections_are_managed_from_the_dashboard() {
     );
     assert!(page.body.contains("client secret set"));
     assert!(!page.body.contains("s3cret-value"));
+    // GitHub Enterprise Server, by the same form.
+    let github = b
+        .post(
+            "/admin/connections",
+            &form(
+                &token,
+                &[
+                    ("kind", "oidc"),
+                    ("name", "Corp GitHub"),
+                    ("preset", "github"),
+                    ("tenant", "github.corp.example"),
+                    ("issuer", ""),
+                    ("client_id", "Iv1.0123"),
+                    ("client_secret", "gh-s3cret"),
+                    ("scopes", ""),
+                    ("domains", ""),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(github.status, 303, "{}", github.body);
+    let conns = app.store.connections().await.unwrap();
+    let gh = conns.iter().find(|c| c.name == "Corp GitHub").unwrap();
+    assert!(matches!(&gh.kind,
+        gatehouse_core::signin::ConnectionKind::Github { base_url, client_secret, .. }
+            if base_url == "https://github.corp.example" && client_secret == "gh-s3cret"));
+    let page = b.get("/admin/sign-in").await;
+    assert!(
+        page.body
+            .contains("GitHub: <code>https://github.corp.example</code>")
+    );
+    assert!(
+        page.body
+            .contains("Authorization callback URL to register in the OAuth app")
+    );
+    assert!(
+        page.body
+            .contains(&format!("/sso/v1/connections/{}/callback", gh.id))
+    );
+    assert!(!page.body.contains("gh-s3cret"));
+    let removed = b
+        .post(
+            &format!("/admin/connections/{}/delete", gh.id),
+            &form(&token, &[]),
+        )
+        .await;
+    assert_eq!(removed.status, 303);
     let removed = b
         .post(
             &format!("/admin/connections/{}/delete", g.id),
