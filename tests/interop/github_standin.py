@@ -29,10 +29,10 @@ import secrets
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from conftest import free_port
+from conftest import free_port, serve_http
 
 # GitHub accounts: login -> (user object, email list).
 ACCOUNTS = {
@@ -196,11 +196,5 @@ def run_github(client_id: str, client_secret: str):
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_http(port, Handler):
         yield gh
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -10,15 +10,14 @@ says. A wrong passcode stays on the app's page and tells Gatehouse nothing.
 from __future__ import annotations
 
 import html
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
 
-from conftest import free_port
+from conftest import free_port, serve_http
 
 # The owner's own accounts: user name -> (passcode, claims it sends for them).
 ACCOUNTS = {
@@ -110,11 +109,5 @@ def run_owner_login(gatehouse_url: str, connection_id: str, api_key: str):
         def log_message(self, *args) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_http(port, Handler):
         yield owner
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

@@ -13,10 +13,9 @@ import base64
 import json
 import ssl
 import subprocess
-import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,7 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
 import pages
-from conftest import free_port, run_gatehouse, run_todo
+from conftest import free_port, run_gatehouse, run_todo, serve_http
 
 REDIRECT = "http://127.0.0.1:53682/callback"
 # The shortest access-token lifetime Gatehouse allows, so the test sees one expire.
@@ -186,17 +185,10 @@ def metadata_document_host(tmp: Path):
         def log_message(self, *args) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(str(cert), str(key))
-    httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_http(port, Handler, tls):
         yield url, str(ca), fetches
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def test_dcr_and_metadata_document_clients_sign_in_call_tools_and_refresh(tmp_path):

@@ -437,31 +437,17 @@ fn users_add_list_remove() {
     let password = ada["password"].as_str().unwrap().to_owned();
     assert_eq!(password.len(), 24);
     // Password from standard input.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args([
-            "--data-dir",
-            d.to_str().unwrap(),
+    let out = gatehouse_stdin(
+        d,
+        &[
             "users",
             "add",
             "--email",
             "bob@example.com",
             "--password-stdin",
-        ])
-        .env_remove("GATEHOUSE_CONFIG")
-        .current_dir(d)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"bobs long password\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        ],
+        "bobs long password\n",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("bob@example.com") && !text.contains("bobs long password"));
