@@ -4,6 +4,7 @@
 //! multi-record change runs in one transaction, and every write to resources, clients or keys
 //! moves the change version in that same transaction.
 
+mod rows;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

@@ -5,35 +5,32 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
+use gatehouse_core::audit::{AuditEvent, AuditQuery};
 use gatehouse_core::email_code::EmailChallenge;
-use gatehouse_core::keys::{SigningAlg, StoredKey};
-use gatehouse_core::model::{
-    ApiKey, Client, ClientKind, RefreshPolicy, Resource, ScopeDef, TokenAuthMethod, User,
-};
+use gatehouse_core::keys::StoredKey;
+use gatehouse_core::model::{ApiKey, Client, Resource, User};
 use gatehouse_core::passkey::{CeremonyPurpose, PasskeyCeremony, StoredPasskey};
 use gatehouse_core::records::{
-    CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, RetryAnswer, Session,
+    CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, Session,
 };
-use gatehouse_core::redirect::RedirectUri;
 use gatehouse_core::secret::SecretHash;
-use gatehouse_core::signin::{
-    Connection, ConnectionKind, Identity, LoginRequest, Method, Profile, SignInPolicy,
-};
+use gatehouse_core::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
 use gatehouse_core::store::{
     ApiKeyStore, AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore,
-    KeyStore, PasskeyStore, ResourceStore, RevocationStore, Revocations, RevokedClient,
-    RevokedToken, SessionStore, SignInStore, Store, StoreError, UserStore,
+    KeyStore, PasskeyStore, ResourceStore, RevocationStore, Revocations, RevokedToken,
+    SessionStore, SignInStore, Store, StoreError, UserStore,
 };
 use gatehouse_core::types::{
     ApiKeyId, ConnectionId, EmailChallengeId, LoginRequestId, PasskeyCeremonyId, PasskeyId,
 };
-use gatehouse_core::{ClientId, GrantId, Kid, ResourceId, ResourceUri, ScopeSet, UnixTime, UserId};
+use gatehouse_core::{ClientId, GrantId, ResourceId, UnixTime, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+
+use crate::rows::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -132,20 +129,6 @@ impl SqliteStore {
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-/// Maps unique and foreign-key violations to `Conflict`, everything else to `Backend`.
-fn classify(e: sqlx::Error, what: &str) -> StoreError {
-    if let Some(db) = e.as_database_error()
-        && (db.is_unique_violation() || db.is_foreign_key_violation())
-    {
-        return StoreError::Conflict(format!("{what}: {}", db.message()));
-    }
-    backend(e)
-}
-
 async fn bump(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
     sqlx::query("UPDATE change_version SET version = version + 1 WHERE id = 1")
         .execute(&mut **tx)
@@ -154,74 +137,10 @@ async fn bump(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Backend(format!("stored {what} is not valid"))
-}
-
-fn resource_from_row(row: &SqliteRow) -> Result<Resource, StoreError> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
-    let scopes: Vec<ScopeDef> =
-        serde_json::from_str(&get_s("scopes")?).map_err(|_| corrupt("scopes"))?;
-    Ok(Resource {
-        id: ResourceId::parse(&get_s("id")?).map_err(|_| corrupt("resource id"))?,
-        name: get_s("name")?,
-        url: ResourceUri::parse(&get_s("url")?).map_err(|_| corrupt("resource URL"))?,
-        scopes,
-        token_ttl: row.try_get::<i64, _>("token_ttl").map_err(backend)? as u32,
-        signing_alg: SigningAlg::parse(&get_s("signing_alg")?).ok_or_else(|| corrupt("alg"))?,
-        dynamic_registration: row.try_get("dynamic_registration").map_err(backend)?,
-        metadata_documents: row.try_get("metadata_documents").map_err(backend)?,
-        refresh_tokens: RefreshPolicy::parse(&get_s("refresh_tokens")?)
-            .ok_or_else(|| corrupt("refresh-token policy"))?,
-        sign_in_methods: row
-            .try_get::<Option<String>, _>("sign_in_methods")
-            .map_err(backend)?
-            .map(|m| serde_json::from_str(&m).map_err(|_| corrupt("sign-in methods")))
-            .transpose()?,
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-    })
-}
-
-fn methods_json(r: &Resource) -> Result<Option<String>, StoreError> {
-    r.sign_in_methods
-        .as_ref()
-        .map(|m| serde_json::to_string(m).map_err(backend))
-        .transpose()
-}
-
-fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
-    let opt_s = |c: &str| row.try_get::<Option<String>, _>(c).map_err(backend);
-    let redirect_uris: Vec<RedirectUri> =
-        serde_json::from_str(&get_s("redirect_uris")?).map_err(|_| corrupt("redirect URIs"))?;
-    Ok(Client {
-        id: ClientId::parse(&get_s("id")?).map_err(|_| corrupt("client id"))?,
-        resource: opt_s("resource_id")?
-            .map(|r| ResourceId::parse(&r).map_err(|_| corrupt("resource id")))
-            .transpose()?,
-        name: get_s("name")?,
-        kind: ClientKind::parse(&get_s("kind")?).ok_or_else(|| corrupt("client kind"))?,
-        secret_hash: opt_s("secret_hash")?.map(SecretHash::from_stored),
-        scopes: ScopeSet::parse(&get_s("scopes")?).map_err(|_| corrupt("scopes"))?,
-        redirect_uris,
-        auth_method: TokenAuthMethod::parse(&get_s("auth_method")?)
-            .ok_or_else(|| corrupt("auth method"))?,
-        metadata: serde_json::from_str(&get_s("metadata")?).map_err(|_| corrupt("metadata"))?,
-        registration_token_hash: opt_s("registration_token_hash")?.map(SecretHash::from_stored),
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-        last_used_at: row
-            .try_get::<Option<i64>, _>("last_used_at")
-            .map_err(backend)?
-            .map(UnixTime),
-        disabled_at: opt_time(row, "disabled_at")?,
-        tokens_revoked_at: opt_time(row, "tokens_revoked_at")?,
-    })
-}
-
 #[async_trait]
 impl ResourceStore for SqliteStore {
     async fn insert_resource(&self, r: &Resource) -> Result<(), StoreError> {
-        let scopes = serde_json::to_string(&r.scopes).map_err(backend)?;
+        let scopes = to_json(&r.scopes)?;
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO resources (id, name, url, url_key, scopes, token_ttl, signing_alg,
@@ -249,7 +168,7 @@ impl ResourceStore for SqliteStore {
     }
 
     async fn update_resource(&self, r: &Resource) -> Result<bool, StoreError> {
-        let scopes = serde_json::to_string(&r.scopes).map_err(backend)?;
+        let scopes = to_json(&r.scopes)?;
         let mut tx = self.write().await?;
         let changed = sqlx::query(
             "UPDATE resources SET name = ?, url = ?, url_key = ?, scopes = ?, token_ttl = ?,
@@ -347,9 +266,9 @@ impl ClientStore for SqliteStore {
         .bind(c.kind.as_str())
         .bind(c.secret_hash.as_ref().map(SecretHash::as_str))
         .bind(c.scopes.to_param())
-        .bind(serde_json::to_string(&c.redirect_uris).map_err(backend)?)
+        .bind(to_json(&c.redirect_uris)?)
         .bind(c.auth_method.as_str())
-        .bind(serde_json::to_string(&c.metadata).map_err(backend)?)
+        .bind(to_json(&c.metadata)?)
         .bind(c.registration_token_hash.as_ref().map(SecretHash::as_str))
         .bind(c.created_at.0)
         .bind(c.last_used_at.map(|t| t.0))
@@ -582,18 +501,7 @@ impl KeyStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredKey {
-                    kid: Kid::new(row.try_get::<String, _>("kid").map_err(backend)?),
-                    alg: SigningAlg::parse(&row.try_get::<String, _>("alg").map_err(backend)?)
-                        .ok_or_else(|| corrupt("key algorithm"))?,
-                    private_pkcs8: row.try_get("private_pkcs8").map_err(backend)?,
-                    created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-                    activates_at: UnixTime(row.try_get("activates_at").map_err(backend)?),
-                })
-            })
-            .collect()
+        rows.iter().map(key_from_row).collect()
     }
 }
 
@@ -642,15 +550,7 @@ impl RevocationStore for SqliteStore {
         .await
         .map_err(backend)?
         .iter()
-        .map(|row| {
-            Ok(RevokedToken {
-                jti: row.try_get("jti").map_err(backend)?,
-                resource: id(row, "resource_id", ResourceId::parse)?,
-                client: id(row, "client_id", ClientId::parse)?,
-                expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
-                revoked_at: UnixTime(row.try_get("revoked_at").map_err(backend)?),
-            })
-        })
+        .map(revoked_token_from_row)
         .collect::<Result<Vec<_>, StoreError>>()?;
         let clients = sqlx::query(
             "SELECT * FROM revoked_clients
@@ -664,37 +564,10 @@ impl RevocationStore for SqliteStore {
         .await
         .map_err(backend)?
         .iter()
-        .map(|row| {
-            let resource: Option<String> = row.try_get("resource_id").map_err(backend)?;
-            Ok(RevokedClient {
-                client: id(row, "client_id", ClientId::parse)?,
-                resource: resource
-                    .map(|r| ResourceId::parse(&r).map_err(|e| StoreError::Backend(e.0)))
-                    .transpose()?,
-                revoked_at: UnixTime(row.try_get("revoked_at").map_err(backend)?),
-                expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
-            })
-        })
+        .map(revoked_client_from_row)
         .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Revocations { tokens, clients })
     }
-}
-
-/// An id column parsed with `parse`.
-fn id<T, E: std::fmt::Display>(
-    row: &SqliteRow,
-    column: &str,
-    parse: impl Fn(&str) -> Result<T, E>,
-) -> Result<T, StoreError> {
-    let s: String = row.try_get(column).map_err(backend)?;
-    parse(&s).map_err(|e| StoreError::Backend(format!("{column}: {e}")))
-}
-
-fn opt_time(row: &SqliteRow, column: &str) -> Result<Option<UnixTime>, StoreError> {
-    Ok(row
-        .try_get::<Option<i64>, _>(column)
-        .map_err(backend)?
-        .map(UnixTime))
 }
 
 /// Stores a new person, on the pool or inside a transaction.
@@ -716,74 +589,6 @@ async fn insert_user_row<'e>(
     .await
     .map_err(|e| classify(e, "user id or email taken"))?;
     Ok(())
-}
-
-fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
-    Ok(User {
-        id: UserId::parse(&get_s("id")?).map_err(|_| corrupt("user id"))?,
-        email: get_s("email")?,
-        password_hash: get_s("password_hash")?,
-        admin: row.try_get("admin").map_err(backend)?,
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-        disabled_at: opt_time(row, "disabled_at")?,
-    })
-}
-
-fn grant_from_row(row: &SqliteRow) -> Result<Grant, StoreError> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
-    Ok(Grant {
-        id: GrantId::from_stored(get_s("id")?),
-        client: ClientId::parse(&get_s("client_id")?).map_err(|_| corrupt("client id"))?,
-        user: UserId::parse(&get_s("user_id")?).map_err(|_| corrupt("user id"))?,
-        resource: ResourceId::parse(&get_s("resource_id")?).map_err(|_| corrupt("resource id"))?,
-        issuer: get_s("issuer")?,
-        scopes: ScopeSet::parse(&get_s("scopes")?).map_err(|_| corrupt("scopes"))?,
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-        revoked_at: row
-            .try_get::<Option<i64>, _>("revoked_at")
-            .map_err(backend)?
-            .map(UnixTime),
-    })
-}
-
-fn code_from_row(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
-    Ok(CodeRecord {
-        hash: SecretHash::from_stored(get_s("hash")?),
-        grant: GrantId::from_stored(get_s("grant_id")?),
-        redirect_uri: get_s("redirect_uri")?,
-        redirect_uri_sent: row.try_get("redirect_uri_sent").map_err(backend)?,
-        challenge: get_s("challenge")?,
-        expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
-        used_at: row
-            .try_get::<Option<i64>, _>("used_at")
-            .map_err(backend)?
-            .map(UnixTime),
-    })
-}
-
-fn refresh_from_row(row: &SqliteRow) -> Result<RefreshRecord, StoreError> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
-    let request: Option<String> = row.try_get("retry_request_hash").map_err(backend)?;
-    let sealed: Option<Vec<u8>> = row.try_get("retry_sealed").map_err(backend)?;
-    Ok(RefreshRecord {
-        hash: SecretHash::from_stored(get_s("hash")?),
-        grant: GrantId::from_stored(get_s("grant_id")?),
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-        expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
-        rotated_at: row
-            .try_get::<Option<i64>, _>("rotated_at")
-            .map_err(backend)?
-            .map(UnixTime),
-        retry: match (request, sealed) {
-            (Some(r), Some(sealed)) => Some(RetryAnswer {
-                request_hash: SecretHash::from_stored(r),
-                sealed,
-            }),
-            _ => None,
-        },
-    })
 }
 
 #[async_trait]
@@ -955,20 +760,6 @@ impl ApiKeyStore for SqliteStore {
     }
 }
 
-fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
-    let revoked: Option<i64> = row.try_get("revoked_at").map_err(backend)?;
-    Ok(ApiKey {
-        id: id(row, "id", ApiKeyId::parse)?,
-        name: row.try_get("name").map_err(backend)?,
-        user: id(row, "user_id", UserId::parse)?,
-        secret_hash: SecretHash::from_stored(
-            row.try_get::<String, _>("secret_hash").map_err(backend)?,
-        ),
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-        revoked_at: revoked.map(UnixTime),
-    })
-}
-
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
@@ -1036,17 +827,6 @@ impl SessionStore for SqliteStore {
     }
 }
 
-fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
-    Ok(Session {
-        hash: SecretHash::from_stored(row.try_get::<String, _>("hash").map_err(backend)?),
-        user: id(row, "user_id", UserId::parse)?,
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-        last_seen_at: UnixTime(row.try_get("last_seen_at").map_err(backend)?),
-        method: Method::parse(&row.try_get::<String, _>("method").map_err(backend)?)
-            .map_err(|_| corrupt("sign-in method"))?,
-    })
-}
-
 #[async_trait]
 impl GrantStore for SqliteStore {
     async fn consent(
@@ -1055,26 +835,17 @@ impl GrantStore for SqliteStore {
         client: &ClientId,
         resource: &ResourceId,
     ) -> Result<Option<Consent>, StoreError> {
-        let row = sqlx::query(
-            "SELECT scopes, granted_at FROM consents
-             WHERE user_id = ? AND client_id = ? AND resource_id = ?",
+        sqlx::query(
+            "SELECT * FROM consents WHERE user_id = ? AND client_id = ? AND resource_id = ?",
         )
         .bind(user.as_str())
         .bind(client.as_str())
         .bind(resource.as_str())
         .fetch_optional(&self.pool)
         .await
-        .map_err(backend)?;
-        row.map(|row| {
-            Ok(Consent {
-                user: user.clone(),
-                client: client.clone(),
-                resource: resource.clone(),
-                scopes: ScopeSet::parse(&row.try_get::<String, _>("scopes").map_err(backend)?)
-                    .map_err(|_| corrupt("scopes"))?,
-                granted_at: UnixTime(row.try_get("granted_at").map_err(backend)?),
-            })
-        })
+        .map_err(backend)?
+        .as_ref()
+        .map(consent_from_row)
         .transpose()
     }
 
@@ -1114,16 +885,7 @@ impl GrantStore for SqliteStore {
             .await
             .map_err(backend)?
             .iter()
-            .map(|row| {
-                Ok(Consent {
-                    user: id(row, "user_id", UserId::parse)?,
-                    client: id(row, "client_id", ClientId::parse)?,
-                    resource: id(row, "resource_id", ResourceId::parse)?,
-                    scopes: ScopeSet::parse(&row.try_get::<String, _>("scopes").map_err(backend)?)
-                        .map_err(|_| corrupt("scopes"))?,
-                    granted_at: UnixTime(row.try_get("granted_at").map_err(backend)?),
-                })
-            })
+            .map(consent_from_row)
             .collect()
     }
 
@@ -1396,32 +1158,6 @@ impl AuditStore for SqliteStore {
     }
 }
 
-fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
-    let name: String = row.try_get("event").map_err(backend)?;
-    let outcome: String = row.try_get("outcome").map_err(backend)?;
-    let details: String = row.try_get("details").map_err(backend)?;
-    Ok(AuditEvent {
-        seq: Some(row.try_get("seq").map_err(backend)?),
-        at: UnixTime(row.try_get("at").map_err(backend)?),
-        event: EventType::parse(&name)
-            .ok_or_else(|| StoreError::Backend(format!("unknown audit event {name}")))?,
-        outcome: Outcome::parse(&outcome)
-            .ok_or_else(|| StoreError::Backend(format!("unknown outcome {outcome}")))?,
-        resource: row.try_get("resource_id").map_err(backend)?,
-        client: row.try_get("client_id").map_err(backend)?,
-        user: row.try_get("user_id").map_err(backend)?,
-        actor: row.try_get("actor").map_err(backend)?,
-        details: match serde_json::from_str(&details) {
-            Ok(serde_json::Value::Object(m)) => m,
-            _ => {
-                return Err(StoreError::Backend(
-                    "audit details are not an object".into(),
-                ));
-            }
-        },
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -1540,128 +1276,6 @@ impl Store for SqliteStore {
 
 const POLICY_SETTING: &str = "sign_in_policy";
 
-fn connection_from_row(row: &SqliteRow) -> Result<Connection, StoreError> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
-    Ok(Connection {
-        id: id(row, "id", ConnectionId::parse)?,
-        name: get_s("name")?,
-        kind: serde_json::from_str::<ConnectionKind>(&get_s("config")?)
-            .map_err(|_| corrupt("connection settings"))?,
-        allowed_domains: serde_json::from_str(&get_s("allowed_domains")?)
-            .map_err(|_| corrupt("allowed domains"))?,
-        enabled: row.try_get("enabled").map_err(backend)?,
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-    })
-}
-
-fn email_challenge_from_row(row: &SqliteRow) -> Result<EmailChallenge, StoreError> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
-    Ok(EmailChallenge {
-        id: id(row, "id", EmailChallengeId::parse)?,
-        email: get_s("email")?,
-        code_hash: SecretHash::from_stored(get_s("code_hash")?),
-        link_hash: SecretHash::from_stored(get_s("link_hash")?),
-        browser_hash: SecretHash::from_stored(get_s("browser_hash")?),
-        return_to: get_s("return_to")?,
-        server: row
-            .try_get::<Option<String>, _>("resource_id")
-            .map_err(backend)?
-            .map(|r| ResourceId::parse(&r).map_err(|_| corrupt("resource id")))
-            .transpose()?,
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-        expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
-        attempts: row.try_get("attempts").map_err(backend)?,
-        used_at: row
-            .try_get::<Option<i64>, _>("used_at")
-            .map_err(backend)?
-            .map(UnixTime),
-    })
-}
-
-fn passkey_from_row(row: &SqliteRow) -> Result<StoredPasskey, StoreError> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
-    Ok(StoredPasskey {
-        id: id(row, "id", PasskeyId::parse)?,
-        user: id(row, "user_id", UserId::parse)?,
-        credential_id: get_s("credential_id")?,
-        name: get_s("name")?,
-        credential: get_s("credential")?,
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-        last_used_at: row
-            .try_get::<Option<i64>, _>("last_used_at")
-            .map_err(backend)?
-            .map(UnixTime),
-    })
-}
-
-fn ceremony_from_row(row: &SqliteRow) -> Result<PasskeyCeremony, StoreError> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
-    let user = row
-        .try_get::<Option<String>, _>("user_id")
-        .map_err(backend)?;
-    let purpose = match (get_s("purpose")?.as_str(), user) {
-        ("register", Some(u)) => {
-            CeremonyPurpose::Register(UserId::parse(&u).map_err(|_| corrupt("user id"))?)
-        }
-        ("sign_in", None) => CeremonyPurpose::SignIn,
-        _ => return Err(corrupt("passkey ceremony purpose")),
-    };
-    Ok(PasskeyCeremony {
-        id: id(row, "id", PasskeyCeremonyId::parse)?,
-        purpose,
-        state: get_s("state")?,
-        browser_hash: SecretHash::from_stored(get_s("browser_hash")?),
-        return_to: get_s("return_to")?,
-        server: row
-            .try_get::<Option<String>, _>("resource_id")
-            .map_err(backend)?
-            .map(|r| ResourceId::parse(&r).map_err(|_| corrupt("resource id")))
-            .transpose()?,
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-        expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
-        used_at: row
-            .try_get::<Option<i64>, _>("used_at")
-            .map_err(backend)?
-            .map(UnixTime),
-    })
-}
-
-fn login_request_from_row(row: &SqliteRow) -> Result<LoginRequest, StoreError> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend);
-    Ok(LoginRequest {
-        id: id(row, "id", LoginRequestId::parse)?,
-        connection: id(row, "connection_id", ConnectionId::parse)?,
-        state_hash: SecretHash::from_stored(get_s("state_hash")?),
-        browser_hash: SecretHash::from_stored(get_s("browser_hash")?),
-        return_to: get_s("return_to")?,
-        server: row
-            .try_get::<Option<String>, _>("resource_id")
-            .map_err(backend)?
-            .map(|r| ResourceId::parse(&r).map_err(|_| corrupt("resource id")))
-            .transpose()?,
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-        expires_at: UnixTime(row.try_get("expires_at").map_err(backend)?),
-        profile: row
-            .try_get::<Option<String>, _>("profile")
-            .map_err(backend)?
-            .map(|p| serde_json::from_str(&p).map_err(|_| corrupt("profile")))
-            .transpose()?,
-        used_at: opt_time(row, "used_at")?,
-    })
-}
-
-fn identity_from_row(row: &SqliteRow) -> Result<Identity, StoreError> {
-    Ok(Identity {
-        connection: id(row, "connection_id", ConnectionId::parse)?,
-        subject: row.try_get("subject").map_err(backend)?,
-        user: id(row, "user_id", UserId::parse)?,
-        profile: serde_json::from_str(&row.try_get::<String, _>("profile").map_err(backend)?)
-            .map_err(|_| corrupt("profile"))?,
-        created_at: UnixTime(row.try_get("created_at").map_err(backend)?),
-        last_used_at: UnixTime(row.try_get("last_used_at").map_err(backend)?),
-    })
-}
-
 #[async_trait]
 impl SignInStore for SqliteStore {
     async fn sign_in_policy(&self) -> Result<Option<SignInPolicy>, StoreError> {
@@ -1681,7 +1295,7 @@ impl SignInStore for SqliteStore {
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         )
         .bind(POLICY_SETTING)
-        .bind(serde_json::to_string(policy).map_err(backend)?)
+        .bind(to_json(policy)?)
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -1695,8 +1309,8 @@ impl SignInStore for SqliteStore {
         )
         .bind(c.id.as_str())
         .bind(&c.name)
-        .bind(serde_json::to_string(&c.kind).map_err(backend)?)
-        .bind(serde_json::to_string(&c.allowed_domains).map_err(backend)?)
+        .bind(to_json(&c.kind)?)
+        .bind(to_json(&c.allowed_domains)?)
         .bind(c.enabled)
         .bind(c.created_at.0)
         .execute(&self.pool)
@@ -1732,8 +1346,8 @@ impl SignInStore for SqliteStore {
              WHERE id = ?",
         )
         .bind(&c.name)
-        .bind(serde_json::to_string(&c.kind).map_err(backend)?)
-        .bind(serde_json::to_string(&c.allowed_domains).map_err(backend)?)
+        .bind(to_json(&c.kind)?)
+        .bind(to_json(&c.allowed_domains)?)
         .bind(c.enabled)
         .bind(c.id.as_str())
         .execute(&self.pool)
@@ -1768,12 +1382,7 @@ impl SignInStore for SqliteStore {
         .bind(r.server.as_ref().map(ResourceId::as_str))
         .bind(r.created_at.0)
         .bind(r.expires_at.0)
-        .bind(
-            r.profile
-                .as_ref()
-                .map(|p| serde_json::to_string(p).map_err(backend))
-                .transpose()?,
-        )
+        .bind(r.profile.as_ref().map(to_json).transpose()?)
         .bind(r.used_at.map(|t| t.0))
         .execute(&self.pool)
         .await
@@ -1804,7 +1413,7 @@ impl SignInStore for SqliteStore {
             "UPDATE login_requests SET profile = ?
              WHERE id = ? AND profile IS NULL AND used_at IS NULL",
         )
-        .bind(serde_json::to_string(profile).map_err(backend)?)
+        .bind(to_json(profile)?)
         .bind(lid.as_str())
         .execute(&self.pool)
         .await
@@ -1866,7 +1475,7 @@ impl SignInStore for SqliteStore {
         .bind(identity.connection.as_str())
         .bind(&identity.subject)
         .bind(identity.user.as_str())
-        .bind(serde_json::to_string(&identity.profile).map_err(backend)?)
+        .bind(to_json(&identity.profile)?)
         .bind(identity.created_at.0)
         .bind(identity.last_used_at.0)
         .execute(&mut *tx)
@@ -1891,7 +1500,7 @@ impl SignInStore for SqliteStore {
             "UPDATE identities SET profile = ?, last_used_at = ?
              WHERE connection_id = ? AND subject = ?",
         )
-        .bind(serde_json::to_string(profile).map_err(backend)?)
+        .bind(to_json(profile)?)
         .bind(now.0)
         .bind(connection.as_str())
         .bind(subject)
@@ -2101,6 +1710,8 @@ impl PasskeyStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_core::keys::SigningAlg;
+    use gatehouse_core::model::{RefreshPolicy, TokenAuthMethod};
 
     #[tokio::test]
     async fn sqlite_in_memory_passes_the_contract() {
