@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting, lints, Rust tests (unit, store contract,
-# HTTP, guard), then the real clients against the real binaries on loopback: the MCP Python
-# and TypeScript SDKs, mcp-remote, the MCP Inspector CLI, the official MCP conformance tool,
-# the Scalekit Python and Node SDKs, FastMCP, and a person in Chromium (Playwright).
+# The whole test suite, as CI runs it: formatting, lints, Rust tests (unit, store contract on
+# memory, SQLite and a PostgreSQL server it starts on loopback, HTTP, guard), then the real
+# clients against the real binaries on loopback: the MCP Python and TypeScript SDKs,
+# mcp-remote, the MCP Inspector CLI, the official MCP conformance tool, the Scalekit Python
+# and Node SDKs, FastMCP, and a person in Chromium (Playwright).
 # Installs what it needs itself. Screenshots, conformance results and server logs land in
 # test-artifacts/interop/.
 set -euo pipefail
@@ -15,6 +16,11 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "start PostgreSQL on loopback (Debian postgresql)"
+GATEHOUSE_TEST_DATABASE_URL="$(scripts/postgres.sh)"
+export GATEHOUSE_TEST_DATABASE_URL
+trap 'scripts/postgres.sh stop' EXIT
 
 step "cargo test"
 cargo test --workspace --locked

@@ -28,6 +28,7 @@ where
     deleting_a_user_or_client_revokes_their_grants(&make().await).await;
     prune_removes_what_expired(&make().await).await;
     concurrent_writers_all_succeed(&make().await).await;
+    races_have_one_winner(&make().await).await;
     revoking_a_consent_revokes_its_grants(&make().await).await;
     admins_and_their_api_keys(&make().await).await;
     disabling_clients_and_people_passwords_and_sessions(&make().await).await;
@@ -480,6 +481,91 @@ async fn concurrent_writers_all_succeed(store: &impl Store) {
         results.0, results.1, results.2, results.3, results.4, results.5, results.6, results.7,
     ] {
         r.expect("every concurrent write succeeds");
+    }
+}
+
+/// What nodes race for, each raced by many callers at once (on a pooled store, over as many
+/// connections): one code, one refresh token, and issuing on a grant while it is revoked.
+async fn races_have_one_winner(store: &impl Store) {
+    use futures_util::future::join_all;
+    const N: usize = 24;
+    let f = fixture(store).await;
+    let g = &f.grant.id;
+
+    let takes =
+        join_all((0..N).map(|i| store.take_code(&f.code.hash, UnixTime(T0 + 1 + i as i64)))).await;
+    let first = takes
+        .into_iter()
+        .map(|t| t.unwrap().unwrap())
+        .filter(|c| c.used_at.is_none())
+        .count();
+    assert_eq!(first, 1, "exactly one caller takes the code first");
+
+    store
+        .record_issue(&issue(g, "race_j0", Some("race_rt0"), None, T0))
+        .await
+        .unwrap();
+    let issues: Vec<Issuance> = (0..N)
+        .map(|i| {
+            issue(
+                g,
+                &format!("race_j{}", i + 1),
+                Some(&format!("race_rt{}", i + 1)),
+                Some("race_rt0"),
+                T0 + 1,
+            )
+        })
+        .collect();
+    let results = join_all(issues.iter().map(|i| store.record_issue(i))).await;
+    let won: Vec<usize> = (0..N).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(won.len(), 1, "exactly one rotation of a refresh token wins");
+    for (i, r) in results.iter().enumerate() {
+        if r.is_err() {
+            assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+            assert_eq!(
+                store
+                    .refresh_token(&SecretHash::of(&format!("race_rt{}", i + 1)))
+                    .await
+                    .unwrap(),
+                None,
+                "a losing rotation leaves no successor"
+            );
+        }
+    }
+
+    // An issuance racing the revocation of its grant: either it is refused, or the token it
+    // recorded is revoked with the grant. Never a live token on a revoked grant.
+    for round in 0..8 {
+        let grant = Grant {
+            id: GrantId::generate(),
+            ..f.grant.clone()
+        };
+        let code = CodeRecord {
+            hash: SecretHash::of(&format!("race_code_{round}")),
+            grant: grant.id.clone(),
+            ..f.code.clone()
+        };
+        store.insert_code(&grant, &code).await.unwrap();
+        let jtis: Vec<String> = (0..N).map(|i| format!("race_{round}_{i}")).collect();
+        let issues: Vec<Issuance> = jtis
+            .iter()
+            .map(|j| issue(&grant.id, j, None, None, T0 + 2))
+            .collect();
+        let revoke = store.revoke_grant(&grant.id, UnixTime(T0 + 2));
+        let (issued, revoked) = tokio::join!(
+            join_all(issues.iter().map(|i| store.record_issue(i))),
+            revoke
+        );
+        assert!(revoked.unwrap());
+        for (jti, r) in jtis.iter().zip(issued) {
+            match r {
+                Ok(()) => assert!(
+                    store.is_token_revoked(jti).await.unwrap(),
+                    "{jti} was issued on a grant being revoked, so it is revoked"
+                ),
+                Err(e) => assert!(matches!(e, StoreError::Conflict(_)), "{e:?}"),
+            }
+        }
     }
 }
 

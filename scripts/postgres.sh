@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL server on loopback for the tests: installs Debian's `postgresql` if
+# it is missing, makes a cluster in $TMPDIR/gatehouse-postgres (outside the checkout, which
+# the server's own user may not be allowed to enter), starts it on a free port, and prints
+# the URL of an empty database `gatehouse`. `scripts/postgres.sh stop` stops it.
+# Used by scripts/test.sh (GATEHOUSE_TEST_DATABASE_URL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dir="${TMPDIR:-/tmp}/gatehouse-postgres"
+bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+
+as_owner() {
+    # The server refuses to run as root: it runs as the `postgres` user the package makes.
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+if [ "${1:-}" = stop ]; then
+    [ -f "$dir/data/postmaster.pid" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null
+    exit 0
+fi
+
+if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+    echo "installing postgresql (Debian)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq >&2 && apt-get install -y -qq postgresql >&2
+    else sudo apt-get update -qq >&2 && sudo apt-get install -y -qq postgresql >&2; fi
+    bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+fi
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+if [ -f "$dir/data/postmaster.pid" ]; then
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+fi
+rm -rf "$dir"
+mkdir -p "$dir"
+[ "$(id -u)" = 0 ] && chown postgres "$dir"
+as_owner "$bin/initdb" -D "$dir/data" -U gatehouse --auth=trust -E UTF8 --no-sync >/dev/null
+# Tests only: durability settings off for speed; the crash tests use their own settings.
+as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
+    "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    start >/dev/null
+as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U gatehouse gatehouse
+echo "postgres://gatehouse@127.0.0.1:$port/gatehouse"
