@@ -3,7 +3,7 @@
 # it is missing, makes a cluster in $TMPDIR/gatehouse-postgres (outside the checkout, which
 # the server's own user may not be allowed to enter), starts it on a free port, and prints
 # the URL of an empty database `gatehouse`. `scripts/postgres.sh stop` stops it.
-# Used by scripts/test.sh (GATEHOUSE_TEST_DATABASE_URL).
+# Used by scripts/test.sh (TEST_POSTGRES_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

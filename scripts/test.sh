@@ -18,8 +18,8 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "start PostgreSQL on loopback (Debian postgresql)"
-GATEHOUSE_TEST_DATABASE_URL="$(scripts/postgres.sh)"
-export GATEHOUSE_TEST_DATABASE_URL
+TEST_POSTGRES_URL="$(scripts/postgres.sh)"
+export TEST_POSTGRES_URL
 trap 'scripts/postgres.sh stop' EXIT
 
 step "cargo test"

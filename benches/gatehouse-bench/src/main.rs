@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release -p gatehouse-bench -- --seconds 5 --connections 16`
 //!
-//! Everything runs in this process on 127.0.0.1: Gatehouse on a temporary SQLite database,
+//! Everything runs in this process on 127.0.0.1: Gatehouse on a temporary SQLite database
+//! (or, with `--database-url postgres://…`, on an empty PostgreSQL database),
 //! the to-do MCP server with and without the guard, and a load generator that keeps
 //! `--connections` HTTP/1.1 keep-alive connections busy for `--seconds` per measurement.
 //! The load generator shares the machine's cores with the servers, so figures are a floor.
@@ -20,8 +21,10 @@ use gatehouse_core::admin::Operator;
 use gatehouse_core::audit::Recorder;
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{NewResource, ScopeDef};
+use gatehouse_core::store::Store;
 use gatehouse_core::{Clock, Issuer, ResourceUri, ScopeSet, SystemClock};
-use gatehouse_server::serve::{RunningServer, open_store, start_engine};
+use gatehouse_server::serve::{RunningServer, open_sqlite, start_engine};
+use gatehouse_store::{PgStore, PoolSettings};
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -39,6 +42,9 @@ struct Args {
     /// Sequential requests for the latency comparison.
     #[arg(long, default_value_t = 5000)]
     requests: usize,
+    /// An empty PostgreSQL database to run on instead of a temporary SQLite file.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -47,7 +53,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(open_store(dir.path()).await?);
+    let store: Arc<dyn Store> = match &args.database_url {
+        Some(url) => Arc::new(PgStore::connect(url, PoolSettings::default()).await?),
+        None => Arc::new(open_sqlite(dir.path()).await?),
+    };
     let recorder = Recorder::default();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let as_addr = listener.local_addr()?;

@@ -14,14 +14,13 @@ use gatehouse_core::signin::{
     Available, Connection, ConnectionKind, GITHUB_SCOPES, Method, NewConnection, SignInPolicy,
     offered, parse_methods,
 };
-use gatehouse_core::store::{AuditStore, ConsentFilter};
+use gatehouse_core::store::{ConsentFilter, Store};
 use gatehouse_core::{ClientId, Clock, Issuer, ResourceId, ResourceUri, ScopeSet, SystemClock};
 use serde_json::json;
 
 use crate::audit;
 use crate::config::{Config, FlagOverrides};
 use crate::serve::{BoxError, open_store};
-use gatehouse_store::SqliteStore;
 
 const CONFIG_HELP: &str = "\
 Configuration is layered: defaults, then gatehouse.toml (or --config), then GATEHOUSE_* \
@@ -29,6 +28,8 @@ environment variables, then flags. Unknown keys are rejected. Keys:
   listen               GATEHOUSE_LISTEN               address to listen on [127.0.0.1:9000]
   public_url           GATEHOUSE_PUBLIC_URL           root issuer URL [http://{listen}]
   data_dir             GATEHOUSE_DATA_DIR             database and keys [./gatehouse-data]
+  database_url         GATEHOUSE_DATABASE_URL         postgres://… to use PostgreSQL instead of SQLite [unset]
+  database_max_connections       PostgreSQL connections per node [16]
   log_format           GATEHOUSE_LOG_FORMAT           text | json [text]
   log_level            GATEHOUSE_LOG_LEVEL            tracing filter [info]
   refresh_interval_ms  GATEHOUSE_REFRESH_INTERVAL_MS  how often to pick up changes made by the CLI [1000]
@@ -68,6 +69,10 @@ pub struct GlobalArgs {
     /// [env: GATEHOUSE_DATA_DIR]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL instead of SQLite: postgres://user:password@host:5432/database
+    /// [env: GATEHOUSE_DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
     /// Public URL of this server: the root issuer, prefix of every per-MCP-server issuer
     /// [default: http://{listen}] [env: GATEHOUSE_PUBLIC_URL]
     #[arg(long, global = true, value_name = "URL")]
@@ -696,6 +701,7 @@ impl Cli {
             listen,
             public_url: self.global.public_url.clone(),
             data_dir: self.global.data_dir.clone(),
+            database_url: self.global.database_url.clone(),
         };
         let env: Vec<(String, String)> = std::env::vars().collect();
         let file = self
@@ -710,10 +716,11 @@ impl Cli {
 /// Runs an administrative command and returns what to print. The changes it makes are
 /// recorded in the audit log as made by `cli`, also when the command fails half-way.
 pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxError> {
-    let store = open_store(&config.data_dir).await?;
+    let store = open_store(config).await?;
+    let store = store.as_ref();
     let recorder = Recorder::default();
-    let op = Operator::new(&store, &recorder, "cli", SystemClock.now());
-    let out = run_command(command, config, &store, &op).await;
+    let op = Operator::new(store, &recorder, "cli", SystemClock.now());
+    let out = run_command(command, config, store, &op).await;
     let stored = store.append_audit(&recorder.events()).await;
     store.close().await;
     stored?;
@@ -723,7 +730,7 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
 async fn run_command(
     command: Command,
     config: &Config,
-    store: &SqliteStore,
+    store: &dyn Store,
     op: &Operator<'_>,
 ) -> Result<String, BoxError> {
     let public = config.public_issuer()?;

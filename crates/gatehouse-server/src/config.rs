@@ -24,6 +24,12 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Directory holding the SQLite database (and with it the signing keys).
     pub data_dir: PathBuf,
+    /// `postgres://user:password@host:5432/database`: keep everything in PostgreSQL instead
+    /// of the SQLite file in `data_dir`, so several nodes can share it. Better given as
+    /// GATEHOUSE_DATABASE_URL than in a file when it holds a password.
+    pub database_url: Option<Redacted>,
+    /// PostgreSQL connections each node keeps open at most.
+    pub database_max_connections: u32,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
     /// Log filter, in `tracing` env-filter syntax (`info`, `gatehouse=debug`, …).
@@ -117,6 +123,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
             public_url: None,
             data_dir: PathBuf::from("./gatehouse-data"),
+            database_url: None,
+            database_max_connections: 16,
             log_format: LogFormat::Text,
             log_level: "info".into(),
             refresh_interval_ms: 1000,
@@ -153,6 +161,8 @@ pub struct FlagOverrides {
     pub public_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
 }
 
 /// A configuration that could not be loaded; the message names the key and its source.
@@ -195,6 +205,7 @@ impl Config {
         config.public_issuer()?;
         config.check_ranges()?;
         config.check_email()?;
+        config.check_database()?;
         Ok(config)
     }
 
@@ -245,6 +256,24 @@ impl Config {
                 "sign_in_failures_per_account and sign_in_failures_per_ip must be at least 1"
                     .into(),
             ));
+        }
+        Ok(())
+    }
+
+    fn check_database(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url {
+            let scheme = url.0.split_once("://").map(|(s, _)| s);
+            if !matches!(scheme, Some("postgres" | "postgresql")) {
+                return Err(ConfigError(
+                    "database_url must be a PostgreSQL URL, postgres://user:password@host:5432/database (leave it unset for the SQLite file in data_dir)".into(),
+                ));
+            }
+        }
+        if !(1..=1000).contains(&self.database_max_connections) {
+            return Err(ConfigError(format!(
+                "database_max_connections = {} is out of range (1..=1000)",
+                self.database_max_connections
+            )));
         }
         Ok(())
     }
@@ -314,6 +343,7 @@ impl Config {
 const TEXT_SETTINGS: &[&str] = &[
     "public_url",
     "data_dir",
+    "database_url",
     "log_level",
     "email_from",
     "email_outbox",

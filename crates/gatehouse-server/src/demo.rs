@@ -15,7 +15,7 @@ use gatehouse_core::{Clock, ResourceUri, ScopeSet, SystemClock};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::serve::{BoxError, RunningServer, open_store, shutdown_signal, start_engine};
+use crate::serve::{BoxError, RunningServer, open_sqlite, shutdown_signal, start_engine};
 
 /// Runs the demo until Ctrl-C. `data_dir` is kept if given; otherwise a temporary directory
 /// is used and removed at the end.
@@ -38,7 +38,7 @@ pub async fn run(
             .unwrap_or_default()
     });
     let public = config.public_issuer()?;
-    let store = Arc::new(open_store(&dir).await?);
+    let store = Arc::new(open_sqlite(&dir).await?);
 
     // The to-do server: reuse it if this data directory has it already.
     let mcp_url = format!("http://{mcp_listen}/mcp");

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
+use gatehouse_core::store::Store;
 use gatehouse_core::{Engine, Issuer, SystemClock};
-use gatehouse_store::SqliteStore;
+use gatehouse_store::{PgStore, PoolSettings, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -23,8 +24,24 @@ use crate::throttle::Limits;
 /// Any failure of the command line or the server, as a message for the operator.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Opens the store `config` names: PostgreSQL at `database_url`, or else the SQLite file in
+/// `data_dir`.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, BoxError> {
+    let Some(url) = &config.database_url else {
+        return Ok(Arc::new(open_sqlite(&config.data_dir).await?));
+    };
+    let settings = PoolSettings {
+        max_connections: config.database_max_connections,
+        ..PoolSettings::default()
+    };
+    let store = PgStore::connect(&url.0, settings)
+        .await
+        .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+    Ok(Arc::new(store))
+}
+
 /// Opens the SQLite store in `data_dir`, creating the directory (private to its owner).
-pub async fn open_store(data_dir: &Path) -> Result<SqliteStore, BoxError> {
+pub async fn open_sqlite(data_dir: &Path) -> Result<SqliteStore, BoxError> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     restrict(data_dir, 0o700);
@@ -158,17 +175,14 @@ async fn refresh_loop(engine: Arc<Engine>, every: Duration) {
 
 /// Starts the engine on `store` with default settings and metadata documents fetched from
 /// public addresses only.
-pub async fn start_engine(
-    public: Issuer,
-    store: Arc<SqliteStore>,
-) -> Result<Arc<Engine>, BoxError> {
+pub async fn start_engine(public: Issuer, store: Arc<dyn Store>) -> Result<Arc<Engine>, BoxError> {
     start_engine_with(public, store, &Config::default()).await
 }
 
 /// Starts the engine on `store` with the settings of `config`.
 pub async fn start_engine_with(
     public: Issuer,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     config: &Config,
 ) -> Result<Arc<Engine>, BoxError> {
     let policy = if config.dev_loopback_metadata_documents {
@@ -221,7 +235,7 @@ pub async fn serve(config: &Config) -> Result<(), BoxError> {
         );
     }
     let stop = shutdown_signal();
-    let store = Arc::new(open_store(&config.data_dir).await?);
+    let store = open_store(config).await?;
     let engine = start_engine_with(public.clone(), store.clone(), config).await?;
     let listener = TcpListener::bind(config.listen)
         .await

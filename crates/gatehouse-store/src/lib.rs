@@ -8,5 +8,7 @@ mod postgres;
 mod rows;
 mod sqlite;
 
+#[cfg(feature = "test-support")]
+pub use postgres::testing as postgres_testing;
 pub use postgres::{PgStore, PoolSettings};
 pub use sqlite::SqliteStore;

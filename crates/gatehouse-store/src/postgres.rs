@@ -1180,6 +1180,10 @@ impl AuditStore for PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    async fn close(&self) {
+        PgStore::close(self).await;
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -1741,25 +1745,25 @@ pub mod testing {
 
     use super::{PgStore, PoolSettings};
 
-    /// `GATEHOUSE_TEST_DATABASE_URL`, which `scripts/test.sh` sets. Without it the
-    /// PostgreSQL tests are skipped, except under CI, where they fail.
+    /// `TEST_POSTGRES_URL`, which `scripts/test.sh` sets (not `GATEHOUSE_…`: every such
+    /// variable is a setting to the server). Without it the PostgreSQL tests are skipped,
+    /// except under CI, where they fail.
     pub fn database_url() -> Option<String> {
-        match std::env::var("GATEHOUSE_TEST_DATABASE_URL") {
+        match std::env::var("TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => Some(url),
             _ => {
                 assert!(
                     std::env::var("CI").is_err(),
-                    "CI must run the PostgreSQL tests: set GATEHOUSE_TEST_DATABASE_URL (scripts/postgres.sh)"
+                    "CI must run the PostgreSQL tests: set TEST_POSTGRES_URL (scripts/postgres.sh)"
                 );
-                eprintln!("GATEHOUSE_TEST_DATABASE_URL is not set: PostgreSQL tests skipped");
+                eprintln!("TEST_POSTGRES_URL is not set: PostgreSQL tests skipped");
                 None
             }
         }
     }
 
-    /// A new, empty schema on `url`, named after `name` and this process; its URL-level
-    /// options put it first on the search path.
-    pub async fn fresh_schema(url: &str, name: &str) -> PgConnectOptions {
+    /// A new, empty schema on `url`, named after `name` and this process; returns its name.
+    pub async fn fresh_schema(url: &str, name: &str) -> String {
         static N: AtomicUsize = AtomicUsize::new(0);
         let schema = format!(
             "t_{name}_{}_{}",
@@ -1767,7 +1771,7 @@ pub mod testing {
             N.fetch_add(1, Ordering::SeqCst)
         );
         let options = PgConnectOptions::from_str(url).expect("a PostgreSQL URL");
-        let admin = sqlx::PgPool::connect_with(options.clone())
+        let admin = sqlx::PgPool::connect_with(options)
             .await
             .expect("the test database answers");
         for sql in [
@@ -1780,12 +1784,20 @@ pub mod testing {
                 .expect("a schema for the test");
         }
         admin.close().await;
-        options.options([("search_path", schema.as_str())])
+        schema
+    }
+
+    /// `url` with `schema` first on the search path, for another process (`gatehouse
+    /// --database-url …`).
+    pub fn url_in(url: &str, schema: &str) -> String {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options=-c%20search_path%3D{schema}")
     }
 
     /// A store in a fresh schema.
     pub async fn store(url: &str, name: &str) -> PgStore {
-        PgStore::connect_with(fresh_schema(url, name).await, PoolSettings::default())
+        let schema = fresh_schema(url, name).await;
+        PgStore::connect(&url_in(url, &schema), PoolSettings::default())
             .await
             .expect("the store opens")
     }

@@ -438,4 +438,6 @@ pub trait Store:
     /// their grants and consents), and audit events older than the retention. Returns how
     /// many records went.
     async fn prune(&self, prune: &Prune) -> Result<u64, StoreError>;
+    /// Closes the backend's connections, waiting for work in flight. Nothing is used after.
+    async fn close(&self) {}
 }

@@ -3,7 +3,6 @@
 
 use gatehouse_core::audit::{AuditEvent, AuditQuery, EventType, Outcome};
 use gatehouse_core::keys::SigningAlg;
-use gatehouse_core::store::{AuditStore, UserStore};
 use serde_json::json;
 
 use crate::helpers::TestApp;

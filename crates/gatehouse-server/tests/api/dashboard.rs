@@ -3,7 +3,6 @@
 
 use gatehouse_core::admin;
 use gatehouse_core::password::Password;
-use gatehouse_core::store::{ClientStore, ResourceStore, SessionStore};
 
 use crate::helpers::{AgentClient, TestApp};
 use crate::people::*;
@@ -481,7 +480,6 @@ async fn a_client_is_disabled_and_enabled_from_its_server_s_page() {
 #[tokio::test]
 async fn sign_in_methods_and_connections_are_managed_from_the_dashboard() {
     use gatehouse_core::signin::Method;
-    use gatehouse_core::store::SignInStore;
 
     let app = setup().await;
     let r = app

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use gatehouse_core::audit::{AuditQuery, EventType};
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::signin::Method;
-use gatehouse_core::store::{AuditStore, UserStore};
 use gatehouse_core::{Resource, admin};
 
 use crate::helpers::TestApp;

@@ -10,7 +10,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use gatehouse_core::admin;
 use gatehouse_core::keys::{SigningAlg, StoredKey};
 use gatehouse_core::model::Resource;
-use gatehouse_core::store::KeyStore;
 use gatehouse_guard::{Guard, GuardBuilder, Principal};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;

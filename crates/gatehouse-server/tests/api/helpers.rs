@@ -9,18 +9,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_core::admin::Operator;
 use gatehouse_core::keys::{SigningAlg, SigningKey, StoredKey};
 use gatehouse_core::model::{NewResource, Resource, ScopeDef};
-use gatehouse_core::store::KeyStore;
+use gatehouse_core::store::Store;
 use gatehouse_core::{Clock, Engine, Issuer, ResourceUri, ScopeSet, SystemClock};
 use gatehouse_server::config::Config;
-use gatehouse_server::serve::{RunningServer, app_state, open_store, start_engine_with};
-use gatehouse_store::SqliteStore;
+use gatehouse_server::serve::{RunningServer, app_state, open_sqlite, start_engine_with};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub struct TestApp {
     pub base: String,
     pub engine: Arc<Engine>,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub http: reqwest::Client,
     _server: RunningServer,
     _dir: tempfile::TempDir,
@@ -47,7 +46,7 @@ impl TestApp {
         let mut config = Config::default();
         tune(&mut config);
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(open_store(dir.path()).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(open_sqlite(dir.path()).await.unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{host}:{}", listener.local_addr().unwrap().port());
         let engine = start_engine_with(Issuer::parse(&base).unwrap(), store.clone(), &config)

@@ -1,4 +1,5 @@
-//! HTTP tests: the real server on a loopback port, a fresh SQLite database per test.
+//! HTTP tests: the real server on a loopback port, a fresh SQLite database per test (and two
+//! server processes on one PostgreSQL database in `nodes`).
 
 mod admin_api;
 mod audit;
@@ -10,6 +11,7 @@ mod guard;
 mod helpers;
 mod introspection;
 mod metadata;
+mod nodes;
 mod passkeys;
 mod people;
 mod registration;

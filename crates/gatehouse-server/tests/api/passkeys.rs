@@ -7,7 +7,6 @@ use gatehouse_core::audit::{AuditQuery, EventType};
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::passkey::StoredPasskey;
 use gatehouse_core::signin::Method;
-use gatehouse_core::store::{AuditStore, PasskeyStore, UserStore};
 use gatehouse_core::types::PasskeyId;
 use gatehouse_core::{Resource, UnixTime, admin};
 use serde_json::Value;

@@ -5,7 +5,6 @@
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::password::Password;
 use gatehouse_core::signin::{ConnectionKind, Method, NewConnection, SignInPolicy};
-use gatehouse_core::store::{AuditStore, SignInStore, UserStore};
 use gatehouse_core::{Resource, admin};
 use serde_json::{Value, json};
 
