@@ -246,7 +246,11 @@ pub async fn serve(config: &Config) -> Result<(), BoxError> {
         listener,
         Duration::from_millis(config.refresh_interval_ms.max(50)),
     )?;
-    tracing::info!(listen = %server.addr, issuer = %public, data_dir = %config.data_dir.display(), "gatehouse is serving");
+    let database = match config.database_url {
+        Some(_) => "postgresql".to_owned(),
+        None => config.database_path().display().to_string(),
+    };
+    tracing::info!(listen = %server.addr, issuer = %public, database, "gatehouse is serving");
     tokio::select! {
         r = server.wait() => r?,
         () = stop => {
