@@ -12,17 +12,17 @@ use std::net::SocketAddr;
 use askama::Template;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use gatehouse_core::Resource;
 use gatehouse_core::email_code::{EMAIL_CODE_TTL, EmailCodeError, EmailProof};
 use gatehouse_core::params::FormParams;
 use gatehouse_core::signin::Method;
-use gatehouse_core::{Resource, StoreError};
 use serde::Deserialize;
 
 use super::AppState;
 use super::ui::{
     SignInPost, cookie, html, login_csrf_ok, login_url, message, new_login_csrf, safe_return_to,
-    sentence, server_for, set_cookie, signed_in_redirect, unavailable,
+    sentence, server_for, set_cookie, start_signed_in, unavailable,
 };
 
 #[derive(Template)]
@@ -253,26 +253,13 @@ async fn finish(
             return code_page(s, status_of(&e), None, Some(&e), return_to, server);
         }
     };
-    let token = match s.engine.start_session(&done.user, Method::EmailCode).await {
-        Ok(t) => t,
-        Err(e) => {
-            return unavailable(
-                "could not start a session",
-                &e as &StoreError,
-                "sign you in",
-            );
-        }
-    };
-    s.engine.audit_email_sign_in(&done);
     let return_to = safe_return_to(&done.return_to).unwrap_or("");
-    let mut r = signed_in_redirect(s, &token, return_to);
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(email_cookie(secure), "", 0, secure),
-    );
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(super::ui::login_cookie(secure), "", 0, secure),
-    );
-    r.into_response()
+    let forget = Some(email_cookie(secure));
+    match start_signed_in(s, &done.user, Method::EmailCode, return_to, forget).await {
+        Ok(r) => {
+            s.engine.audit_email_sign_in(&done);
+            r
+        }
+        Err(page) => page,
+    }
 }

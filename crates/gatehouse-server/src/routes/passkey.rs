@@ -16,7 +16,6 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use gatehouse_core::StoreError;
 use gatehouse_core::User;
 use gatehouse_core::params::FormParams;
 use gatehouse_core::passkey::{CEREMONY_TTL, PasskeyError, StartedCeremony, StoredPasskey};
@@ -27,8 +26,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::ui::{
-    SignInPost, cookie, html, login_cookie, login_csrf_ok, login_url, message, safe_return_to,
-    sentence, server_for, set_cookie, signed_in, signed_in_redirect, unavailable,
+    SignInPost, cookie, html, login_csrf_ok, login_url, message, safe_return_to, sentence,
+    server_for, set_cookie, signed_in, start_signed_in, unavailable,
 };
 
 /// The cookie binding a ceremony to the browser that started it (`{ceremony}.{secret}`).
@@ -157,24 +156,15 @@ pub async fn sign_in(
                 .await;
         }
     };
-    let token = match s.engine.start_session(&done.user, Method::Passkey).await {
-        Ok(t) => t,
-        Err(e) => {
-            return unavailable(
-                "could not start a session",
-                &e as &StoreError,
-                "sign you in",
-            );
-        }
-    };
-    s.engine.audit_passkey_sign_in(&done);
     let return_to = safe_return_to(&done.return_to).unwrap_or("");
-    let mut r = signed_in_redirect(&s, &token, return_to);
-    for name in [passkey_cookie(secure), login_cookie(secure)] {
-        r.headers_mut()
-            .append(header::SET_COOKIE, set_cookie(name, "", 0, secure));
+    let forget = Some(passkey_cookie(secure));
+    match start_signed_in(&s, &done.user, Method::Passkey, return_to, forget).await {
+        Ok(r) => {
+            s.engine.audit_passkey_sign_in(&done);
+            r
+        }
+        Err(page) => page,
     }
-    r
 }
 
 #[derive(Template)]

@@ -542,29 +542,15 @@ pub async fn login(
         )
         .await;
     }
-    let token = match s.engine.start_session(&user, Method::Password).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "could not start a session");
-            return message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Something went wrong",
-                "The server could not sign you in. Try again in a moment.",
-                Some("temporarily_unavailable"),
-            );
-        }
+    let r = match start_signed_in(&s, &user, Method::Password, return_to, None).await {
+        Ok(r) => r,
+        Err(page) => return page,
     };
     s.engine.audit(
         AuditEvent::new(EventType::SignInSucceeded, s.engine.now())
             .user(&user.id)
             .detail("ip", ip.as_str())
             .detail("method", "password"),
-    );
-    let mut r = signed_in_redirect(&s, &token, return_to);
-    let secure = s.secure_cookies();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(login_cookie(secure), "", 0, secure),
     );
     r
 }
@@ -585,6 +571,30 @@ pub fn signed_in_redirect(s: &AppState, token: &SessionToken, return_to: &str) -
         ),
     );
     r
+}
+
+/// Starts `user`'s session, signed in with `method`, and sends the browser on to `return_to`
+/// (checked by the caller; empty: home), forgetting the sign-in page's cookie and the
+/// method's own cookie `forget`. `Err` is the page to show when the session cannot start.
+pub(crate) async fn start_signed_in(
+    s: &AppState,
+    user: &User,
+    method: Method,
+    return_to: &str,
+    forget: Option<&str>,
+) -> Result<Response, Response> {
+    let token = s
+        .engine
+        .start_session(user, method)
+        .await
+        .map_err(|e| unavailable("could not start a session", &e, "sign you in"))?;
+    let secure = s.secure_cookies();
+    let mut r = signed_in_redirect(s, &token, return_to);
+    for name in std::iter::once(login_cookie(secure)).chain(forget) {
+        r.headers_mut()
+            .append(header::SET_COOKIE, set_cookie(name, "", 0, secure));
+    }
+    Ok(r)
 }
 
 /// `POST /logout`
