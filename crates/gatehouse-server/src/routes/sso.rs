@@ -101,6 +101,41 @@ pub struct CallbackQuery {
     state: Option<String>,
 }
 
+/// A browser coming back with `state`: the state, the name of its binding cookie, and the
+/// browser's secret from that cookie.
+struct Returned {
+    state: String,
+    binding: Option<String>,
+    browser: Option<String>,
+}
+
+impl Returned {
+    /// `None` when no state came back.
+    fn read(state: Option<String>, headers: &HeaderMap) -> Option<Self> {
+        let state = state.filter(|x| !x.is_empty())?;
+        let binding = request_in_state(&state).map(|id| binding_cookie(&id));
+        let browser = binding.as_deref().and_then(|name| cookie(headers, name));
+        Some(Returned {
+            state,
+            binding,
+            browser,
+        })
+    }
+}
+
+/// The page when `sender` (the login page, the identity provider) sent the browser back
+/// without the state.
+fn no_state(sender: &str) -> Response {
+    message(
+        StatusCode::BAD_REQUEST,
+        "This sign-in cannot continue",
+        &format!(
+            "{sender} sent the browser back without the state parameter. It must send back the state it received."
+        ),
+        Some("invalid_request"),
+    )
+}
+
 /// `GET /sso/v1/connections/{id}/partner:callback`
 pub async fn partner_callback(
     State(s): State<AppState>,
@@ -108,25 +143,18 @@ pub async fn partner_callback(
     Query(q): Query<CallbackQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(state) = q.state.filter(|x| !x.is_empty()) else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "This sign-in cannot continue",
-            "The login page sent the browser back without the state parameter. It must send back the state it received.",
-            Some("invalid_request"),
-        );
+    let Some(back) = Returned::read(q.state, &headers) else {
+        return no_state("The login page");
     };
-    let binding = request_in_state(&state).map(|id| binding_cookie(&id));
-    let browser = binding.as_deref().and_then(|name| cookie(&headers, name));
     let done = match s
         .engine
-        .finish_login(&connection, &state, browser.as_deref())
+        .finish_login(&connection, &back.state, back.browser.as_deref())
         .await
     {
         Ok(d) => d,
         Err(e) => return page(&s, &connection, &e),
     };
-    signed_in(&s, done, binding).await
+    signed_in(&s, done, back.binding).await
 }
 
 #[derive(Deserialize)]
@@ -146,19 +174,12 @@ pub async fn provider_callback(
     Query(q): Query<ProviderCallbackQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(state) = q.state.filter(|x| !x.is_empty()) else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "This sign-in cannot continue",
-            "The identity provider sent the browser back without the state parameter.",
-            Some("invalid_request"),
-        );
+    let Some(back) = Returned::read(q.state, &headers) else {
+        return no_state("The identity provider");
     };
-    let binding = request_in_state(&state).map(|id| binding_cookie(&id));
-    let browser = binding.as_deref().and_then(|name| cookie(&headers, name));
     let (conn, request) = match s
         .engine
-        .returned(&connection, &state, browser.as_deref())
+        .returned(&connection, &back.state, back.browser.as_deref())
         .await
     {
         Ok(x) => x,
@@ -190,7 +211,7 @@ pub async fn provider_callback(
         }
     };
     // The browser's secret was checked against the request by `returned`.
-    let secret = browser.unwrap_or_default();
+    let secret = back.browser.unwrap_or_default();
     let callback = conn.callback_url(s.engine.public_issuer());
     let claims = match s.upstream.exchange(&conn, &secret, &code, &callback).await {
         Ok(c) => c,
@@ -204,7 +225,7 @@ pub async fn provider_callback(
         Ok(d) => d,
         Err(e) => return page(&s, &connection, &e),
     };
-    signed_in(&s, done, binding).await
+    signed_in(&s, done, back.binding).await
 }
 
 /// Starts the session of a finished sign-in, forgets the binding cookie, and sends the
