@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use gatehouse_core::Resource;
 use gatehouse_core::audit::{AuditQuery, EventType};
 use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::signin::Method;
-use gatehouse_core::{Resource, admin};
 
 use crate::helpers::TestApp;
 use crate::people::{Browser, REDIRECT, Seen, authorize_query, form_inputs, param, pkce};
@@ -277,18 +277,7 @@ async fn codes_are_limited_per_address_and_refused_where_not_offered() {
     says(&forged, "The sign-in form expired");
 
     // An MCP server that offers only passwords: no code form, and codes are refused.
-    m.app
-        .op()
-        .update_resource(
-            m.server.id.as_str(),
-            admin::ResourceChange {
-                sign_in_methods: Some(Some(vec![Method::Password])),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    m.app.engine.refresh().await.unwrap();
+    m.app.offer(&m.server, vec![Method::Password]).await;
     let (b, page) = m.at_sign_in().await;
     assert!(!page.body.contains("/login/email"), "{}", page.body);
     let mut form = form_inputs(&page.body, "/login");

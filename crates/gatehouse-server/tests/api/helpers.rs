@@ -90,6 +90,21 @@ impl TestApp {
         r
     }
 
+    /// Makes MCP server `r` offer exactly `methods`, and the server see it.
+    pub async fn offer(&self, r: &Resource, methods: Vec<gatehouse_core::signin::Method>) {
+        self.op()
+            .update_resource(
+                r.id.as_str(),
+                gatehouse_core::admin::ResourceChange {
+                    sign_in_methods: Some(Some(methods)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        self.engine.refresh().await.unwrap();
+    }
+
     pub async fn add_client(&self, resource: &Resource, scopes: &str) -> AgentClient {
         let (c, s) = self
             .op()

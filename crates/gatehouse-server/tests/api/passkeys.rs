@@ -215,18 +215,7 @@ async fn a_broken_or_replayed_answer_is_refused_with_the_reason() {
 async fn passkeys_are_refused_where_not_offered_or_not_possible() {
     // An MCP server that names only passwords.
     let s = site("localhost").await;
-    s.app
-        .op()
-        .update_resource(
-            s.server.id.as_str(),
-            admin::ResourceChange {
-                sign_in_methods: Some(Some(vec![Method::Password])),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    s.app.engine.refresh().await.unwrap();
+    s.app.offer(&s.server, vec![Method::Password]).await;
     let (b, page) = s.at_sign_in().await;
     assert!(!page.body.contains("data-passkey"), "{}", page.body);
     let form = form_inputs(&page.body, "/login");
