@@ -59,8 +59,9 @@ pub async fn ensure_signing_key(
     if store.keys().await?.iter().any(|k| k.alg == alg) {
         return Ok(false);
     }
-    store.insert_key(&StoredKey::generate(alg, now)?).await?;
-    Ok(true)
+    // Another node may be making the same first key: only one is stored.
+    let first = StoredKey::generate(alg, now)?;
+    Ok(store.insert_key_unless(&first, UnixTime(i64::MIN)).await?)
 }
 
 /// Who is acting, and where: every change it makes is recorded in the audit log under
@@ -537,7 +538,14 @@ impl<'a> Operator<'a> {
         }
         let mut made = Vec::new();
         for a in algs {
-            made.push(self.publish_next_key(a, publish_ahead).await?);
+            match self.publish_next_key(a, publish_ahead).await? {
+                Some(k) => made.push(k),
+                None => {
+                    return Err(AdminError::Conflict(format!(
+                        "a rotation of the {a} key was started at the same time elsewhere"
+                    )));
+                }
+            }
         }
         Ok(made)
     }
@@ -562,29 +570,34 @@ impl<'a> Operator<'a> {
                     && k.activates_at.0 + period - publish_ahead <= self.now.0
             });
             if due && !pending {
-                made.push(self.publish_next_key(a, publish_ahead).await?);
+                // `None`: another node published it first.
+                made.extend(self.publish_next_key(a, publish_ahead).await?);
             }
         }
         Ok(made)
     }
 
+    /// Publishes a successor for `alg`'s key, unless another one is pending (`None`): the
+    /// store checks that and inserts in one step, so nodes rotating at once publish one.
     async fn publish_next_key(
         &self,
         alg: SigningAlg,
         publish_ahead: i64,
-    ) -> Result<StoredKey, AdminError> {
+    ) -> Result<Option<StoredKey>, AdminError> {
         let mut key = StoredKey::generate(alg, self.now)?;
         // The clock counts whole seconds: one more makes sure the key is published for at
         // least `publish_ahead` before it signs.
         key.activates_at = self.now.plus(publish_ahead.max(0) + 1);
-        self.store.insert_key(&key).await?;
+        if !self.store.insert_key_unless(&key, self.now.plus(1)).await? {
+            return Ok(None);
+        }
         self.record(
             AuditEvent::new(EventType::KeyRotated, self.now)
                 .detail("alg", alg.as_str())
                 .detail("kid", key.kid.as_str())
                 .detail("signs_from", key.activates_at.0),
         );
-        Ok(key)
+        Ok(Some(key))
     }
 
     /// Adds a connection (enabled).

@@ -512,6 +512,37 @@ impl KeyStore for PgStore {
         tx.commit().await.map_err(backend)
     }
 
+    async fn insert_key_unless(&self, k: &StoredKey, from: UnixTime) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        // Readers go on; a second writer of keys waits here until this one commits, and
+        // then sees its key.
+        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let stored = sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at, activates_at)
+             SELECT $1, $2, $3, $4, $5
+             WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2 AND activates_at >= $6)",
+        )
+        .bind(k.kid.as_str())
+        .bind(k.alg.as_str())
+        .bind(&k.private_pkcs8)
+        .bind(k.created_at.0)
+        .bind(k.activates_at.0)
+        .bind(from.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "kid already exists"))?
+        .rows_affected()
+            == 1;
+        if stored {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(stored)
+    }
+
     async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY seq")
             .fetch_all(&self.pool)

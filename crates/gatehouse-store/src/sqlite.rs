@@ -496,6 +496,33 @@ impl KeyStore for SqliteStore {
         tx.commit().await.map_err(backend)
     }
 
+    async fn insert_key_unless(&self, k: &StoredKey, from: UnixTime) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        // BEGIN IMMEDIATE: no other writer runs between the check and the insert.
+        let stored = sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at, activates_at)
+             SELECT ?, ?, ?, ?, ?
+             WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = ? AND activates_at >= ?)",
+        )
+        .bind(k.kid.as_str())
+        .bind(k.alg.as_str())
+        .bind(&k.private_pkcs8)
+        .bind(k.created_at.0)
+        .bind(k.activates_at.0)
+        .bind(k.alg.as_str())
+        .bind(from.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "kid already exists"))?
+        .rows_affected()
+            == 1;
+        if stored {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(stored)
+    }
+
     async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY seq")
             .fetch_all(&self.pool)

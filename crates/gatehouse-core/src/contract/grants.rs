@@ -2,6 +2,7 @@
 
 use super::{registered, resource};
 use crate::clock::UnixTime;
+use crate::keys::{SigningAlg, StoredKey};
 use crate::model::{ApiKey, User};
 use crate::records::{
     CodeRecord, Consent, Grant, Issuance, IssuedAccess, Prune, RefreshRecord, RetryAnswer,
@@ -567,6 +568,30 @@ async fn races_have_one_winner(store: &impl Store) {
             }
         }
     }
+
+    // Nodes publishing the next signing key at once: one key is stored.
+    let next: Vec<StoredKey> = (0..N)
+        .map(|_| {
+            let mut k = StoredKey::generate(SigningAlg::ES256, UnixTime(T0)).unwrap();
+            k.activates_at = UnixTime(T0 + 100);
+            k
+        })
+        .collect();
+    let stored = join_all(
+        next.iter()
+            .map(|k| store.insert_key_unless(k, UnixTime(T0 + 1))),
+    )
+    .await;
+    let stored = stored.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(
+        stored, 1,
+        "exactly one of concurrent successors is published"
+    );
+    let es256 = store.keys().await.unwrap();
+    assert_eq!(
+        es256.iter().filter(|k| k.alg == SigningAlg::ES256).count(),
+        1
+    );
 }
 
 async fn disabling_clients_and_people_passwords_and_sessions(store: &impl Store) {

@@ -244,6 +244,30 @@ async fn keys_are_append_only_and_unique(store: &impl Store) {
         store.insert_key(&k1).await,
         Err(StoreError::Conflict(_))
     ));
+
+    // A successor is stored unless one of its algorithm activates from the given time.
+    let mut next = StoredKey::generate(SigningAlg::EdDSA, UnixTime(3)).unwrap();
+    next.activates_at = UnixTime(50);
+    assert!(
+        !store.insert_key_unless(&next, UnixTime(1)).await.unwrap(),
+        "k1 activates at 1"
+    );
+    assert!(store.insert_key_unless(&next, UnixTime(2)).await.unwrap());
+    let mut again = StoredKey::generate(SigningAlg::EdDSA, UnixTime(4)).unwrap();
+    again.activates_at = UnixTime(60);
+    assert!(
+        !store.insert_key_unless(&again, UnixTime(5)).await.unwrap(),
+        "next is pending"
+    );
+    let first = StoredKey::generate(SigningAlg::RS256, UnixTime(4)).unwrap();
+    assert!(
+        store
+            .insert_key_unless(&first, UnixTime(i64::MIN))
+            .await
+            .unwrap(),
+        "no RS256 yet"
+    );
+    assert_eq!(store.keys().await.unwrap().len(), 4);
 }
 
 async fn revocation_is_idempotent(store: &impl Store) {

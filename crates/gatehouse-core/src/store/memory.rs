@@ -581,6 +581,23 @@ impl KeyStore for MemoryStore {
         })
     }
 
+    async fn insert_key_unless(&self, key: &StoredKey, from: UnixTime) -> Result<bool, StoreError> {
+        self.with(|s| {
+            if s.keys
+                .iter()
+                .any(|k| k.alg == key.alg && k.activates_at >= from)
+            {
+                return Ok(false);
+            }
+            if s.keys.iter().any(|k| k.kid == key.kid) {
+                return Err(StoreError::Conflict(format!("key {} exists", key.kid)));
+            }
+            s.keys.push(key.clone());
+            s.version += 1;
+            Ok(true)
+        })
+    }
+
     async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         Ok(self.with(|s| s.keys.clone()))
     }

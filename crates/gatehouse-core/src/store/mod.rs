@@ -207,6 +207,10 @@ pub trait GrantStore: Send + Sync {
 pub trait KeyStore: Send + Sync {
     /// Stores a new key. `Conflict` if its `kid` exists.
     async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Stores `key` unless a key of its algorithm activates at or after `from`; whether it
+    /// was stored. The check and the insert are one step for every process on the store, so
+    /// of several nodes publishing a successor (or a first key) at once exactly one does.
+    async fn insert_key_unless(&self, key: &StoredKey, from: UnixTime) -> Result<bool, StoreError>;
     /// Every key, oldest first.
     async fn keys(&self) -> Result<Vec<StoredKey>, StoreError>;
 }
