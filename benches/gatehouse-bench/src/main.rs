@@ -23,7 +23,7 @@ use gatehouse_core::keys::SigningAlg;
 use gatehouse_core::model::{NewResource, ScopeDef};
 use gatehouse_core::store::Store;
 use gatehouse_core::{Clock, Issuer, ResourceUri, ScopeSet, SystemClock};
-use gatehouse_server::serve::{RunningServer, open_sqlite, start_engine};
+use gatehouse_server::serve::{RunningServer, open_sqlite, start_default};
 use gatehouse_store::{PgStore, PoolSettings};
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full};
@@ -94,8 +94,8 @@ async fn main() -> Result<(), BoxError> {
             .await?;
         clients.push((alg, r, c.id.to_string(), s.expose_secret().to_owned()));
     }
-    let engine = start_engine(public.clone(), store.clone()).await?;
-    let _server = RunningServer::start(engine, listener, Duration::from_secs(1))?;
+    let state = start_default(public.clone(), store.clone()).await?;
+    let _server = RunningServer::start_with(state, listener, Duration::from_secs(1))?;
 
     println!(
         "Gatehouse benchmark: {} s per measurement, {} connections, {} cores",

@@ -163,6 +163,13 @@ impl std::error::Error for OAuthError {}
 
 impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
-        OAuthError::server_error(e)
+        match e {
+            crate::store::StoreError::Unavailable(_) => Self::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the database cannot be reached now; try again shortly",
+            )
+            .with_detail(e.to_string()),
+            _ => OAuthError::server_error(e),
+        }
     }
 }

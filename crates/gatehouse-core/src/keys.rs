@@ -463,6 +463,11 @@ impl KeyRing {
         self.changes_at
     }
 
+    /// How many keys are published.
+    pub fn published(&self) -> usize {
+        self.by_kid.len()
+    }
+
     /// The key that signs with `alg`, if one is loaded.
     pub fn signer(&self, alg: SigningAlg) -> Option<&Arc<SigningKey>> {
         self.signers.get(&alg)

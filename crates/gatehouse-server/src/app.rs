@@ -13,8 +13,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::not_found;
 use crate::routes::{
-    AppState, admin_api, admin_ui, authorize, email, health, metadata, oauth, passkey, register,
-    sso, ui,
+    AppState, admin_api, admin_ui, authorize, email, metadata, oauth, ops, passkey, register, sso,
+    ui,
 };
 
 /// Prefix of the per-MCP-server endpoints.
@@ -67,7 +67,9 @@ pub fn router(state: AppState) -> Router {
             &format!("{RESOURCE}{}", paths::INTROSPECT),
             post(oauth::introspect),
         )
-        .route("/health", get(health::health))
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
         .route(
             "/api/v1/connections/{id}/auth-requests/{login_request_id}/user",
             post(sso::receive_user),
@@ -197,6 +199,10 @@ pub fn router(state: AppState) -> Router {
         .merge(private)
         .merge(pages)
         .merge(admin_api::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
         .fallback(|| async { not_found("no such endpoint") })
         .layer(CatchPanicLayer::new())
         .layer(

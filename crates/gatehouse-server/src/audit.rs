@@ -10,6 +10,8 @@ use gatehouse_core::audit::{AuditEvent, AuditSink};
 use gatehouse_core::store::Store;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::Metrics;
+
 /// Events waiting to be stored, at most.
 const QUEUE: usize = 10_000;
 /// Events stored in one transaction, at most.
@@ -24,16 +26,18 @@ enum Message {
 pub struct AuditWriter {
     tx: mpsc::Sender<Message>,
     dropped: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl AuditWriter {
-    /// Starts the task that stores events in `store`.
-    pub fn spawn(store: Arc<dyn Store>) -> Arc<AuditWriter> {
+    /// Starts the task that stores events in `store`; each event is counted in `metrics`.
+    pub fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Arc<AuditWriter> {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(write_loop(store, rx));
         Arc::new(AuditWriter {
             tx,
             dropped: AtomicU64::new(0),
+            metrics,
         })
     }
 }
@@ -41,7 +45,9 @@ impl AuditWriter {
 #[async_trait::async_trait]
 impl AuditSink for AuditWriter {
     fn record(&self, event: AuditEvent) {
+        self.metrics.observe(&event);
         if self.tx.try_send(Message::Event(event)).is_err() {
+            self.metrics.audit_dropped();
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "audit queue full: events kept in the log only");

@@ -45,6 +45,7 @@ environment variables, then flags. Unknown keys are rejected. Keys:
   audit_retention_days           delete audit events older than this [90]
   key_publish_ahead_secs         a new signing key is published this long before it signs [86400]
   key_rotation_days              replace each signing key after this many days, 0 = never [90]
+  metrics_token                  bearer token /metrics wants; unset = this machine only [unset]
   dev_loopback_metadata_documents  DEVELOPMENT ONLY: fetch client metadata documents on loopback [false]
 Every key is also GATEHOUSE_<KEY> in upper case. See docs/configuration.md.";
 

@@ -85,6 +85,9 @@ pub struct Config {
     pub smtp_username: Option<String>,
     /// The SMTP password (better given as GATEHOUSE_SMTP_PASSWORD than in a file).
     pub smtp_password: Option<Redacted>,
+    /// The bearer token a Prometheus scraper sends to `/metrics`. Unset, `/metrics` answers
+    /// requests from this machine only.
+    pub metrics_token: Option<Redacted>,
 }
 
 /// How the SMTP connection is secured.
@@ -148,6 +151,7 @@ impl Default for Config {
             smtp_tls: SmtpTls::Starttls,
             smtp_username: None,
             smtp_password: None,
+            metrics_token: None,
         }
     }
 }
@@ -206,6 +210,15 @@ impl Config {
         config.check_ranges()?;
         config.check_email()?;
         config.check_database()?;
+        if config
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.0.len() < 16)
+        {
+            return Err(ConfigError(
+                "metrics_token must be at least 16 characters (a random string)".into(),
+            ));
+        }
         Ok(config)
     }
 
@@ -350,6 +363,7 @@ const TEXT_SETTINGS: &[&str] = &[
     "smtp_host",
     "smtp_username",
     "smtp_password",
+    "metrics_token",
 ];
 
 /// Environment values are strings; numbers and booleans are given as such so that numeric

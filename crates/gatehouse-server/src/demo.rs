@@ -15,7 +15,7 @@ use gatehouse_core::{Clock, ResourceUri, ScopeSet, SystemClock};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::serve::{BoxError, RunningServer, open_sqlite, shutdown_signal, start_engine};
+use crate::serve::{BoxError, RunningServer, open_sqlite, shutdown_signal, start_default};
 
 /// Runs the demo until Ctrl-C. `data_dir` is kept if given; otherwise a temporary directory
 /// is used and removed at the end.
@@ -89,12 +89,12 @@ pub async fn run(
     };
 
     let stop = shutdown_signal();
-    let engine = start_engine(public.clone(), store.clone()).await?;
+    let state = start_default(public.clone(), store.clone()).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let server = RunningServer::start(
-        engine,
+    let server = RunningServer::start_with(
+        state,
         listener,
         Duration::from_millis(config.refresh_interval_ms.max(50)),
     )?;

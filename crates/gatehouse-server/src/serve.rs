@@ -18,6 +18,7 @@ use crate::audit::AuditWriter;
 use crate::config::Config;
 use crate::fetch::{AddressPolicy, SafeFetcher};
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 use crate::routes::AppState;
 use crate::throttle::Limits;
 
@@ -76,17 +77,6 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Starts serving `engine` on `listener` with the default limits, and polls the store
-    /// for changes made by other processes every `refresh`.
-    pub fn start(
-        engine: Arc<Engine>,
-        listener: TcpListener,
-        refresh: Duration,
-    ) -> std::io::Result<Self> {
-        let state = AppState::new(engine).map_err(std::io::Error::other)?;
-        Self::start_with(state, listener, refresh)
-    }
-
     /// Starts serving `state` on `listener`.
     pub fn start_with(
         state: AppState,
@@ -173,17 +163,22 @@ async fn refresh_loop(engine: Arc<Engine>, every: Duration) {
     }
 }
 
-/// Starts the engine on `store` with default settings and metadata documents fetched from
-/// public addresses only.
-pub async fn start_engine(public: Issuer, store: Arc<dyn Store>) -> Result<Arc<Engine>, BoxError> {
-    start_engine_with(public, store, &Config::default()).await
+/// Starts the engine on `store` with default settings (metadata documents fetched from
+/// public addresses only), and the state to serve it with.
+pub async fn start_default(public: Issuer, store: Arc<dyn Store>) -> Result<AppState, BoxError> {
+    let config = Config::default();
+    let metrics = Arc::new(Metrics::new());
+    let engine = start_engine_with(public, store, &config, metrics.clone()).await?;
+    app_state(engine, metrics, &config)
 }
 
-/// Starts the engine on `store` with the settings of `config`.
+/// Starts the engine on `store` with the settings of `config`, counting its audit events in
+/// `metrics`.
 pub async fn start_engine_with(
     public: Issuer,
     store: Arc<dyn Store>,
     config: &Config,
+    metrics: Arc<Metrics>,
 ) -> Result<Arc<Engine>, BoxError> {
     let policy = if config.dev_loopback_metadata_documents {
         tracing::warn!(
@@ -198,7 +193,7 @@ pub async fn start_engine_with(
         .await?
         .with_settings(config.engine_settings())
         .with_document_fetcher(Arc::new(fetcher), config.dev_loopback_metadata_documents)
-        .with_audit_sink(AuditWriter::spawn(store));
+        .with_audit_sink(AuditWriter::spawn(store, metrics));
     Ok(Arc::new(engine))
 }
 
@@ -211,8 +206,13 @@ pub fn limits(config: &Config) -> Limits {
     )
 }
 
-/// What the handlers share, as `config` sets it up.
-pub fn app_state(engine: Arc<Engine>, config: &Config) -> Result<AppState, BoxError> {
+/// What the handlers share, as `config` sets it up; `metrics` are those the engine counts
+/// into (see [`start_engine_with`]).
+pub fn app_state(
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    config: &Config,
+) -> Result<AppState, BoxError> {
     let mailer = Mailer::from_config(config)?;
     Ok(AppState {
         engine,
@@ -222,6 +222,11 @@ pub fn app_state(engine: Arc<Engine>, config: &Config) -> Result<AppState, BoxEr
             crate::oidc::Upstream::new()
                 .map_err(|e| format!("HTTP client for identity providers: {e}"))?,
         ),
+        metrics,
+        metrics_token: config
+            .metrics_token
+            .as_ref()
+            .map(|t| Arc::from(t.0.as_str())),
     })
 }
 
@@ -236,11 +241,12 @@ pub async fn serve(config: &Config) -> Result<(), BoxError> {
     }
     let stop = shutdown_signal();
     let store = open_store(config).await?;
-    let engine = start_engine_with(public.clone(), store.clone(), config).await?;
+    let metrics = Arc::new(Metrics::new());
+    let engine = start_engine_with(public.clone(), store.clone(), config, metrics.clone()).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let state = app_state(engine, config)?;
+    let state = app_state(engine, metrics, config)?;
     let mut server = RunningServer::start_with(
         state,
         listener,

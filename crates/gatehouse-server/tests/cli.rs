@@ -371,7 +371,7 @@ fn configuration_errors_name_the_key() {
 }
 
 #[test]
-fn serve_answers_health_and_stops_gracefully_on_sigterm() {
+fn serve_answers_ready_and_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -394,7 +394,7 @@ fn serve_answers_health_and_stops_gracefully_on_sigterm() {
     let body = loop {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             use std::io::{Read, Write};
-            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            s.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .unwrap();
             let mut out = String::new();
             s.read_to_string(&mut out).unwrap();

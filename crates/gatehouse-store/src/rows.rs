@@ -100,8 +100,24 @@ macro_rules! cells {
 cells!(sqlx::sqlite::SqliteRow);
 cells!(sqlx::postgres::PgRow);
 
-pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// A database error: `Unavailable` when the database could not be reached (no connection in
+/// time, a connection lost or refused, the server shutting down), else `Backend`.
+pub(crate) fn backend(e: sqlx::Error) -> StoreError {
+    let lost = match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now; class 08:
+        // connection exceptions.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    };
+    if lost {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
 }
 
 /// Maps unique and foreign-key violations to `Conflict`, everything else to `Backend`.
@@ -120,7 +136,7 @@ pub(crate) fn corrupt(what: &str) -> StoreError {
 
 /// A JSON document to store.
 pub(crate) fn to_json(value: &impl serde::Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(backend)
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 /// An MCP server's own sign-in methods as stored: a JSON array, or NULL for the defaults.

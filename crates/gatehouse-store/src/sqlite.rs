@@ -17,7 +17,7 @@ use gatehouse_core::secret::SecretHash;
 use gatehouse_core::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
 use gatehouse_core::store::{
     ApiKeyStore, AuditStore, ClientStore, ConsentFilter, GRANT_RETENTION_SECS, GrantStore,
-    KeyStore, PasskeyStore, ResourceStore, RevocationStore, Revocations, RevokedToken,
+    KeyStore, PasskeyStore, PoolState, ResourceStore, RevocationStore, Revocations, RevokedToken,
     SessionStore, SignInStore, Store, StoreError, UserStore,
 };
 use gatehouse_core::types::{
@@ -1189,6 +1189,15 @@ impl AuditStore for SqliteStore {
 impl Store for SqliteStore {
     async fn close(&self) {
         SqliteStore::close(self).await;
+    }
+
+    fn pool_state(&self) -> Option<PoolState> {
+        let open = self.pool.size();
+        Some(PoolState {
+            open,
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(open),
+            max: self.pool.options().get_max_connections(),
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

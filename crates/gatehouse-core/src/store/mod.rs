@@ -40,6 +40,10 @@ pub enum StoreError {
     /// The backend failed; the message is for the log.
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The database cannot be reached now (connection refused or lost, no free connection
+    /// in time); the request may succeed if retried. The message is for the log.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// MCP servers.
@@ -444,4 +448,19 @@ pub trait Store:
     async fn prune(&self, prune: &Prune) -> Result<u64, StoreError>;
     /// Closes the backend's connections, waiting for work in flight. Nothing is used after.
     async fn close(&self) {}
+    /// The connection pool's state, for metrics; `None` for a store without one.
+    fn pool_state(&self) -> Option<PoolState> {
+        None
+    }
+}
+
+/// How many database connections a store's pool holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    /// Connections open now.
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// Connections the pool opens at most.
+    pub max: u32,
 }

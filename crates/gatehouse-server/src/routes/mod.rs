@@ -4,9 +4,9 @@ pub mod admin_api;
 pub mod admin_ui;
 pub mod authorize;
 pub mod email;
-pub mod health;
 pub mod metadata;
 pub mod oauth;
+pub mod ops;
 pub mod passkey;
 pub mod register;
 pub mod sso;
@@ -35,20 +35,13 @@ pub struct AppState {
     pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// Upstream OpenID Connect providers.
     pub upstream: Arc<crate::oidc::Upstream>,
+    /// The metrics `/metrics` serves.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The bearer token `/metrics` wants; without one it answers loopback only.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
-    /// State with the default limits and no email delivery. Fails only if no HTTP client
-    /// can be made (no TLS roots).
-    pub fn new(engine: Arc<Engine>) -> Result<Self, reqwest::Error> {
-        Ok(AppState {
-            engine,
-            limits: Arc::new(Limits::default()),
-            mailer: None,
-            upstream: Arc::new(crate::oidc::Upstream::new()?),
-        })
-    }
-
     /// Whether cookies get `Secure` and the `__Host-` prefix: when the public URL is https.
     pub fn secure_cookies(&self) -> bool {
         self.engine.public_issuer().as_str().starts_with("https://")

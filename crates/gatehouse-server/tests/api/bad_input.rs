@@ -152,32 +152,3 @@ async fn wrong_methods_and_unknown_paths_are_4xx() {
         .unwrap();
     assert!(resp.status().is_client_error());
 }
-
-#[tokio::test]
-async fn health_reports_the_database() {
-    let app = TestApp::spawn().await;
-    let resp = app
-        .http
-        .get(format!("{}/health", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(
-        (body["status"].as_str(), body["database"].as_str()),
-        (Some("ok"), Some("ok"))
-    );
-    app.store.close().await;
-    let resp = app
-        .http
-        .get(format!("{}/health", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 503);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["database"],
-        "unavailable"
-    );
-}

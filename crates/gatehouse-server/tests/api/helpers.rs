@@ -12,6 +12,7 @@ use gatehouse_core::model::{NewResource, Resource, ScopeDef};
 use gatehouse_core::store::Store;
 use gatehouse_core::{Clock, Engine, Issuer, ResourceUri, ScopeSet, SystemClock};
 use gatehouse_server::config::Config;
+use gatehouse_server::metrics::Metrics;
 use gatehouse_server::serve::{RunningServer, app_state, open_sqlite, start_engine_with};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -49,10 +50,12 @@ impl TestApp {
         let store: Arc<dyn Store> = Arc::new(open_sqlite(dir.path()).await.unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{host}:{}", listener.local_addr().unwrap().port());
-        let engine = start_engine_with(Issuer::parse(&base).unwrap(), store.clone(), &config)
+        let metrics = Arc::new(Metrics::new());
+        let public = Issuer::parse(&base).unwrap();
+        let engine = start_engine_with(public, store.clone(), &config, metrics.clone())
             .await
             .unwrap();
-        let state = app_state(engine.clone(), &config).unwrap();
+        let state = app_state(engine.clone(), metrics, &config).unwrap();
         let server = RunningServer::start_with(state, listener, Duration::from_millis(50)).unwrap();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

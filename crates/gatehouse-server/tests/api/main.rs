@@ -12,6 +12,7 @@ mod helpers;
 mod introspection;
 mod metadata;
 mod nodes;
+mod ops;
 mod passkeys;
 mod people;
 mod registration;
