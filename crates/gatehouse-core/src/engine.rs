@@ -94,6 +94,13 @@ impl AuditSink for LogOnly {
     fn record(&self, _: AuditEvent) {}
 }
 
+/// Decides whether an authenticated confidential client may have another token now: the
+/// adapter's per-client rate limit. `Err(seconds)` to wait.
+pub trait Admission: Send + Sync {
+    /// Counts one token request of `client`, made for `resource` if known.
+    fn admit(&self, client: &Client, resource: Option<&ResourceId>) -> Result<(), u64>;
+}
+
 /// The authorization server's protocol engine.
 pub struct Engine {
     public: Issuer,
@@ -106,6 +113,8 @@ pub struct Engine {
     audit: Arc<dyn AuditSink>,
     /// The WebAuthn relying party, when the public URL can be one.
     webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// Per-client limits on the token endpoint; none by default.
+    admission: Option<Arc<dyn Admission>>,
 }
 
 impl Engine {
@@ -131,6 +140,7 @@ impl Engine {
             documents: None,
             audit: Arc::new(LogOnly),
             webauthn: crate::passkey::relying_party(&public).map(Arc::new),
+            admission: None,
             public,
         })
     }
@@ -150,6 +160,31 @@ impl Engine {
     ) -> Self {
         self.documents = Some(MetadataDocuments::new(fetcher, dev_loopback));
         self
+    }
+
+    /// Limits confidential clients' token requests with `admission`.
+    pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Self {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// Counts a token request of an authenticated `client` against its limit. Only clients
+    /// that proved a secret are limited by id: anyone can send a public client's id (a
+    /// metadata document URL is shared by every user of an MCP host), so those are limited
+    /// by address at the HTTP layer instead.
+    pub fn admit(&self, client: &Client, ctx: &IssuerContext) -> Result<(), OAuthError> {
+        let Some(a) = &self.admission else {
+            return Ok(());
+        };
+        if client.secret_hash.is_none() {
+            return Ok(());
+        }
+        let resource = ctx
+            .resource
+            .as_ref()
+            .map(|r| &r.id)
+            .or(client.resource.as_ref());
+        a.admit(client, resource).map_err(OAuthError::rate_limited)
     }
 
     /// Sends audit events to `sink` (by default they are only logged).

@@ -42,6 +42,9 @@ pub enum ErrorCode {
     ServerError,
     /// RFC 6749 §4.1.2.1: the server is temporarily unable to handle the request.
     TemporarilyUnavailable,
+    /// Not registered: the client (or its address) made too many requests (RFC 6585 §4
+    /// `429`, with `Retry-After`). The code Scalekit's examples use.
+    RateLimitExceeded,
 }
 
 impl ErrorCode {
@@ -65,6 +68,7 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::RateLimitExceeded => "rate_limit_exceeded",
         }
     }
 
@@ -78,6 +82,7 @@ impl ErrorCode {
             ErrorCode::AccessDenied => 403,
             ErrorCode::ServerError => 500,
             ErrorCode::TemporarilyUnavailable => 503,
+            ErrorCode::RateLimitExceeded => 429,
             ErrorCode::InvalidRequest
             | ErrorCode::InvalidGrant
             | ErrorCode::UnauthorizedClient
@@ -104,6 +109,9 @@ pub struct OAuthError {
     pub description: String,
     /// Extra context for the operator's log; never sent to the client.
     pub detail: Option<String>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for `rate_limit_exceeded`
+    /// and `temporarily_unavailable`.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -113,6 +121,18 @@ impl OAuthError {
             code,
             description: description.into(),
             detail: None,
+            retry_after: None,
+        }
+    }
+
+    /// `rate_limit_exceeded`: retry after `secs` seconds.
+    pub fn rate_limited(secs: u64) -> Self {
+        OAuthError {
+            retry_after: Some(secs.max(1)),
+            ..Self::new(
+                ErrorCode::RateLimitExceeded,
+                format!("too many requests; retry after {} s", secs.max(1)),
+            )
         }
     }
 
@@ -164,11 +184,14 @@ impl std::error::Error for OAuthError {}
 impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
-            crate::store::StoreError::Unavailable(_) => Self::new(
-                ErrorCode::TemporarilyUnavailable,
-                "the database cannot be reached now; try again shortly",
-            )
-            .with_detail(e.to_string()),
+            crate::store::StoreError::Unavailable(_) => OAuthError {
+                retry_after: Some(5),
+                ..Self::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the database cannot be reached now; try again shortly",
+                )
+                .with_detail(e.to_string())
+            },
             _ => OAuthError::server_error(e),
         }
     }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use gatehouse_core::metadata::paths;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -16,6 +17,7 @@ use crate::routes::{
     AppState, admin_api, admin_ui, authorize, email, metadata, oauth, ops, passkey, register, sso,
     ui,
 };
+use crate::throttle;
 
 /// Prefix of the per-MCP-server endpoints.
 const RESOURCE: &str = "/resources/{id}";
@@ -30,9 +32,11 @@ pub fn router(state: AppState) -> Router {
         .allow_headers(Any)
         .max_age(Duration::from_secs(3600));
     let registration = format!("{}/{{client_id}}", paths::REGISTER);
+    let limit_tokens =
+        || post(oauth::token).route_layer(from_fn_with_state(state.clone(), throttle::token_ip));
     let mut public = Router::new()
-        .route(paths::TOKEN, post(oauth::token))
-        .route(&format!("{RESOURCE}{}", paths::TOKEN), post(oauth::token))
+        .route(paths::TOKEN, limit_tokens())
+        .route(&format!("{RESOURCE}{}", paths::TOKEN), limit_tokens())
         .route(paths::REVOKE, post(oauth::revoke))
         .route(paths::REVOCATIONS, get(oauth::revocations))
         .route(
@@ -75,7 +79,8 @@ pub fn router(state: AppState) -> Router {
             post(sso::receive_user),
         );
 
-    // Pages people see: no CORS, never framed, never cached.
+    // Pages people see: no CORS, never framed, never cached. Authorization and sign-in are
+    // limited per client IP.
     let pages = Router::new()
         .route(paths::AUTHORIZE, get(authorize::get).post(authorize::post))
         .route(
@@ -88,13 +93,6 @@ pub fn router(state: AppState) -> Router {
         .route("/login/email/link", get(email::follow_link))
         .route("/login/passkey/options", post(passkey::sign_in_options))
         .route("/login/passkey", post(passkey::sign_in))
-        .route("/account", get(passkey::account))
-        .route(
-            "/account/passkeys/options",
-            post(passkey::registration_options),
-        )
-        .route("/account/passkeys", post(passkey::register))
-        .route("/account/passkeys/{id}/delete", post(passkey::remove))
         .route("/sso/v1/connections/{id}/start", get(sso::start))
         .route(
             "/sso/v1/connections/{id}/partner:callback",
@@ -104,6 +102,14 @@ pub fn router(state: AppState) -> Router {
             "/sso/v1/connections/{id}/callback",
             get(sso::provider_callback),
         )
+        .route_layer(from_fn_with_state(state.clone(), throttle::page_ip))
+        .route("/account", get(passkey::account))
+        .route(
+            "/account/passkeys/options",
+            post(passkey::registration_options),
+        )
+        .route("/account/passkeys", post(passkey::register))
+        .route("/account/passkeys/{id}/delete", post(passkey::remove))
         .route("/admin", get(admin_ui::servers))
         .route("/admin/servers", post(admin_ui::create_server))
         .route("/admin/servers/{id}", get(admin_ui::server))
@@ -199,7 +205,7 @@ pub fn router(state: AppState) -> Router {
         .merge(private)
         .merge(pages)
         .merge(admin_api::router())
-        .route_layer(axum::middleware::from_fn_with_state(
+        .route_layer(from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::track,
         ))

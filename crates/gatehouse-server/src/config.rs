@@ -52,6 +52,15 @@ pub struct Config {
     pub registration_expiry_days: u32,
     /// Dynamic client registrations accepted per client IP address per hour.
     pub registrations_per_ip_per_hour: u32,
+    /// Token endpoint requests accepted per client IP address per minute.
+    pub token_requests_per_ip_per_minute: u32,
+    /// Authorization and sign-in requests (pages and forms) per client IP per minute.
+    pub page_requests_per_ip_per_minute: u32,
+    /// Token requests per confidential client per minute, unless a tier of
+    /// `client_rate_limits` applies.
+    pub token_requests_per_client_per_minute: u32,
+    /// Tiers of per-client token limits by MCP server and scope; the first that applies wins.
+    pub client_rate_limits: Vec<ClientRateTier>,
     /// Audit events older than this many days are deleted.
     pub audit_retention_days: u32,
     /// A new signing key is published this many seconds before it signs: at least the time
@@ -88,6 +97,21 @@ pub struct Config {
     /// The bearer token a Prometheus scraper sends to `/metrics`. Unset, `/metrics` answers
     /// requests from this machine only.
     pub metrics_token: Option<Redacted>,
+}
+
+/// A tier of per-client token limits: clients of `server` (every MCP server if unset) that may
+/// have `scope` (any client if unset) get `per_minute` token requests a minute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRateTier {
+    /// The MCP server, `res_…`.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// A scope the client may be granted, e.g. `mcp:tools:*`.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Token requests a minute.
+    pub per_minute: u32,
 }
 
 /// How the SMTP connection is secured.
@@ -138,6 +162,10 @@ impl Default for Config {
             session_max_secs: 7 * 86_400,
             registration_expiry_days: 30,
             registrations_per_ip_per_hour: 60,
+            token_requests_per_ip_per_minute: 600,
+            page_requests_per_ip_per_minute: 300,
+            token_requests_per_client_per_minute: 600,
+            client_rate_limits: Vec::new(),
             audit_retention_days: 90,
             key_publish_ahead_secs: 86_400,
             key_rotation_days: 90,
@@ -223,7 +251,7 @@ impl Config {
     }
 
     fn check_ranges(&self) -> Result<(), ConfigError> {
-        let checks: [(&str, u32, std::ops::RangeInclusive<u32>); 10] = [
+        let checks: [(&str, u32, std::ops::RangeInclusive<u32>); 13] = [
             ("code_ttl_secs", self.code_ttl_secs, 5..=60),
             (
                 "refresh_token_ttl_secs",
@@ -247,6 +275,21 @@ impl Config {
                 self.registrations_per_ip_per_hour,
                 1..=100_000,
             ),
+            (
+                "token_requests_per_ip_per_minute",
+                self.token_requests_per_ip_per_minute,
+                1..=1_000_000,
+            ),
+            (
+                "page_requests_per_ip_per_minute",
+                self.page_requests_per_ip_per_minute,
+                1..=1_000_000,
+            ),
+            (
+                "token_requests_per_client_per_minute",
+                self.token_requests_per_client_per_minute,
+                1..=1_000_000,
+            ),
             ("audit_retention_days", self.audit_retention_days, 1..=3650),
             (
                 "key_publish_ahead_secs",
@@ -262,6 +305,19 @@ impl Config {
                     range.start(),
                     range.end()
                 )));
+            }
+        }
+        for t in &self.client_rate_limits {
+            if !(1..=1_000_000).contains(&t.per_minute) {
+                return Err(ConfigError(format!(
+                    "client_rate_limits: per_minute = {} is out of range (1..=1000000)",
+                    t.per_minute
+                )));
+            }
+            if t.server.as_deref().is_some_and(|s| !s.starts_with("res_")) {
+                return Err(ConfigError(
+                    "client_rate_limits: server must be an MCP server id (res_…)".into(),
+                ));
             }
         }
         if self.sign_in_failures_per_account == 0 || self.sign_in_failures_per_ip == 0 {

@@ -15,7 +15,7 @@ use gatehouse_core::{Clock, ResourceUri, ScopeSet, SystemClock};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::serve::{BoxError, RunningServer, open_sqlite, shutdown_signal, start_default};
+use crate::serve::{BoxError, RunningServer, open_sqlite, shutdown_signal, start_app};
 
 /// Runs the demo until Ctrl-C. `data_dir` is kept if given; otherwise a temporary directory
 /// is used and removed at the end.
@@ -89,7 +89,7 @@ pub async fn run(
     };
 
     let stop = shutdown_signal();
-    let state = start_default(public.clone(), store.clone()).await?;
+    let state = start_app(public.clone(), store.clone(), config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

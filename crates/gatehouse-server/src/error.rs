@@ -53,10 +53,10 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
                 );
             }
-            ErrorCode::TemporarilyUnavailable => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            }
             _ => {}
+        }
+        if let Some(secs) = e.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -20,7 +20,7 @@ use crate::fetch::{AddressPolicy, SafeFetcher};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::routes::AppState;
-use crate::throttle::Limits;
+use crate::throttle::{ClientLimits, Limits};
 
 /// Any failure of the command line or the server, as a message for the operator.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -86,9 +86,17 @@ impl RunningServer {
         let engine = state.engine.clone();
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
+        let limits = state.limits.clone();
         // Handlers that rate-limit read the peer address.
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let refresher = tokio::spawn(refresh_loop(engine.clone(), refresh));
+        let forgetter = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limits.forget_idle();
+            }
+        });
         let task = tokio::spawn(async move {
             // Responses go out in several writes; without TCP_NODELAY, Nagle's algorithm and
             // delayed ACKs hold the last one back ~40 ms on keep-alive connections.
@@ -101,6 +109,7 @@ impl RunningServer {
                 })
                 .await;
             refresher.abort();
+            forgetter.abort();
             result
         });
         Ok(RunningServer {
@@ -163,13 +172,15 @@ async fn refresh_loop(engine: Arc<Engine>, every: Duration) {
     }
 }
 
-/// Starts the engine on `store` with default settings (metadata documents fetched from
-/// public addresses only), and the state to serve it with.
-pub async fn start_default(public: Issuer, store: Arc<dyn Store>) -> Result<AppState, BoxError> {
-    let config = Config::default();
+/// Starts the engine on `store` with the settings of `config`, and the state to serve it with.
+pub async fn start_app(
+    public: Issuer,
+    store: Arc<dyn Store>,
+    config: &Config,
+) -> Result<AppState, BoxError> {
     let metrics = Arc::new(Metrics::new());
-    let engine = start_engine_with(public, store, &config, metrics.clone()).await?;
-    app_state(engine, metrics, &config)
+    let engine = start_engine_with(public, store, config, metrics.clone()).await?;
+    app_state(engine, metrics, config)
 }
 
 /// Starts the engine on `store` with the settings of `config`, counting its audit events in
@@ -193,17 +204,9 @@ pub async fn start_engine_with(
         .await?
         .with_settings(config.engine_settings())
         .with_document_fetcher(Arc::new(fetcher), config.dev_loopback_metadata_documents)
+        .with_admission(Arc::new(ClientLimits::new(config, metrics.clone())))
         .with_audit_sink(AuditWriter::spawn(store, metrics));
     Ok(Arc::new(engine))
-}
-
-/// The limits of `config`.
-pub fn limits(config: &Config) -> Limits {
-    Limits::new(
-        config.sign_in_failures_per_account,
-        config.sign_in_failures_per_ip,
-        config.registrations_per_ip_per_hour,
-    )
 }
 
 /// What the handlers share, as `config` sets it up; `metrics` are those the engine counts
@@ -216,7 +219,7 @@ pub fn app_state(
     let mailer = Mailer::from_config(config)?;
     Ok(AppState {
         engine,
-        limits: Arc::new(limits(config)),
+        limits: Arc::new(Limits::new(config)),
         mailer: mailer.map(Arc::new),
         upstream: Arc::new(
             crate::oidc::Upstream::new()
@@ -241,12 +244,10 @@ pub async fn serve(config: &Config) -> Result<(), BoxError> {
     }
     let stop = shutdown_signal();
     let store = open_store(config).await?;
-    let metrics = Arc::new(Metrics::new());
-    let engine = start_engine_with(public.clone(), store.clone(), config, metrics.clone()).await?;
+    let state = start_app(public.clone(), store.clone(), config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let state = app_state(engine, metrics, config)?;
     let mut server = RunningServer::start_with(
         state,
         listener,

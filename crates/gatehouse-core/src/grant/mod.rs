@@ -70,6 +70,7 @@ async fn run(
     }
     let credentials = ClientCredentials::from_request(authorization, params)?;
     let client = authenticate_at(engine, ctx, &credentials).await?;
+    engine.admit(&client, ctx)?;
     let response = match grant_type {
         "authorization_code" => authorization_code::grant(engine, ctx, &client, params).await,
         "refresh_token" => refresh_token::grant(engine, ctx, &client, params).await,

@@ -14,6 +14,7 @@ use gatehouse_core::{ErrorCode, OAuthError, registration};
 
 use super::{AppState, AtIssuer};
 use crate::error::ApiError;
+use crate::throttle::check_ip;
 
 /// `POST /oauth/register`, `POST /resources/{id}/oauth/register`
 pub async fn register(
@@ -22,21 +23,8 @@ pub async fn register(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request<Body>,
 ) -> Response {
-    if s.limits.registrations.check_key(&peer.ip()).is_err() {
-        tracing::warn!(ip = %peer.ip(), "registration refused: rate limit");
-        let body = serde_json::json!({
-            "error": "too_many_requests",
-            "error_description": "too many registrations from this address; try again later",
-        });
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [
-                (header::RETRY_AFTER, "60"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            Json(body),
-        )
-            .into_response();
+    if let Err(refused) = check_ip(&s, &s.limits.registrations, "registration_ip", peer.ip()) {
+        return refused.into_response();
     }
     let body = match axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES).await {
         Ok(b) => b,

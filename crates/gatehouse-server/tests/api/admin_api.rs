@@ -907,6 +907,7 @@ async fn signing_keys_are_listed_and_rotated_once_at_a_time() {
         .map(|k| k["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["active", "next"]);
+    api.app.engine.flush_audit().await;
     let (_, log) = api.get("/audit?event=key.rotated").await;
     assert_eq!(log["items"][0]["details"]["kid"], next.as_str());
 }

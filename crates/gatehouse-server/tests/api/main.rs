@@ -10,6 +10,7 @@ mod flow;
 mod guard;
 mod helpers;
 mod introspection;
+mod limits;
 mod metadata;
 mod nodes;
 mod ops;

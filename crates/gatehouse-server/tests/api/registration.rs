@@ -240,7 +240,7 @@ async fn registration_can_be_switched_off_and_is_rate_limited() {
     let (status, body) = register_raw(&app, &path, ok).await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (429, Some("too_many_requests"))
+        (429, Some("rate_limit_exceeded"))
     );
 }
 
