@@ -2,12 +2,14 @@
 # A throwaway PostgreSQL server on loopback for the tests: installs Debian's `postgresql` if
 # it is missing, makes a cluster in $TMPDIR/gatehouse-postgres (outside the checkout, which
 # the server's own user may not be allowed to enter), starts it on a free port, and prints
-# the URL of an empty database `gatehouse`. `scripts/postgres.sh stop` stops it.
+# the URL of an empty database `gatehouse`. `scripts/postgres.sh stop` stops it, and
+# `scripts/postgres.sh resume` starts it again with its data, on the same port.
+# PG_NAME=other runs a second, separate server (the restart test stops its own).
 # Used by scripts/test.sh (TEST_POSTGRES_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dir="${TMPDIR:-/tmp}/gatehouse-postgres"
+dir="${TMPDIR:-/tmp}/${PG_NAME:-gatehouse-postgres}"
 bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
 
 as_owner() {
@@ -19,10 +21,25 @@ as_owner() {
     fi
 }
 
-if [ "${1:-}" = stop ]; then
-    [ -f "$dir/data/postmaster.pid" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null
+start() {
+    # Tests only: durability settings off for speed.
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
+        "-c listen_addresses=127.0.0.1 -p $1 -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        start >/dev/null
+}
+
+case "${1:-}" in
+stop)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    fi
     exit 0
-fi
+    ;;
+resume)
+    start "$(cat "$dir/port")"
+    exit 0
+    ;;
+esac
 
 if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
     echo "installing postgresql (Debian)" >&2
@@ -40,9 +57,7 @@ rm -rf "$dir"
 mkdir -p "$dir"
 [ "$(id -u)" = 0 ] && chown postgres "$dir"
 as_owner "$bin/initdb" -D "$dir/data" -U gatehouse --auth=trust -E UTF8 --no-sync >/dev/null
-# Tests only: durability settings off for speed; the crash tests use their own settings.
-as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
-    "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-    start >/dev/null
+echo "$port" > "$dir/port"
+start "$port"
 as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U gatehouse gatehouse
 echo "postgres://gatehouse@127.0.0.1:$port/gatehouse"

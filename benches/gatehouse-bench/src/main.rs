@@ -25,7 +25,7 @@ use gatehouse_core::store::Store;
 use gatehouse_core::{Clock, Issuer, ResourceUri, ScopeSet, SystemClock};
 use gatehouse_server::config::Config;
 use gatehouse_server::serve::{RunningServer, open_sqlite, start_app};
-use gatehouse_store::{PgStore, PoolSettings};
+use gatehouse_store::{Migrations, PgStore, PoolSettings};
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -56,7 +56,7 @@ async fn main() -> Result<(), BoxError> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> = match &args.database_url {
         Some(url) => Arc::new(PgStore::connect(url, PoolSettings::default()).await?),
-        None => Arc::new(open_sqlite(dir.path()).await?),
+        None => Arc::new(open_sqlite(dir.path(), Migrations::Apply).await?),
     };
     let recorder = Recorder::default();
     let listener = TcpListener::bind("127.0.0.1:0").await?;

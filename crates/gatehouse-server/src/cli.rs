@@ -114,6 +114,20 @@ pub enum Command {
     Connections(ConnectionsCommand),
     /// Read the audit log, newest first; every filter narrows.
     Audit(AuditArgs),
+    /// Apply the database schema migrations this version has and the database lacks. For
+    /// rolling upgrades: run it with the new version, then restart nodes one by one (with
+    /// auto_migrate = false they never migrate themselves).
+    Migrate {
+        /// Only name the pending migrations; fail if there are any.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Copy the SQLite database, consistently, while the server runs (PostgreSQL: pg_dump).
+    Backup {
+        /// The file to write; it must not exist.
+        #[arg(value_name = "FILE")]
+        to: PathBuf,
+    },
     /// Try it: run Gatehouse and a protected to-do MCP server with an agent client, and print
     /// what to do next. Uses a temporary data directory unless --data-dir is given.
     Demo {
@@ -737,8 +751,11 @@ async fn run_command(
     let public = config.public_issuer()?;
     let now = SystemClock.now();
     let out = match command {
-        Command::Serve { .. } | Command::Demo { .. } => {
-            return Err("serve and demo are not administrative commands".into());
+        Command::Serve { .. }
+        | Command::Demo { .. }
+        | Command::Migrate { .. }
+        | Command::Backup { .. } => {
+            return Err("serve, demo, migrate and backup are not administrative commands".into());
         }
         Command::Servers(ServersCommand::Add {
             name,

@@ -52,6 +52,10 @@ pub struct Config {
     pub registration_expiry_days: u32,
     /// Dynamic client registrations accepted per client IP address per hour.
     pub registrations_per_ip_per_hour: u32,
+    /// Whether `serve` and the CLI apply pending schema migrations when they open the database.
+    /// Off for rolling upgrades: `gatehouse migrate` applies them, and a node refuses to start
+    /// on a database that lacks some.
+    pub auto_migrate: bool,
     /// Token endpoint requests accepted per client IP address per minute.
     pub token_requests_per_ip_per_minute: u32,
     /// Authorization and sign-in requests (pages and forms) per client IP per minute.
@@ -162,6 +166,7 @@ impl Default for Config {
             session_max_secs: 7 * 86_400,
             registration_expiry_days: 30,
             registrations_per_ip_per_hour: 60,
+            auto_migrate: true,
             token_requests_per_ip_per_minute: 600,
             page_requests_per_ip_per_minute: 300,
             token_requests_per_client_per_minute: 600,

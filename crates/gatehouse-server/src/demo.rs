@@ -12,6 +12,7 @@ use gatehouse_core::model::{NewResource, ScopeDef};
 use gatehouse_core::password::Password;
 use gatehouse_core::store::{AuditStore, ResourceStore, UserStore};
 use gatehouse_core::{Clock, ResourceUri, ScopeSet, SystemClock};
+use gatehouse_store::Migrations;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -38,7 +39,7 @@ pub async fn run(
             .unwrap_or_default()
     });
     let public = config.public_issuer()?;
-    let store = Arc::new(open_sqlite(&dir).await?);
+    let store = Arc::new(open_sqlite(&dir, Migrations::Apply).await?);
 
     // The to-do server: reuse it if this data directory has it already.
     let mcp_url = format!("http://{mcp_listen}/mcp");

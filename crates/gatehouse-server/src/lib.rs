@@ -11,6 +11,7 @@ pub mod extract;
 pub mod fetch;
 pub mod github;
 pub mod mail;
+pub mod maintenance;
 pub mod metrics;
 pub mod oidc;
 pub mod routes;

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use gatehouse_server::cli::{Cli, Command, run_admin};
 use gatehouse_server::config::{Config, LogFormat};
-use gatehouse_server::demo;
 use gatehouse_server::serve::serve;
+use gatehouse_server::{demo, maintenance};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,6 +27,8 @@ fn main() -> ExitCode {
                     .await
                     .map(|()| None)
             }
+            Command::Migrate { check } => maintenance::migrate(&config, check).await.map(Some),
+            Command::Backup { to } => maintenance::backup(&config, &to).await.map(Some),
             other => run_admin(other, &config).await.map(Some),
         }
     });

@@ -8,7 +8,9 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use gatehouse_core::store::Store;
 use gatehouse_core::{Engine, Issuer, SystemClock};
-use gatehouse_store::{PgStore, PoolSettings, SqliteStore};
+use gatehouse_store::{
+    MigrationName, MigrationStatus, Migrations, PgStore, PoolSettings, SqliteStore,
+};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -25,29 +27,86 @@ use crate::throttle::{ClientLimits, Limits};
 /// Any failure of the command line or the server, as a message for the operator.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The database `config` names, as its own type: migrations and backups differ by backend.
+pub enum Database {
+    /// The SQLite file in `data_dir`.
+    Sqlite(SqliteStore),
+    /// PostgreSQL at `database_url`.
+    Postgres(PgStore),
+}
+
+impl Database {
+    /// Opens the database `config` names, doing `migrations`. A database a newer Gatehouse
+    /// migrated opens with a warning.
+    pub async fn open(config: &Config, migrations: Migrations) -> Result<Self, BoxError> {
+        let db = match &config.database_url {
+            None => Database::Sqlite(open_sqlite(&config.data_dir, migrations).await?),
+            Some(url) => {
+                let settings = PoolSettings {
+                    max_connections: config.database_max_connections,
+                    ..PoolSettings::default()
+                };
+                let store = PgStore::connect_migrating(&url.0, settings, migrations)
+                    .await
+                    .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+                Database::Postgres(store)
+            }
+        };
+        if migrations != Migrations::Leave {
+            let newer = db.migration_status().await?.newer;
+            if !newer.is_empty() {
+                tracing::warn!(
+                    ?newer,
+                    "the database has migrations of a newer Gatehouse: upgrade this node"
+                );
+            }
+        }
+        Ok(db)
+    }
+
+    /// Where the database stands against this version's migrations.
+    pub async fn migration_status(&self) -> Result<MigrationStatus, BoxError> {
+        Ok(match self {
+            Database::Sqlite(s) => s.migration_status().await?,
+            Database::Postgres(p) => p.migration_status().await?,
+        })
+    }
+
+    /// Applies the migrations the database lacks; returns them.
+    pub async fn migrate(&self) -> Result<Vec<MigrationName>, BoxError> {
+        Ok(match self {
+            Database::Sqlite(s) => s.migrate().await?,
+            Database::Postgres(p) => p.migrate().await?,
+        })
+    }
+
+    /// The store on it.
+    pub fn into_store(self) -> Arc<dyn Store> {
+        match self {
+            Database::Sqlite(s) => Arc::new(s),
+            Database::Postgres(p) => Arc::new(p),
+        }
+    }
+}
+
 /// Opens the store `config` names: PostgreSQL at `database_url`, or else the SQLite file in
-/// `data_dir`.
+/// `data_dir`. Pending migrations are applied, or with `auto_migrate` off refused.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, BoxError> {
-    let Some(url) = &config.database_url else {
-        return Ok(Arc::new(open_sqlite(&config.data_dir).await?));
+    let migrations = if config.auto_migrate {
+        Migrations::Apply
+    } else {
+        Migrations::Require
     };
-    let settings = PoolSettings {
-        max_connections: config.database_max_connections,
-        ..PoolSettings::default()
-    };
-    let store = PgStore::connect(&url.0, settings)
-        .await
-        .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
-    Ok(Arc::new(store))
+    Ok(Database::open(config, migrations).await?.into_store())
 }
 
 /// Opens the SQLite store in `data_dir`, creating the directory (private to its owner).
-pub async fn open_sqlite(data_dir: &Path) -> Result<SqliteStore, BoxError> {
+pub async fn open_sqlite(data_dir: &Path, migrations: Migrations) -> Result<SqliteStore, BoxError> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     restrict(data_dir, 0o700);
     let path = data_dir.join("gatehouse.db");
-    let store = SqliteStore::open(&path)
+    let store = SqliteStore::open_with(&path, migrations)
         .await
         .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
     // The database holds the private signing keys.
@@ -56,7 +115,7 @@ pub async fn open_sqlite(data_dir: &Path) -> Result<SqliteStore, BoxError> {
 }
 
 #[cfg(unix)]
-fn restrict(path: &Path, mode: u32) {
+pub(crate) fn restrict(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
         tracing::warn!(path = %path.display(), error = %e, "could not restrict permissions");
@@ -64,7 +123,7 @@ fn restrict(path: &Path, mode: u32) {
 }
 
 #[cfg(not(unix))]
-fn restrict(_path: &Path, _mode: u32) {}
+pub(crate) fn restrict(_path: &Path, _mode: u32) {}
 
 /// A server running in the background.
 pub struct RunningServer {

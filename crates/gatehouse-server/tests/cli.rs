@@ -1252,3 +1252,96 @@ fn connections_and_sign_in_methods() {
         assert!(actions.contains(&a), "{a} not in {actions:?}");
     }
 }
+
+#[test]
+fn migrate_applies_once_and_backup_copies_a_working_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let manual = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["--data-dir", dir.path().to_str().unwrap()])
+            .args(args)
+            .env_remove("GATEHOUSE_CONFIG")
+            .env("GATEHOUSE_AUTO_MIGRATE", "false")
+            .output()
+            .unwrap()
+    };
+    // With auto_migrate off nothing migrates by itself: the operator does.
+    let refused = manual(&["servers", "list"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("run `gatehouse migrate` first"),
+        "{}",
+        stderr(&refused)
+    );
+    let check = manual(&["migrate", "--check"]);
+    assert!(!check.status.success());
+    assert!(
+        stderr(&check).contains("pending migrations: 0001 foundation"),
+        "{}",
+        stderr(&check)
+    );
+    let out = manual(&["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.starts_with("applied 0001 foundation\n"), "{said}");
+    assert!(said.contains("applied 0010 passkeys"), "{said}");
+    for args in [&["migrate"][..], &["migrate", "--check"]] {
+        let out = manual(args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "the database is up to date"
+        );
+    }
+    let added = json(&manual(&[
+        "servers",
+        "add",
+        "--name",
+        "Kept",
+        "--url",
+        "https://kept.example/mcp",
+        "--json",
+    ]));
+
+    // The copy is private, complete, and opens as a data directory of its own.
+    let copy = dir.path().join("copy.db");
+    let out = gatehouse(dir.path(), &["backup", copy.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "it holds the signing keys");
+    }
+    let again = gatehouse(dir.path(), &["backup", copy.to_str().unwrap()]);
+    assert!(!again.status.success(), "never overwrites");
+    assert!(
+        stderr(&again).contains("cannot create"),
+        "{}",
+        stderr(&again)
+    );
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(&copy, restored.path().join("gatehouse.db")).unwrap();
+    let listed = json(&gatehouse(restored.path(), &["servers", "list", "--json"]));
+    assert_eq!(listed[0]["id"], added["id"], "{listed}");
+
+    let pg = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "backup",
+            "x.db",
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+        ])
+        .env_remove("GATEHOUSE_CONFIG")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(stderr(&pg).contains("pg_dump"), "{}", stderr(&pg));
+    let empty = tempfile::tempdir().unwrap();
+    let missing = gatehouse(empty.path(), &["backup", "y.db"]);
+    assert!(
+        stderr(&missing).contains("there is no database"),
+        "{}",
+        stderr(&missing)
+    );
+}

@@ -33,6 +33,7 @@ use gatehouse_core::{ClientId, GrantId, ResourceId, UnixTime, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
+use crate::migrations::{self, MigrationName, MigrationStatus, Migrations};
 use crate::rows::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -66,15 +67,25 @@ impl PgStore {
     /// pending migrations. Migrations take an advisory lock, so nodes starting together apply
     /// them once.
     pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, StoreError> {
+        Self::connect_migrating(url, settings, Migrations::Apply).await
+    }
+
+    /// Connects to the database at `url`, doing `migrations`.
+    pub async fn connect_migrating(
+        url: &str,
+        settings: PoolSettings,
+        migrations: Migrations,
+    ) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Backend(format!("the database URL: {e}")))?;
-        Self::connect_with(options, settings).await
+        Self::connect_with(options, settings, migrations).await
     }
 
     /// Connects with `options`: a test can set its own `search_path`, say.
     pub async fn connect_with(
         options: PgConnectOptions,
         settings: PoolSettings,
+        migrations: Migrations,
     ) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
@@ -85,11 +96,28 @@ impl PgStore {
             .connect_with(options.application_name("gatehouse"))
             .await
             .map_err(backend)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
-        Ok(PgStore { pool })
+        let store = PgStore { pool };
+        match migrations {
+            Migrations::Apply => migrations::apply(&MIGRATOR, &store.pool).await?,
+            Migrations::Require => {
+                migrations::require_none_pending(&store.migration_status().await?)?;
+            }
+            Migrations::Leave => {}
+        }
+        Ok(store)
+    }
+
+    /// Where the database stands against this version's migrations.
+    pub async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        migrations::status(&MIGRATOR, &mut *conn).await
+    }
+
+    /// Applies the migrations the database lacks; returns them.
+    pub async fn migrate(&self) -> Result<Vec<MigrationName>, StoreError> {
+        let pending = self.migration_status().await?.pending;
+        migrations::apply(&MIGRATOR, &self.pool).await?;
+        Ok(pending)
     }
 
     /// A transaction at READ COMMITTED, PostgreSQL's default.
@@ -1846,6 +1874,7 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::testing;
+    use super::*;
 
     #[tokio::test]
     async fn postgres_passes_the_contract() {
@@ -1853,5 +1882,30 @@ mod tests {
             return;
         };
         gatehouse_core::contract::run_all(|| testing::store(&url, "contract")).await;
+    }
+
+    #[tokio::test]
+    async fn migrations_are_required_until_applied_once() {
+        let Some(url) = testing::database_url() else {
+            return;
+        };
+        let db = testing::url_in(&url, &testing::fresh_schema(&url, "migrate").await);
+        let open = |m| PgStore::connect_migrating(&db, PoolSettings::default(), m);
+        let err = open(Migrations::Require)
+            .await
+            .err()
+            .expect("an unmigrated database is refused");
+        assert!(err.to_string().contains("gatehouse migrate"), "{err}");
+        let store = open(Migrations::Leave).await.unwrap();
+        let pending = store.migration_status().await.unwrap().pending;
+        assert!(!pending.is_empty());
+        assert_eq!(store.migrate().await.unwrap(), pending);
+        assert_eq!(store.migrate().await.unwrap(), vec![], "once");
+        store.pool.close().await;
+        let store = open(Migrations::Require).await.unwrap();
+        assert_eq!(
+            store.migration_status().await.unwrap(),
+            MigrationStatus::default()
+        );
     }
 }

@@ -30,6 +30,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
+use crate::migrations::{self, MigrationName, MigrationStatus, Migrations};
 use crate::rows::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -43,6 +44,11 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Migrations::Apply).await
+    }
+
+    /// Opens (creating if needed) the database at `path`, doing `migrations`.
+    pub async fn open_with(path: &Path, migrations: Migrations) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -51,7 +57,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        Self::connect(options, 8).await
+        Self::connect(options, 8, migrations).await
     }
 
     /// A private in-memory database, for tests.
@@ -60,7 +66,7 @@ impl SqliteStore {
             .map_err(backend)?
             .foreign_keys(true);
         // One connection: every connection to `:memory:` is a separate database.
-        Self::connect(options, 1).await
+        Self::connect(options, 1, Migrations::Apply).await
     }
 
     /// A transaction that takes the write lock at `BEGIN`. A deferred transaction that reads
@@ -107,7 +113,11 @@ impl SqliteStore {
         Ok(Some(before))
     }
 
-    async fn connect(options: SqliteConnectOptions, max: u32) -> Result<Self, StoreError> {
+    async fn connect(
+        options: SqliteConnectOptions,
+        max: u32,
+        migrations: Migrations,
+    ) -> Result<Self, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(1)
@@ -116,11 +126,42 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        MIGRATOR
-            .run(&pool)
+        let store = SqliteStore { pool };
+        match migrations {
+            Migrations::Apply => migrations::apply(&MIGRATOR, &store.pool).await?,
+            Migrations::Require => {
+                migrations::require_none_pending(&store.migration_status().await?)?;
+            }
+            Migrations::Leave => {}
+        }
+        Ok(store)
+    }
+
+    /// Where the database stands against this version's migrations.
+    pub async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        migrations::status(&MIGRATOR, &mut *conn).await
+    }
+
+    /// Applies the migrations the database lacks; returns them.
+    pub async fn migrate(&self) -> Result<Vec<MigrationName>, StoreError> {
+        let pending = self.migration_status().await?.pending;
+        migrations::apply(&MIGRATOR, &self.pool).await?;
+        Ok(pending)
+    }
+
+    /// Writes a consistent copy of the whole database to `dest`, a file that must not exist,
+    /// while the server goes on (`VACUUM INTO`: one read transaction, compacted).
+    pub async fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        let dest = dest.to_str().ok_or_else(|| {
+            StoreError::Backend(format!("{} is not a UTF-8 path", dest.display()))
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(dest)
+            .execute(&self.pool)
             .await
-            .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
-        Ok(SqliteStore { pool })
+            .map_err(backend)?;
+        Ok(())
     }
 
     /// Closes the pool, waiting for connections to finish.
@@ -1782,6 +1823,66 @@ mod tests {
             vec![key],
             "migrations re-run cleanly, data kept"
         );
+    }
+
+    #[tokio::test]
+    async fn migrations_are_required_applied_once_and_newer_ones_tolerated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        let err = SqliteStore::open_with(&path, Migrations::Require)
+            .await
+            .err()
+            .expect("an unmigrated database is refused");
+        assert!(err.to_string().contains("0001 foundation"), "{err}");
+        assert!(err.to_string().contains("gatehouse migrate"), "{err}");
+
+        let store = SqliteStore::open_with(&path, Migrations::Leave)
+            .await
+            .unwrap();
+        let status = store.migration_status().await.unwrap();
+        assert_eq!(status.pending.len(), MIGRATOR.iter().count());
+        assert!(status.newer.is_empty());
+        let applied = store.migrate().await.unwrap();
+        assert_eq!(applied, status.pending);
+        assert_eq!(store.migrate().await.unwrap(), vec![], "once");
+        // A newer version migrated the database further.
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (9999, 'from the future', 1, x'00', 1)",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        store.close().await;
+        for mode in [Migrations::Require, Migrations::Apply] {
+            let store = SqliteStore::open_with(&path, mode).await.unwrap();
+            let status = store.migration_status().await.unwrap();
+            assert_eq!(status.pending, vec![]);
+            assert_eq!(status.newer, vec![9999]);
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backup_is_a_consistent_copy_taken_while_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("live.sqlite"))
+            .await
+            .unwrap();
+        let key = StoredKey::generate(SigningAlg::EdDSA, UnixTime(1)).unwrap();
+        store.insert_key(&key).await.unwrap();
+        let copy = dir.path().join("copy.sqlite");
+        store.backup_to(&copy).await.unwrap();
+        store.close().await;
+        let restored = SqliteStore::open_with(&copy, Migrations::Require)
+            .await
+            .unwrap();
+        assert_eq!(restored.keys().await.unwrap(), vec![key]);
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&restored.pool)
+            .await
+            .unwrap();
+        assert_eq!(check, "ok");
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use gatehouse_core::{Clock, Engine, Issuer, ResourceUri, ScopeSet, SystemClock};
 use gatehouse_server::config::Config;
 use gatehouse_server::metrics::Metrics;
 use gatehouse_server::serve::{RunningServer, app_state, open_sqlite, start_engine_with};
+use gatehouse_store::Migrations;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -47,7 +48,8 @@ impl TestApp {
         let mut config = Config::default();
         tune(&mut config);
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(open_sqlite(dir.path()).await.unwrap());
+        let store: Arc<dyn Store> =
+            Arc::new(open_sqlite(dir.path(), Migrations::Apply).await.unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{host}:{}", listener.local_addr().unwrap().port());
         let metrics = Arc::new(Metrics::new());

@@ -2,7 +2,6 @@
 //! share the public URL, and what one node creates works through the other. Races between
 //! them have one winner.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -16,55 +15,20 @@ use serde_json::Value;
 
 use crate::helpers::claims;
 use crate::people::*;
-
-/// A `gatehouse serve` process; killed when dropped.
-struct Node {
-    url: String,
-    child: Child,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::process::{Node, free_port};
 
 /// Starts a node on `port` with `public_url`, on the database at `database_url`.
 async fn node(port: u16, public_url: &str, database_url: &str, dir: &std::path::Path) -> Node {
-    let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("GATEHOUSE_DATABASE_URL", database_url)
-        .env("GATEHOUSE_PUBLIC_URL", public_url)
-        .env("GATEHOUSE_DATA_DIR", dir)
-        .env("GATEHOUSE_REFRESH_INTERVAL_MS", "100")
-        .env_remove("GATEHOUSE_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let node = Node {
-        url: format!("http://127.0.0.1:{port}"),
-        child,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/health", node.url)).await
-            && r.status() == 200
-        {
-            return node;
-        }
-        assert!(Instant::now() < deadline, "node on {port} did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Node::start(
+        port,
+        &[
+            ("GATEHOUSE_DATABASE_URL", database_url),
+            ("GATEHOUSE_PUBLIC_URL", public_url),
+            ("GATEHOUSE_DATA_DIR", dir.to_str().unwrap()),
+            ("GATEHOUSE_REFRESH_INTERVAL_MS", "100"),
+        ],
+    )
+    .await
 }
 
 /// A browser going to `node` with the cookies of `http` (one host for both nodes: cookies
