@@ -101,6 +101,10 @@ pub trait Admission: Send + Sync {
     fn admit(&self, client: &Client, resource: Option<&ResourceId>) -> Result<(), u64>;
 }
 
+/// Records of each kind a clean-up pass deletes at most: a pass holds the database for
+/// milliseconds, however much has piled up.
+pub const PRUNE_LIMIT: u32 = 1000;
+
 /// The authorization server's protocol engine.
 pub struct Engine {
     public: Issuer,
@@ -238,10 +242,11 @@ impl Engine {
         self.catalog.forget_client(&client.id);
     }
 
-    /// Deletes expired records and unused registrations.
-    pub async fn prune(&self) -> Result<u64, StoreError> {
+    /// Deletes expired records and unused registrations: one bounded pass
+    /// ([`PRUNE_LIMIT`] of each kind); run another while [`Pruned::more`](crate::records::Pruned).
+    pub async fn prune(&self) -> Result<crate::records::Pruned, StoreError> {
         let now = self.now();
-        let n = self
+        let pruned = self
             .store
             .prune(&crate::records::Prune {
                 now,
@@ -249,12 +254,13 @@ impl Engine {
                 sessions_created_before: now.plus(-self.settings.session_max),
                 registrations_unused_before: now.plus(-self.settings.registration_ttl),
                 audit_before: now.plus(-self.settings.audit_retention),
+                limit: PRUNE_LIMIT,
             })
             .await?;
-        if n > 0 {
+        if pruned.deleted > 0 {
             self.catalog.invalidate();
         }
-        Ok(n)
+        Ok(pruned)
     }
 
     /// The WebAuthn relying party ([`crate::passkey::relying_party`]), if passkeys can be

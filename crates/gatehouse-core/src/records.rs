@@ -162,4 +162,24 @@ pub struct Prune {
     pub registrations_unused_before: UnixTime,
     /// Audit events from before this go.
     pub audit_before: UnixTime,
+    /// At most this many records of each kind go in one pass, so that a pass holds the
+    /// database briefly however much has piled up; [`Pruned::more`] says to run another.
+    pub limit: u32,
+}
+
+/// What a clean-up pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Records deleted.
+    pub deleted: u64,
+    /// Whether some kind reached the pass's limit: there may be more to delete.
+    pub more: bool,
+}
+
+impl Pruned {
+    /// Counts `deleted` records of one kind, under `limit`.
+    pub fn add(&mut self, deleted: u64, limit: u32) {
+        self.deleted += deleted;
+        self.more |= deleted >= u64::from(limit);
+    }
 }

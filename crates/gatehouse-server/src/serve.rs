@@ -207,18 +207,19 @@ async fn refresh_loop(engine: Arc<Engine>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_prune: Option<std::time::Instant> = None;
+    // A clean-up pass is bounded; while one leaves more behind, the next runs a tick later.
+    let mut backlog = false;
     loop {
         tick.tick().await;
         if let Err(e) = engine.refresh().await {
             tracing::warn!(error = %e, "could not check the store for changes");
         }
-        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+        let due = last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+        if due || backlog {
+            backlog = prune(&engine).await;
+        }
+        if due {
             last_prune = Some(std::time::Instant::now());
-            match engine.prune().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(records = n, "deleted expired records"),
-                Err(e) => tracing::warn!(error = %e, "could not delete expired records"),
-            }
             match engine.rotate_keys_when_due().await {
                 Ok(made) => {
                     for k in made {
@@ -227,6 +228,26 @@ async fn refresh_loop(engine: Arc<Engine>, every: Duration) {
                 }
                 Err(e) => tracing::warn!(error = %e, "could not rotate signing keys"),
             }
+        }
+    }
+}
+
+/// One bounded clean-up pass; whether it left more to delete.
+async fn prune(engine: &Engine) -> bool {
+    match engine.prune().await {
+        Ok(p) => {
+            if p.deleted > 0 {
+                tracing::info!(
+                    records = p.deleted,
+                    more = p.more,
+                    "deleted expired records"
+                );
+            }
+            p.more
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not delete expired records");
+            false
         }
     }
 }

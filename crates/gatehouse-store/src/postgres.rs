@@ -17,7 +17,7 @@ use gatehouse_core::keys::StoredKey;
 use gatehouse_core::model::{ApiKey, Client, Resource, User};
 use gatehouse_core::passkey::{CeremonyPurpose, PasskeyCeremony, StoredPasskey};
 use gatehouse_core::records::{
-    CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, Session,
+    CodeRecord, Consent, Grant, Issuance, Prune, Pruned, RefreshRecord, Session,
 };
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
@@ -1268,104 +1268,71 @@ impl Store for PgStore {
         Ok(v as u64)
     }
 
-    async fn prune(&self, p: &Prune) -> Result<u64, StoreError> {
+    async fn prune(&self, p: &Prune) -> Result<Pruned, StoreError> {
         let mut tx = self.write().await?;
-        let cutoff = p.registrations_unused_before.0;
-        sqlx::query(
-            "INSERT INTO revoked_tokens (jti, resource_id, client_id, expires_at, revoked_at)
-             SELECT a.jti, g.resource_id, g.client_id, a.expires_at, $1
-             FROM grant_access_tokens a JOIN grants g ON g.id = a.grant_id
-             WHERE g.client_id IN (SELECT id FROM clients WHERE kind = 'registered'
-                                   AND COALESCE(last_used_at, created_at) < $2)
-               AND g.revoked_at IS NULL AND a.expires_at > $3
-             ON CONFLICT (jti) DO NOTHING",
+        let limit = i64::from(p.limit);
+        let mut out = Pruned::default();
+        // Unused self-registered clients, locked so that a use racing the clean-up waits;
+        // with their grants and consents. Their live access tokens are listed as revoked
+        // first, so that introspection stops accepting them.
+        let stale: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM clients WHERE kind = 'registered'
+             AND COALESCE(last_used_at, created_at) < $1 LIMIT $2 FOR UPDATE SKIP LOCKED",
         )
-        .bind(p.now.0)
-        .bind(cutoff)
-        .bind(p.now.0)
-        .execute(&mut *tx)
+        .bind(p.registrations_unused_before.0)
+        .bind(limit)
+        .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
-        let mut n = 0;
-        for sql in [
-            "DELETE FROM grants WHERE client_id IN (SELECT id FROM clients
-                 WHERE kind = 'registered' AND COALESCE(last_used_at, created_at) < $1)",
-            "DELETE FROM consents WHERE client_id IN (SELECT id FROM clients
-                 WHERE kind = 'registered' AND COALESCE(last_used_at, created_at) < $1)",
-        ] {
-            n += sqlx::query(sql)
-                .bind(cutoff)
+        if !stale.is_empty() {
+            sqlx::query(
+                "INSERT INTO revoked_tokens (jti, resource_id, client_id, expires_at, revoked_at)
+                 SELECT a.jti, g.resource_id, g.client_id, a.expires_at, $1
+                 FROM grant_access_tokens a JOIN grants g ON g.id = a.grant_id
+                 WHERE g.client_id = ANY($2) AND g.revoked_at IS NULL AND a.expires_at > $1
+                 ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(p.now.0)
+            .bind(&stale)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            for table in ["grants", "consents"] {
+                out.deleted += sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE client_id = ANY($1)"
+                )))
+                .bind(&stale)
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?
                 .rows_affected();
-        }
-        let clients = sqlx::query(
-            "DELETE FROM clients WHERE kind = 'registered'
-             AND COALESCE(last_used_at, created_at) < $1",
-        )
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected();
-        if clients > 0 {
+            }
+            let clients = sqlx::query("DELETE FROM clients WHERE id = ANY($1)")
+                .bind(&stale)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+            out.add(clients, p.limit);
             bump(&mut tx).await?;
         }
-        n += clients;
-        let by_time: [(&str, i64); 11] = [
-            ("DELETE FROM audit_events WHERE at < $1", p.audit_before.0),
-            (
-                "DELETE FROM revoked_clients WHERE expires_at <= $1",
-                p.now.0,
-            ),
-            (
-                "DELETE FROM authorization_codes WHERE expires_at <= $1",
-                p.now.0,
-            ),
-            ("DELETE FROM refresh_tokens WHERE expires_at <= $1", p.now.0),
-            ("DELETE FROM revoked_tokens WHERE expires_at <= $1", p.now.0),
-            (
-                "DELETE FROM grant_access_tokens WHERE expires_at <= $1",
-                p.now.0,
-            ),
-            (
-                "DELETE FROM sessions WHERE last_seen_at < $1",
-                p.sessions_idle_before.0,
-            ),
-            (
-                "DELETE FROM sessions WHERE created_at < $1",
-                p.sessions_created_before.0,
-            ),
-            ("DELETE FROM login_requests WHERE expires_at <= $1", p.now.0),
-            (
-                "DELETE FROM email_challenges WHERE expires_at <= $1",
-                p.now.0,
-            ),
-            (
-                "DELETE FROM passkey_ceremonies WHERE expires_at <= $1",
-                p.now.0,
-            ),
-        ];
-        for (sql, at) in by_time {
-            n += sqlx::query(sql)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?
-                .rows_affected();
+        let old_grants = p.now.0 - GRANT_RETENTION_SECS;
+        for (table, condition, at) in prune_by_time(p, old_grants) {
+            let condition = condition.replace("{t}", "$1");
+            let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM {table} WHERE {condition} LIMIT $2))"
+            )))
+            .bind(at)
+            .bind(limit)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+            out.add(n, p.limit);
         }
-        n += sqlx::query(
-            "DELETE FROM grants WHERE created_at < $1
-             AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)",
-        )
-        .bind(p.now.0 - GRANT_RETENTION_SECS)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected();
         tx.commit().await.map_err(backend)?;
-        Ok(n)
+        Ok(out)
     }
 }
 

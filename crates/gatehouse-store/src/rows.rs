@@ -419,3 +419,32 @@ pub(crate) fn identity_from_row(row: &impl Cells) -> Result<Identity, StoreError
         last_used_at: row.time("last_used_at")?,
     })
 }
+
+/// What a clean-up pass deletes by time, the same in both databases: `(table, condition on
+/// one bound time written `{t}`, the time)`. Grants go a while after they were made, once no refresh
+/// token of theirs is left (`old_grants`).
+pub(crate) fn prune_by_time(
+    p: &gatehouse_core::records::Prune,
+    old_grants: i64,
+) -> [(&'static str, &'static str, i64); 12] {
+    let now = p.now.0;
+    [
+        ("audit_events", "at < {t}", p.audit_before.0),
+        ("revoked_clients", "expires_at <= {t}", now),
+        ("authorization_codes", "expires_at <= {t}", now),
+        ("refresh_tokens", "expires_at <= {t}", now),
+        ("revoked_tokens", "expires_at <= {t}", now),
+        ("grant_access_tokens", "expires_at <= {t}", now),
+        ("sessions", "last_seen_at < {t}", p.sessions_idle_before.0),
+        ("sessions", "created_at < {t}", p.sessions_created_before.0),
+        ("login_requests", "expires_at <= {t}", now),
+        ("email_challenges", "expires_at <= {t}", now),
+        ("passkey_ceremonies", "expires_at <= {t}", now),
+        (
+            "grants",
+            "created_at < {t} AND NOT EXISTS
+                 (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)",
+            old_grants,
+        ),
+    ]
+}

@@ -194,8 +194,9 @@ async fn login_requests_are_completed_once_and_used_once(store: &impl Store) {
         sessions_created_before: UnixTime(0),
         registrations_unused_before: UnixTime(0),
         audit_before: UnixTime(0),
+        limit: 1000,
     };
-    assert!(store.prune(&prune).await.unwrap() >= 1);
+    assert!(store.prune(&prune).await.unwrap().deleted >= 1);
     assert_eq!(
         store.login_request(&expired.id).await.unwrap(),
         None,
@@ -473,6 +474,7 @@ async fn email_codes_count_guesses_and_are_used_once(store: &impl Store) {
         sessions_created_before: UnixTime(0),
         registrations_unused_before: UnixTime(0),
         audit_before: UnixTime(0),
+        limit: 1000,
     };
     store.prune(&prune).await.unwrap();
     assert_eq!(
@@ -624,6 +626,7 @@ async fn passkey_ceremonies_are_used_once(store: &impl Store) {
         sessions_created_before: UnixTime(0),
         registrations_unused_before: UnixTime(0),
         audit_before: UnixTime(0),
+        limit: 1000,
     };
     store.prune(&prune).await.unwrap();
     assert_eq!(

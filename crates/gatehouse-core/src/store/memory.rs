@@ -16,7 +16,7 @@ use crate::keys::StoredKey;
 use crate::model::{ApiKey, Client, ClientKind, Resource, User};
 use crate::passkey::{PasskeyCeremony, StoredPasskey};
 use crate::records::{
-    CodeRecord, Consent, Grant, Issuance, IssuedAccess, Prune, RefreshRecord, Session,
+    CodeRecord, Consent, Grant, Issuance, IssuedAccess, Prune, Pruned, RefreshRecord, Session,
 };
 use crate::secret::SecretHash;
 use crate::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
@@ -730,38 +730,36 @@ impl Store for MemoryStore {
         Ok(self.with(|s| s.version))
     }
 
-    async fn prune(&self, p: &Prune) -> Result<u64, StoreError> {
+    async fn prune(&self, p: &Prune) -> Result<Pruned, StoreError> {
         Ok(self.with(|s| {
-            let mut n = 0;
-            let mut drop =
-                |len_before: usize, len_after: usize| n += (len_before - len_after) as u64;
-            let b = s.codes.len();
-            s.codes.retain(|c| c.expires_at > p.now);
-            drop(b, s.codes.len());
-            let b = s.refresh.len();
-            s.refresh.retain(|r| r.expires_at > p.now);
-            drop(b, s.refresh.len());
-            let b = s.revoked.len();
-            s.revoked.retain(|t| t.expires_at > p.now);
-            drop(b, s.revoked.len());
-            let b = s.revoked_clients.len();
-            s.revoked_clients.retain(|c| c.expires_at > p.now);
-            drop(b, s.revoked_clients.len());
-            let b = s.sessions.len();
-            s.sessions.retain(|x| {
-                x.last_seen_at >= p.sessions_idle_before
-                    && x.created_at >= p.sessions_created_before
-            });
-            drop(b, s.sessions.len());
-            let b = s.login_requests.len();
-            s.login_requests.retain(|r| r.expires_at > p.now);
-            drop(b, s.login_requests.len());
-            let b = s.email_challenges.len();
-            s.email_challenges.retain(|c| c.expires_at > p.now);
-            drop(b, s.email_challenges.len());
-            let b = s.ceremonies.len();
-            s.ceremonies.retain(|c| c.expires_at > p.now);
-            drop(b, s.ceremonies.len());
+            let (now, l) = (p.now, p.limit);
+            let mut out = Pruned::default();
+            out.add(remove_some(&mut s.codes, l, |c| c.expires_at <= now), l);
+            out.add(remove_some(&mut s.refresh, l, |r| r.expires_at <= now), l);
+            out.add(remove_some(&mut s.revoked, l, |t| t.expires_at <= now), l);
+            out.add(
+                remove_some(&mut s.revoked_clients, l, |c| c.expires_at <= now),
+                l,
+            );
+            out.add(
+                remove_some(&mut s.sessions, l, |x| {
+                    x.last_seen_at < p.sessions_idle_before
+                        || x.created_at < p.sessions_created_before
+                }),
+                l,
+            );
+            out.add(
+                remove_some(&mut s.login_requests, l, |r| r.expires_at <= now),
+                l,
+            );
+            out.add(
+                remove_some(&mut s.email_challenges, l, |c| c.expires_at <= now),
+                l,
+            );
+            out.add(
+                remove_some(&mut s.ceremonies, l, |c| c.expires_at <= now),
+                l,
+            );
             let stale: Vec<ClientId> = s
                 .clients
                 .iter()
@@ -770,25 +768,45 @@ impl Store for MemoryStore {
                         && c.last_used_at.unwrap_or(c.created_at) < p.registrations_unused_before
                 })
                 .map(|c| c.id.clone())
+                .take(l as usize)
                 .collect();
             if !stale.is_empty() {
                 s.clients.retain(|c| !stale.contains(&c.id));
                 s.consents.retain(|c| !stale.contains(&c.client));
-                s.revoke_grants(p.now, |g| stale.contains(&g.client));
-                n += s.delete_grants(|g| stale.contains(&g.client));
-                n += stale.len() as u64;
+                s.revoke_grants(now, |g| stale.contains(&g.client));
+                out.deleted += s.delete_grants(|g| stale.contains(&g.client));
+                out.add(stale.len() as u64, l);
                 s.version += 1;
             }
-            let old = p.now.plus(-GRANT_RETENTION_SECS);
+            let old = now.plus(-GRANT_RETENTION_SECS);
             let live: Vec<GrantId> = s.refresh.iter().map(|r| r.grant.clone()).collect();
-            n += s.delete_grants(|g| g.created_at < old && !live.contains(&g.id));
-            s.access.retain(|(_, a)| a.expires_at > p.now);
-            let b = s.audit.len();
-            s.audit.retain(|e| e.at >= p.audit_before);
-            n += (b - s.audit.len()) as u64;
-            n
+            let unused: Vec<GrantId> = s
+                .grants
+                .iter()
+                .filter(|g| g.created_at < old && !live.contains(&g.id))
+                .map(|g| g.id.clone())
+                .take(l as usize)
+                .collect();
+            out.add(s.delete_grants(|g| unused.contains(&g.id)), l);
+            s.access.retain(|(_, a)| a.expires_at > now);
+            out.add(remove_some(&mut s.audit, l, |e| e.at < p.audit_before), l);
+            out
         }))
     }
+}
+
+/// Removes at most `limit` items of `items` that `gone` picks; returns how many went.
+fn remove_some<T>(items: &mut Vec<T>, limit: u32, gone: impl Fn(&T) -> bool) -> u64 {
+    let mut left = limit;
+    items.retain(|x| {
+        if left > 0 && gone(x) {
+            left -= 1;
+            false
+        } else {
+            true
+        }
+    });
+    u64::from(limit - left)
 }
 
 #[async_trait]

@@ -17,7 +17,7 @@ use crate::email_code::EmailChallenge;
 use crate::keys::StoredKey;
 use crate::model::{ApiKey, Client, Resource, User};
 use crate::passkey::{PasskeyCeremony, StoredPasskey};
-use crate::records::{CodeRecord, Consent, Grant, Issuance, Prune, RefreshRecord, Session};
+use crate::records::{CodeRecord, Consent, Grant, Issuance, Prune, Pruned, RefreshRecord, Session};
 use crate::secret::SecretHash;
 use crate::signin::{Connection, Identity, LoginRequest, Profile, SignInPolicy};
 use crate::types::{
@@ -443,9 +443,9 @@ pub trait Store:
     /// revocation records of expired tokens and clients, idle or old sessions, expired login
     /// requests, email codes and passkey ceremonies, grants older than a day
     /// with no live refresh token, self-registered clients unused since the cut-off (with
-    /// their grants and consents), and audit events older than the retention. Returns how
-    /// many records went.
-    async fn prune(&self, prune: &Prune) -> Result<u64, StoreError>;
+    /// their grants and consents), and audit events older than the retention; at most
+    /// `prune.limit` of each kind, in one transaction.
+    async fn prune(&self, prune: &Prune) -> Result<Pruned, StoreError>;
     /// Closes the backend's connections, waiting for work in flight. Nothing is used after.
     async fn close(&self) {}
     /// The connection pool's state, for metrics; `None` for a store without one.
