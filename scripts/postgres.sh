@@ -4,7 +4,8 @@
 # the server's own user may not be allowed to enter), starts it on a free port, and prints
 # the URL of an empty database `gatehouse`. `scripts/postgres.sh stop` stops it, and
 # `scripts/postgres.sh resume` starts it again with its data, on the same port.
-# PG_NAME=other runs a second, separate server (the restart test stops its own).
+# PG_NAME=other runs a second, separate server (the restart test stops its own);
+# PG_DURABLE=1 keeps PostgreSQL's durability settings (fsync) on, for benchmarks.
 # Used by scripts/test.sh (TEST_POSTGRES_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +23,11 @@ as_owner() {
 }
 
 start() {
-    # Tests only: durability settings off for speed.
+    # Tests only: durability settings off for speed, unless PG_DURABLE=1 (benchmarks).
+    local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${PG_DURABLE:-}" = 1 ] && durability=""
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
-        "-c listen_addresses=127.0.0.1 -p $1 -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        "-c listen_addresses=127.0.0.1 -p $1 -k $dir $durability -c max_connections=300" \
         start >/dev/null
 }
 

@@ -99,6 +99,7 @@ async fn main() -> Result<(), BoxError> {
     let config = Config {
         token_requests_per_ip_per_minute: 1_000_000,
         token_requests_per_client_per_minute: 1_000_000,
+        registrations_per_ip_per_hour: 1_000_000,
         ..Config::default()
     };
     let state = start_app(public.clone(), store.clone(), &config).await?;
@@ -144,6 +145,29 @@ async fn main() -> Result<(), BoxError> {
             r.errors
         );
     }
+
+    // A write to the database per request: a client registering itself.
+    println!();
+    println!("Dynamic Client Registration (POST /resources/{{id}}/oauth/register), one write each:");
+    let reg = Arc::new(RequestSpec {
+        method: Method::POST,
+        path: format!("/resources/{}/oauth/register", clients[1].1.id),
+        headers: vec![(header::CONTENT_TYPE.as_str(), "application/json".into())],
+        body: Bytes::from_static(
+            br#"{"client_name":"bench host","redirect_uris":["http://127.0.0.1:33418/callback"],"application_type":"native"}"#,
+        ),
+    });
+    let r = throughput(
+        as_addr,
+        reg,
+        args.connections,
+        Duration::from_secs(args.seconds),
+    )
+    .await?;
+    println!(
+        "  {:>9.0} registrations/s   (p50 {:>6.0} µs, p99 {:>6.0} µs, {} errors)",
+        r.per_second, r.p50_us, r.p99_us, r.errors
+    );
 
     // The guarded and the unguarded to-do server, same app.
     let (alg, resource, id, secret) = &clients[0];
