@@ -148,7 +148,9 @@ async fn main() -> Result<(), BoxError> {
 
     // A write to the database per request: a client registering itself.
     println!();
-    println!("Dynamic Client Registration (POST /resources/{{id}}/oauth/register), one write each:");
+    println!(
+        "Dynamic Client Registration (POST /resources/{{id}}/oauth/register), one write each:"
+    );
     let reg = Arc::new(RequestSpec {
         method: Method::POST,
         path: format!("/resources/{}/oauth/register", clients[1].1.id),
