@@ -121,12 +121,18 @@ pub enum Command {
         /// Only name the pending migrations; fail if there are any.
         #[arg(long)]
         check: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Copy the SQLite database, consistently, while the server runs (PostgreSQL: pg_dump).
     Backup {
         /// The file to write; it must not exist.
         #[arg(value_name = "FILE")]
         to: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Try it: run Gatehouse and a protected to-do MCP server with an agent client, and print
     /// what to do next. Uses a temporary data directory unless --data-dir is given.

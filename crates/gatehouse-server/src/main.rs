@@ -27,8 +27,10 @@ fn main() -> ExitCode {
                     .await
                     .map(|()| None)
             }
-            Command::Migrate { check } => maintenance::migrate(&config, check).await.map(Some),
-            Command::Backup { to } => maintenance::backup(&config, &to).await.map(Some),
+            Command::Migrate { check, json } => {
+                maintenance::migrate(&config, check, json).await.map(Some)
+            }
+            Command::Backup { to, json } => maintenance::backup(&config, &to, json).await.map(Some),
             other => run_admin(other, &config).await.map(Some),
         }
     });

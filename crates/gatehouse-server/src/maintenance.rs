@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use gatehouse_store::Migrations;
+use gatehouse_store::{MigrationName, Migrations};
 
 use crate::config::Config;
 use crate::serve::{BoxError, Database, open_sqlite};
@@ -10,9 +10,25 @@ use crate::serve::{BoxError, Database, open_sqlite};
 /// Applies the schema migrations the database lacks (or with `check`, only names them and
 /// fails if there are any). Nodes of the version before keep serving meanwhile: migrations
 /// only add.
-pub async fn migrate(config: &Config, check: bool) -> Result<String, BoxError> {
+pub async fn migrate(config: &Config, check: bool, json: bool) -> Result<String, BoxError> {
     let db = Database::open(config, Migrations::Leave).await?;
     let status = db.migration_status().await?;
+    let names = |ms: &[MigrationName]| ms.iter().map(ToString::to_string).collect::<Vec<_>>();
+    if check && !status.pending.is_empty() {
+        return Err(format!("pending migrations: {}", names(&status.pending).join(", ")).into());
+    }
+    let applied = if check {
+        Vec::new()
+    } else {
+        db.migrate().await?
+    };
+    if json {
+        let out = serde_json::json!({
+            "applied": names(&applied),
+            "newer": status.newer,
+        });
+        return Ok(serde_json::to_string_pretty(&out)?);
+    }
     let mut out = Vec::new();
     if !status.newer.is_empty() {
         out.push(format!(
@@ -20,15 +36,6 @@ pub async fn migrate(config: &Config, check: bool) -> Result<String, BoxError> {
             status.newer
         ));
     }
-    if check {
-        if status.pending.is_empty() {
-            out.push("the database is up to date".to_owned());
-            return Ok(out.join("\n"));
-        }
-        let names: Vec<String> = status.pending.iter().map(ToString::to_string).collect();
-        return Err(format!("pending migrations: {}", names.join(", ")).into());
-    }
-    let applied = db.migrate().await?;
     if applied.is_empty() {
         out.push("the database is up to date".to_owned());
     }
@@ -38,7 +45,7 @@ pub async fn migrate(config: &Config, check: bool) -> Result<String, BoxError> {
 
 /// Writes a consistent copy of the SQLite database to `dest` (a new file, readable by its
 /// owner only: it holds the signing keys), while the server may go on serving.
-pub async fn backup(config: &Config, dest: &Path) -> Result<String, BoxError> {
+pub async fn backup(config: &Config, dest: &Path, json: bool) -> Result<String, BoxError> {
     if config.database_url.is_some() {
         return Err(
             "backup copies the SQLite database; for PostgreSQL use pg_dump (docs/operations.md)"
@@ -61,6 +68,10 @@ pub async fn backup(config: &Config, dest: &Path) -> Result<String, BoxError> {
     if let Err(e) = copied {
         let _ = std::fs::remove_file(dest);
         return Err(format!("backup failed: {e}").into());
+    }
+    if json {
+        let out = serde_json::json!({ "database": source, "backup": dest });
+        return Ok(serde_json::to_string_pretty(&out)?);
     }
     Ok(format!(
         "backed up {} to {}",

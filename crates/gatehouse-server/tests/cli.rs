@@ -1285,6 +1285,8 @@ fn migrate_applies_once_and_backup_copies_a_working_database() {
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(said.starts_with("applied 0001 foundation\n"), "{said}");
     assert!(said.contains("applied 0010 passkeys"), "{said}");
+    let up = json(&manual(&["migrate", "--json"]));
+    assert_eq!(up, serde_json::json!({"applied": [], "newer": []}));
     for args in [&["migrate"][..], &["migrate", "--check"]] {
         let out = manual(args);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -1305,8 +1307,11 @@ fn migrate_applies_once_and_backup_copies_a_working_database() {
 
     // The copy is private, complete, and opens as a data directory of its own.
     let copy = dir.path().join("copy.db");
-    let out = gatehouse(dir.path(), &["backup", copy.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = json(&gatehouse(
+        dir.path(),
+        &["backup", copy.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(out["backup"], copy.to_str().unwrap());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
