@@ -49,7 +49,7 @@ pub struct MigrationStatus {
 }
 
 /// Reads where the database behind `conn` stands against `migrator`.
-pub(crate) async fn status<C: Migrate + ?Sized>(
+async fn status<C: Migrate + ?Sized>(
     migrator: &Migrator,
     conn: &mut C,
 ) -> Result<MigrationStatus, StoreError> {
@@ -78,7 +78,7 @@ pub(crate) async fn status<C: Migrate + ?Sized>(
 }
 
 /// Applies `migrator`'s pending migrations through `pool`, tolerating newer ones.
-pub(crate) async fn apply<'a, A>(migrator: &Migrator, pool: A) -> Result<(), StoreError>
+async fn apply<'a, A>(migrator: &Migrator, pool: A) -> Result<(), StoreError>
 where
     A: sqlx::Acquire<'a>,
     <A::Connection as std::ops::Deref>::Target: Migrate,
@@ -88,8 +88,52 @@ where
     tolerant.run(pool).await.map_err(failed)
 }
 
+/// What opening a store on `pool` does with `migrations`.
+pub(crate) async fn on_open<DB>(
+    migrator: &Migrator,
+    pool: &sqlx::Pool<DB>,
+    migrations: Migrations,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    DB::Connection: Migrate,
+{
+    match migrations {
+        Migrations::Apply => apply(migrator, pool).await,
+        Migrations::Require => require_none_pending(&status_of(migrator, pool).await?),
+        Migrations::Leave => Ok(()),
+    }
+}
+
+/// Where the database behind `pool` stands against `migrator`.
+pub(crate) async fn status_of<DB>(
+    migrator: &Migrator,
+    pool: &sqlx::Pool<DB>,
+) -> Result<MigrationStatus, StoreError>
+where
+    DB: sqlx::Database,
+    DB::Connection: Migrate,
+{
+    let mut conn = pool.acquire().await.map_err(crate::rows::backend)?;
+    status(migrator, &mut *conn).await
+}
+
+/// Applies what the database behind `pool` lacks of `migrator`; returns it.
+pub(crate) async fn migrate<DB>(
+    migrator: &Migrator,
+    pool: &sqlx::Pool<DB>,
+) -> Result<Vec<MigrationName>, StoreError>
+where
+    DB: sqlx::Database,
+    DB::Connection: Migrate,
+{
+    let pending = status_of(migrator, pool).await?.pending;
+    apply(migrator, pool).await?;
+    Ok(pending)
+}
+
 /// Refuses to go on while `status` has pending migrations.
-pub(crate) fn require_none_pending(status: &MigrationStatus) -> Result<(), StoreError> {
+fn require_none_pending(status: &MigrationStatus) -> Result<(), StoreError> {
     if status.pending.is_empty() {
         return Ok(());
     }

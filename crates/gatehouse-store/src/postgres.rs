@@ -96,28 +96,18 @@ impl PgStore {
             .connect_with(options.application_name("gatehouse"))
             .await
             .map_err(backend)?;
-        let store = PgStore { pool };
-        match migrations {
-            Migrations::Apply => migrations::apply(&MIGRATOR, &store.pool).await?,
-            Migrations::Require => {
-                migrations::require_none_pending(&store.migration_status().await?)?;
-            }
-            Migrations::Leave => {}
-        }
-        Ok(store)
+        migrations::on_open(&MIGRATOR, &pool, migrations).await?;
+        Ok(PgStore { pool })
     }
 
     /// Where the database stands against this version's migrations.
     pub async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        migrations::status(&MIGRATOR, &mut *conn).await
+        migrations::status_of(&MIGRATOR, &self.pool).await
     }
 
     /// Applies the migrations the database lacks; returns them.
     pub async fn migrate(&self) -> Result<Vec<MigrationName>, StoreError> {
-        let pending = self.migration_status().await?.pending;
-        migrations::apply(&MIGRATOR, &self.pool).await?;
-        Ok(pending)
+        migrations::migrate(&MIGRATOR, &self.pool).await
     }
 
     /// A transaction at READ COMMITTED, PostgreSQL's default.
