@@ -131,6 +131,15 @@ impl TestApp {
         format!("{}/resources/{}", self.base, r.id)
     }
 
+    /// GETs `path` (relative to the base URL).
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// POSTs a form to `path` (relative to the base URL).
     pub async fn post_form(
         &self,

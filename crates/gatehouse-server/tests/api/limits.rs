@@ -29,14 +29,6 @@ async fn assert_limited(resp: reqwest::Response) -> u64 {
     wait
 }
 
-async fn get(app: &TestApp, path: &str) -> reqwest::Response {
-    app.http
-        .get(format!("{}{path}", app.base))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn token_requests_are_limited_per_ip_and_discovery_never_is() {
     let app = TestApp::spawn_with(|c| c.token_requests_per_ip_per_minute = 3).await;
@@ -67,10 +59,10 @@ async fn token_requests_are_limited_per_ip_and_discovery_never_is() {
         "/ready".to_owned(),
     ] {
         for _ in 0..20 {
-            assert_eq!(get(&app, &path).await.status(), 200, "{path} is exempt");
+            assert_eq!(app.get(&path).await.status(), 200, "{path} is exempt");
         }
     }
-    let metrics = get(&app, "/metrics").await.text().await.unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("gatehouse_rate_limited_total{limit=\"token_ip\"} 2"),
         "{metrics}"
@@ -115,7 +107,7 @@ async fn confidential_clients_get_their_tier_by_scope() {
     }
     app.token("", &other, &[]).await;
 
-    let audit = get(&app, "/metrics").await.text().await.unwrap();
+    let audit = app.get("/metrics").await.text().await.unwrap();
     assert!(audit.contains("gatehouse_rate_limited_total{limit=\"token_client\"} 2"));
     assert!(audit.contains("gatehouse_token_errors_total{error=\"rate_limit_exceeded\"} 2"));
 }
@@ -123,10 +115,10 @@ async fn confidential_clients_get_their_tier_by_scope() {
 #[tokio::test]
 async fn authorization_and_sign_in_are_limited_per_ip() {
     let app = TestApp::spawn_with(|c| c.page_requests_per_ip_per_minute = 2).await;
-    assert_eq!(get(&app, "/login").await.status(), 200);
+    assert_eq!(app.get("/login").await.status(), 200);
     // An authorization request without parameters is refused, and still counted.
-    assert_eq!(get(&app, "/oauth/authorize").await.status(), 400);
-    assert_limited(get(&app, "/oauth/authorize").await).await;
+    assert_eq!(app.get("/oauth/authorize").await.status(), 400);
+    assert_limited(app.get("/oauth/authorize").await).await;
     assert_limited(
         app.http
             .post(format!("{}/login", app.base))
@@ -137,7 +129,7 @@ async fn authorization_and_sign_in_are_limited_per_ip() {
     )
     .await;
     // The dashboard and the account page are not sign-in.
-    assert_ne!(get(&app, "/admin").await.status(), 429);
+    assert_ne!(app.get("/admin").await.status(), 429);
 }
 
 #[tokio::test]

@@ -6,18 +6,10 @@ use serde_json::Value;
 
 use crate::helpers::{AgentClient, TestApp};
 
-async fn get(app: &TestApp, path: &str) -> reqwest::Response {
-    app.http
-        .get(format!("{}{path}", app.base))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn health_is_liveness_and_ready_follows_the_database() {
     let app = TestApp::spawn().await;
-    let ready = get(&app, "/ready").await;
+    let ready = app.get("/ready").await;
     assert_eq!(ready.status(), 200);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(
@@ -26,7 +18,7 @@ async fn health_is_liveness_and_ready_follows_the_database() {
     );
 
     app.store.close().await;
-    let ready = get(&app, "/ready").await;
+    let ready = app.get("/ready").await;
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(
@@ -34,7 +26,7 @@ async fn health_is_liveness_and_ready_follows_the_database() {
         (&"unavailable".into(), &"unavailable".into())
     );
     // Restarting the process would not bring the database back: liveness stays 200.
-    let health = get(&app, "/health").await;
+    let health = app.get("/health").await;
     assert_eq!(health.status(), 200);
     assert_eq!(health.json::<Value>().await.unwrap()["status"], "ok");
 }
@@ -67,9 +59,9 @@ async fn metrics_count_requests_tokens_errors_and_the_pool() {
         )
         .await;
     assert_eq!(refused.status(), 401);
-    get(&app, "/no/such/path").await;
+    app.get("/no/such/path").await;
 
-    let resp = get(&app, "/metrics").await;
+    let resp = app.get("/metrics").await;
     assert_eq!(resp.status(), 200);
     assert!(
         resp.headers()["content-type"]
@@ -155,7 +147,7 @@ async fn metrics_are_for_this_machine_or_the_token_holder() {
     let token = "scrape-me-0123456789abcdef";
     let app = TestApp::spawn_with(|c| c.metrics_token = Some(Redacted(token.into()))).await;
     assert_eq!(
-        get(&app, "/metrics").await.status(),
+        app.get("/metrics").await.status(),
         403,
         "loopback is not enough"
     );
