@@ -152,6 +152,11 @@ impl<'a> Operator<'a> {
         );
         desired.metadata_documents =
             Some(change.metadata_documents.unwrap_or(old.metadata_documents));
+        desired.private_use_redirects = Some(
+            change
+                .private_use_redirects
+                .unwrap_or(old.private_use_redirects),
+        );
         desired.sign_in_methods = change
             .sign_in_methods
             .unwrap_or_else(|| old.sign_in_methods.clone());
@@ -844,6 +849,7 @@ pub struct ResourceChange {
     pub refresh_tokens: Option<crate::model::RefreshPolicy>,
     pub dynamic_registration: Option<bool>,
     pub metadata_documents: Option<bool>,
+    pub private_use_redirects: Option<bool>,
     /// `Some(None)` goes back to the operator's default methods.
     pub sign_in_methods: Option<Option<Vec<Method>>>,
 }

@@ -16,7 +16,7 @@ use crate::model::{Client, ClientKind, OFFLINE_ACCESS, RefreshPolicy, Resource};
 use crate::params::FormParams;
 use crate::pkce::CodeChallenge;
 use crate::records::{CodeRecord, Consent, Grant};
-use crate::redirect::{ClientRedirect, select};
+use crate::redirect::{ClientRedirect, RedirectKind, select};
 use crate::secret::SecretHash;
 use crate::types::{ClientId, GrantId, Issuer, Scope, ScopeSet, UserId};
 
@@ -103,9 +103,9 @@ pub async fn validate(
 
     // 2. AS-14/15: the redirect URI, exactly as registered (any port on loopback).
     let requested_redirect = params.single("redirect_uri").map_err(page)?;
-    let redirect_uri = select(&client.redirect_uris, requested_redirect).map_err(page)?;
+    let (redirect_uri, kind) = select(&client.redirect_uris, requested_redirect).map_err(page)?;
     let state = params.single("state").ok().flatten();
-    let redirect = ClientRedirect::verified(redirect_uri, state, &ctx.issuer);
+    let redirect = ClientRedirect::verified(redirect_uri, kind, state, &ctx.issuer);
     let back = |e: OAuthError| AuthorizeError::Redirect(redirect.clone(), e);
     if params.single("state").is_err() {
         return Err(back(OAuthError::invalid_request(
@@ -152,7 +152,16 @@ pub async fn validate(
     .await
     .map_err(back)?;
 
-    // 6. The MCP server's registration switches apply to clients it did not create.
+    // 6. The MCP server's switches: private-use schemes, and registration for clients it did
+    // not create. The switch decides whether that redirect URI may be used at all, so its
+    // refusal is a page.
+    if kind == RedirectKind::PrivateUse && !resource.private_use_redirects {
+        return Err(page(OAuthError::invalid_request(format!(
+            "{} does not accept redirect URIs with private-use schemes such as `{}`: the application must use a loopback or https redirect URI",
+            resource.name,
+            redirect_uri.split(':').next().unwrap_or_default()
+        ))));
+    }
     let allowed = match client.kind {
         ClientKind::Registered => resource.dynamic_registration || client.resource.is_some(),
         ClientKind::MetadataDocument => resource.metadata_documents,

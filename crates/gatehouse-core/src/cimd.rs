@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::model::Client;
-use crate::redirect::RedirectUri;
+use crate::redirect::{ApplicationType, RedirectUri};
 use crate::types::ClientId;
 
 /// CIMD-10: documents larger than this are refused.
@@ -137,6 +137,15 @@ pub fn client_from_document(id: &ClientId, body: &[u8]) -> Result<Client, String
         let u = u.as_str().ok_or("a redirect URI is not a string")?;
         redirect_uris.push(RedirectUri::parse(u).map_err(|e| e.0)?);
     }
+    let declared = match obj.get("application_type") {
+        None | Some(Value::Null) => None,
+        Some(t) => Some(
+            t.as_str()
+                .and_then(ApplicationType::parse)
+                .ok_or("its application_type is not one of web or native")?,
+        ),
+    };
+    ApplicationType::of(declared, &redirect_uris)?;
     // CIMD-6: no shared secrets. Gatehouse does not implement private_key_jwt, so only
     // public clients (`none`, the default for a document) are accepted.
     if obj.contains_key("client_secret") || obj.contains_key("client_secret_expires_at") {

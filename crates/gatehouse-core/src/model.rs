@@ -59,6 +59,9 @@ pub struct Resource {
     pub dynamic_registration: bool,
     /// Whether URL client ids (Client ID Metadata Documents) are accepted.
     pub metadata_documents: bool,
+    /// Whether native apps may be sent back through private-use URI schemes
+    /// (`cursor://…`, `com.example.app:/…`; RFC 8252 §7.1). Loopback and https always may.
+    pub private_use_redirects: bool,
     /// When people's clients get refresh tokens.
     pub refresh_tokens: RefreshPolicy,
     /// The sign-in methods it offers, in order; `None` for the operator's defaults
@@ -118,6 +121,8 @@ pub struct NewResource {
     pub dynamic_registration: Option<bool>,
     /// Whether Client ID Metadata Documents are accepted; on when `None`.
     pub metadata_documents: Option<bool>,
+    /// Whether private-use scheme redirects are accepted; on when `None`.
+    pub private_use_redirects: Option<bool>,
     /// Refresh-token policy; [`RefreshPolicy::OfflineAccess`] when `None`.
     pub refresh_tokens: Option<RefreshPolicy>,
     /// Sign-in methods it offers; the defaults when `None`.
@@ -135,6 +140,7 @@ impl NewResource {
             signing_alg: None,
             dynamic_registration: None,
             metadata_documents: None,
+            private_use_redirects: None,
             refresh_tokens: None,
             sign_in_methods: None,
         }
@@ -194,6 +200,7 @@ impl Resource {
             signing_alg: new.signing_alg.unwrap_or(SigningAlg::RS256),
             dynamic_registration: new.dynamic_registration.unwrap_or(true),
             metadata_documents: new.metadata_documents.unwrap_or(true),
+            private_use_redirects: new.private_use_redirects.unwrap_or(true),
             refresh_tokens: new.refresh_tokens.unwrap_or(RefreshPolicy::OfflineAccess),
             sign_in_methods: match new.sign_in_methods {
                 Some(m) => Some(crate::signin::parse_methods(m.iter().map(Method::as_str))?),

@@ -1,7 +1,7 @@
 //! Dynamic Client Registration (RFC 7591) and its read and delete operations (RFC 7592).
 //!
-//! Pipeline: registration on at this issuer → a JSON object → redirect URIs (https or
-//! loopback, no fragment) → auth method (omitted → `none`) → grant and response types →
+//! Pipeline: registration on at this issuer → a JSON object → redirect URIs (https, loopback
+//! or a private-use scheme; `docs/authorization.md`) → application type → auth method (omitted → `none`) → grant and response types →
 //! name, scope, URLs → store, with unknown metadata kept → 201 echoing it all.
 
 use serde_json::{Map, Value, json};
@@ -11,7 +11,7 @@ use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
 use crate::metadata::paths;
 use crate::model::{Client, ClientKind, TokenAuthMethod};
-use crate::redirect::RedirectUri;
+use crate::redirect::{ApplicationType, RedirectKind, RedirectUri};
 use crate::secret::{ClientSecret, SecretHash};
 use crate::types::{ClientId, ScopeSet};
 
@@ -83,6 +83,8 @@ async fn register_client(
     }
 
     let redirect_uris = redirect_uris(&meta)?;
+    let application_type = application_type(&meta, &redirect_uris)?;
+    private_use_allowed(engine, ctx, &redirect_uris).await?;
     let auth_method = match meta.get("token_endpoint_auth_method") {
         // MCP clients often omit it; they are native apps without a secret.
         None | Some(Value::Null) => TokenAuthMethod::None,
@@ -139,6 +141,7 @@ async fn register_client(
         "token_endpoint_auth_method".into(),
         json!(auth_method.as_str()),
     );
+    meta.insert("application_type".into(), json!(application_type));
     meta.insert("grant_types".into(), json!(grant_types));
     meta.insert("response_types".into(), json!(response_types));
 
@@ -274,6 +277,60 @@ async fn authorised(
         return Err(denied());
     }
     Ok(client)
+}
+
+/// The client's `application_type` (OpenID Connect DCR §2), checked against its redirect URIs.
+fn application_type(
+    meta: &Map<String, Value>,
+    redirect_uris: &[RedirectUri],
+) -> Result<&'static str, OAuthError> {
+    let declared = match meta.get("application_type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(ApplicationType::parse(t).ok_or_else(|| {
+            metadata_error(format!(
+                "application_type `{}` is not one of web or native",
+                t.chars().take(40).collect::<String>()
+            ))
+        })?),
+        Some(_) => return Err(metadata_error("application_type must be a string")),
+    };
+    ApplicationType::of(declared, redirect_uris)
+        .map(ApplicationType::as_str)
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidRedirectUri, e))
+}
+
+/// Refuses private-use redirect URIs where the MCP server (at the root: every server that
+/// takes registrations) turned them off.
+async fn private_use_allowed(
+    engine: &Engine,
+    ctx: &IssuerContext,
+    redirect_uris: &[RedirectUri],
+) -> Result<(), OAuthError> {
+    let Some(u) = redirect_uris
+        .iter()
+        .find(|u| u.kind() == RedirectKind::PrivateUse)
+    else {
+        return Ok(());
+    };
+    let allowed = match &ctx.resource {
+        Some(r) => r.private_use_redirects,
+        None => engine
+            .catalog()
+            .resources()
+            .await?
+            .iter()
+            .any(|r| r.dynamic_registration && r.private_use_redirects),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            format!(
+                "redirect URI `{u}` uses a private-use scheme, which this server does not accept: use a loopback or https redirect URI"
+            ),
+        ))
+    }
 }
 
 fn redirect_uris(meta: &Map<String, Value>) -> Result<Vec<RedirectUri>, OAuthError> {

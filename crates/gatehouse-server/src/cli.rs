@@ -175,6 +175,10 @@ pub enum ServersCommand {
         /// Whether Client ID Metadata Documents (URL client ids) are accepted: on or off.
         #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_switch)]
         metadata_documents: bool,
+        /// Whether native apps may use private-use scheme redirect URIs (cursor://…,
+        /// claude://…, com.example.app:/…): on or off.
+        #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_switch)]
+        private_use_redirects: bool,
         /// The sign-in methods it offers, comma-separated, in order: password, email_code,
         /// passkey, conn_… ; `default` for the defaults (`gatehouse sign-in show`).
         #[arg(long, value_name = "METHODS", default_value = "default", value_parser = parse_sign_in)]
@@ -225,6 +229,9 @@ pub enum ServersCommand {
         /// on or off.
         #[arg(long, value_name = "on|off", value_parser = parse_switch)]
         metadata_documents: Option<bool>,
+        /// Private-use scheme redirect URIs of native apps: on or off.
+        #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+        private_use_redirects: Option<bool>,
         /// The sign-in methods it offers, comma-separated, in order (password, email_code,
         /// passkey, conn_…), or `default`.
         #[arg(long, value_name = "METHODS", value_parser = parse_sign_in)]
@@ -772,6 +779,7 @@ async fn run_command(
             refresh_tokens,
             dynamic_registration,
             metadata_documents,
+            private_use_redirects,
             sign_in,
             json,
         }) => {
@@ -787,6 +795,7 @@ async fn run_command(
             new.refresh_tokens = Some(refresh_tokens);
             new.dynamic_registration = Some(dynamic_registration);
             new.metadata_documents = Some(metadata_documents);
+            new.private_use_redirects = Some(private_use_redirects);
             new.sign_in_methods = sign_in.0;
             let r = op.register_resource(new).await?;
             if json {
@@ -831,6 +840,7 @@ async fn run_command(
             refresh_tokens,
             dynamic_registration,
             metadata_documents,
+            private_use_redirects,
             sign_in,
             json,
         }) => {
@@ -857,6 +867,7 @@ async fn run_command(
                 refresh_tokens,
                 dynamic_registration,
                 metadata_documents,
+                private_use_redirects,
                 sign_in_methods: sign_in.map(|m| m.0),
             };
             let r = op.update_resource(&id, change).await?;
@@ -1704,6 +1715,7 @@ pub fn resource_json(r: &Resource, public: &Issuer) -> serde_json::Value {
         "refresh_tokens": r.refresh_tokens,
         "dynamic_registration": r.dynamic_registration,
         "metadata_documents": r.metadata_documents,
+        "private_use_redirects": r.private_use_redirects,
         "sign_in_methods": r.sign_in_methods,
         "created_at": r.created_at,
         "protected_resource_metadata": r.protected_resource_metadata(public),
@@ -1787,7 +1799,7 @@ fn resource_text(r: &Resource, public: &Issuer, added: bool) -> String {
         .collect();
     let prm_url = gatehouse_core::types::well_known_url(r.url.as_str(), "oauth-protected-resource");
     format!(
-        "{}MCP server \"{}\"\n\n  id:             {}\n  url:            {}\n  issuer:         {}\n  scopes:         {}\n  token lifetime: {} s, signed with {}\n  refresh tokens: {}\n  registration:   dynamic {}, metadata documents {}\n\nProtected Resource Metadata: serve this JSON at {prm_url}\n{}",
+        "{}MCP server \"{}\"\n\n  id:             {}\n  url:            {}\n  issuer:         {}\n  scopes:         {}\n  token lifetime: {} s, signed with {}\n  refresh tokens: {}\n  registration:   dynamic {}, metadata documents {}\n  app redirects:  private-use schemes {}\n\nProtected Resource Metadata: serve this JSON at {prm_url}\n{}",
         if added { "Registered " } else { "" },
         r.name,
         r.id,
@@ -1803,6 +1815,7 @@ fn resource_text(r: &Resource, public: &Issuer, added: bool) -> String {
         r.refresh_tokens.as_str(),
         on_off(r.dynamic_registration),
         on_off(r.metadata_documents),
+        on_off(r.private_use_redirects),
         pretty(&r.protected_resource_metadata(public)),
     )
 }

@@ -169,9 +169,9 @@ impl ResourceStore for PgStore {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO resources (id, name, url, url_key, scopes, token_ttl, signing_alg,
-                 dynamic_registration, metadata_documents, refresh_tokens, sign_in_methods,
-                 created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 dynamic_registration, metadata_documents, private_use_redirects,
+                 refresh_tokens, sign_in_methods, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(r.id.as_str())
         .bind(&r.name)
@@ -182,6 +182,7 @@ impl ResourceStore for PgStore {
         .bind(r.signing_alg.as_str())
         .bind(r.dynamic_registration)
         .bind(r.metadata_documents)
+        .bind(r.private_use_redirects)
         .bind(r.refresh_tokens.as_str())
         .bind(methods_json(r)?)
         .bind(r.created_at.0)
@@ -198,8 +199,8 @@ impl ResourceStore for PgStore {
         let changed = sqlx::query(
             "UPDATE resources SET name = $1, url = $2, url_key = $3, scopes = $4, token_ttl = $5,
                  signing_alg = $6, dynamic_registration = $7, metadata_documents = $8,
-                 refresh_tokens = $9, sign_in_methods = $10
-             WHERE id = $11",
+                 private_use_redirects = $9, refresh_tokens = $10, sign_in_methods = $11
+             WHERE id = $12",
         )
         .bind(&r.name)
         .bind(r.url.as_str())
@@ -209,6 +210,7 @@ impl ResourceStore for PgStore {
         .bind(r.signing_alg.as_str())
         .bind(r.dynamic_registration)
         .bind(r.metadata_documents)
+        .bind(r.private_use_redirects)
         .bind(r.refresh_tokens.as_str())
         .bind(methods_json(r)?)
         .bind(r.id.as_str())

@@ -155,6 +155,7 @@ pub(crate) fn resource_from_row(row: &impl Cells) -> Result<Resource, StoreError
         signing_alg: SigningAlg::parse(&row.text("signing_alg")?).ok_or_else(|| corrupt("alg"))?,
         dynamic_registration: row.flag("dynamic_registration")?,
         metadata_documents: row.flag("metadata_documents")?,
+        private_use_redirects: row.flag("private_use_redirects")?,
         refresh_tokens: RefreshPolicy::parse(&row.text("refresh_tokens")?)
             .ok_or_else(|| corrupt("refresh-token policy"))?,
         sign_in_methods: row
@@ -166,7 +167,17 @@ pub(crate) fn resource_from_row(row: &impl Cells) -> Result<Resource, StoreError
 }
 
 pub(crate) fn client_from_row(row: &impl Cells) -> Result<Client, StoreError> {
-    let redirect_uris: Vec<RedirectUri> = row.json("redirect_uris", "redirect URIs")?;
+    // A URI registered under older, looser rules that no longer holds is dropped, not fatal:
+    // it could not be used any more, and the rest of the client stays readable.
+    let stored: Vec<String> = row.json("redirect_uris", "redirect URIs")?;
+    let redirect_uris = stored
+        .iter()
+        .filter_map(|u| {
+            RedirectUri::parse(u)
+                .inspect_err(|e| tracing::warn!(error = %e, "stored redirect URI dropped"))
+                .ok()
+        })
+        .collect();
     Ok(Client {
         id: row.id("id", ClientId::parse)?,
         resource: row.opt_id("resource_id", ResourceId::parse)?,

@@ -175,9 +175,9 @@ impl ResourceStore for SqliteStore {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO resources (id, name, url, url_key, scopes, token_ttl, signing_alg,
-                 dynamic_registration, metadata_documents, refresh_tokens, sign_in_methods,
-                 created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 dynamic_registration, metadata_documents, private_use_redirects,
+                 refresh_tokens, sign_in_methods, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(r.id.as_str())
         .bind(&r.name)
@@ -188,6 +188,7 @@ impl ResourceStore for SqliteStore {
         .bind(r.signing_alg.as_str())
         .bind(r.dynamic_registration)
         .bind(r.metadata_documents)
+        .bind(r.private_use_redirects)
         .bind(r.refresh_tokens.as_str())
         .bind(methods_json(r)?)
         .bind(r.created_at.0)
@@ -204,7 +205,7 @@ impl ResourceStore for SqliteStore {
         let changed = sqlx::query(
             "UPDATE resources SET name = ?, url = ?, url_key = ?, scopes = ?, token_ttl = ?,
                  signing_alg = ?, dynamic_registration = ?, metadata_documents = ?,
-                 refresh_tokens = ?, sign_in_methods = ?
+                 private_use_redirects = ?, refresh_tokens = ?, sign_in_methods = ?
              WHERE id = ?",
         )
         .bind(&r.name)
@@ -215,6 +216,7 @@ impl ResourceStore for SqliteStore {
         .bind(r.signing_alg.as_str())
         .bind(r.dynamic_registration)
         .bind(r.metadata_documents)
+        .bind(r.private_use_redirects)
         .bind(r.refresh_tokens.as_str())
         .bind(methods_json(r)?)
         .bind(r.id.as_str())

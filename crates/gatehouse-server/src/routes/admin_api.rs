@@ -311,6 +311,8 @@ pub struct ServerView {
     refresh_tokens: String,
     dynamic_registration: bool,
     metadata_documents: bool,
+    /// Whether native apps may use private-use scheme redirect URIs (`cursor://…`).
+    private_use_redirects: bool,
     /// The sign-in methods it offers (`password`, `email_code`, `passkey`, `conn_…`), in
     /// order; null when it offers the defaults (`GET /sign-in`).
     sign_in_methods: Option<Vec<String>>,
@@ -341,6 +343,7 @@ fn server_view(s: &AppState, r: &Resource) -> ServerView {
         refresh_tokens: r.refresh_tokens.as_str().to_owned(),
         dynamic_registration: r.dynamic_registration,
         metadata_documents: r.metadata_documents,
+        private_use_redirects: r.private_use_redirects,
         sign_in_methods: r
             .sign_in_methods
             .as_ref()
@@ -375,6 +378,8 @@ pub struct NewServer {
     dynamic_registration: Option<bool>,
     /// Default true.
     metadata_documents: Option<bool>,
+    /// Whether native apps may use private-use scheme redirect URIs; default true.
+    private_use_redirects: Option<bool>,
     /// The sign-in methods it offers, in order; absent or null for the defaults.
     #[schema(min_items = 1)]
     sign_in_methods: Option<Vec<String>>,
@@ -462,6 +467,7 @@ async fn create_server(
         .transpose()?;
     new.dynamic_registration = n.dynamic_registration;
     new.metadata_documents = n.metadata_documents;
+    new.private_use_redirects = n.private_use_redirects;
     new.sign_in_methods = n.sign_in_methods.as_deref().map(methods).transpose()?;
     let r = s.engine.operator(&who.id).register_resource(new).await?;
     s.engine.invalidate();
@@ -502,6 +508,7 @@ pub struct ServerChange {
     refresh_tokens: Option<String>,
     dynamic_registration: Option<bool>,
     metadata_documents: Option<bool>,
+    private_use_redirects: Option<bool>,
     /// Replaces the sign-in methods; null goes back to the defaults.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>, nullable, min_items = 1)]
@@ -579,6 +586,7 @@ async fn update_server(
             .transpose()?,
         dynamic_registration: c.dynamic_registration,
         metadata_documents: c.metadata_documents,
+        private_use_redirects: c.private_use_redirects,
         sign_in_methods: c
             .sign_in_methods
             .map(|m| m.as_deref().map(methods).transpose())

@@ -210,6 +210,7 @@ fn server_form(form: &FormParams) -> Result<admin::ResourceChange, AdminError> {
         ),
         dynamic_registration: Some(field(form, "dynamic_registration") == "on"),
         metadata_documents: Some(field(form, "metadata_documents") == "on"),
+        private_use_redirects: Some(field(form, "private_use_redirects") == "on"),
         sign_in_methods: sign_in_form(form)?,
     })
 }
@@ -264,6 +265,7 @@ pub async fn create_server(
         new.refresh_tokens = c.refresh_tokens;
         new.dynamic_registration = c.dynamic_registration;
         new.metadata_documents = c.metadata_documents;
+        new.private_use_redirects = c.private_use_redirects;
         new.sign_in_methods = c.sign_in_methods.flatten();
         s.engine.operator(&who.id).register_resource(new).await
     }
@@ -317,6 +319,7 @@ struct ServerPage<'a> {
     scopes_text: String,
     dcr: bool,
     cimd: bool,
+    app_schemes: bool,
     alg_options: Vec<(&'static str, bool)>,
     refresh_options: Vec<(&'static str, &'static str, bool)>,
     sign_in_summary: String,
@@ -409,6 +412,7 @@ pub async fn server(
             .join("\n"),
         dcr: r.dynamic_registration,
         cimd: r.metadata_documents,
+        app_schemes: r.private_use_redirects,
         alg_options: ["RS256", "ES256", "EdDSA"]
             .into_iter()
             .map(|a| (a, a == r.signing_alg.as_str()))

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::authorize::{self, AuthorizationRequest, AuthorizeError};
 use gatehouse_core::params::FormParams;
+use gatehouse_core::redirect::Destination;
 use gatehouse_core::session::SessionToken;
 use gatehouse_core::{ErrorCode, OAuthError, User};
 
@@ -26,6 +27,8 @@ struct ConsentPage<'a> {
     server_name: &'a str,
     redirect_host: String,
     redirect_is_loopback: bool,
+    /// The scheme of a private-use redirect URI: an app on this device gets the code.
+    redirect_app: Option<String>,
     email: &'a str,
     scopes: Vec<(String, String)>,
     params: &'a [(String, String)],
@@ -190,7 +193,11 @@ fn consent_page(
     } else {
         client.name.as_str()
     };
-    let (redirect_host, loopback) = req.redirect.host();
+    let (redirect_host, loopback, app) = match req.redirect.destination() {
+        Destination::Web(host) => (host, false, None),
+        Destination::Loopback(host) => (host, true, None),
+        Destination::App(scheme) => (format!("{scheme}://"), false, Some(scheme)),
+    };
     let return_to = return_to(path, pairs, false);
     let page = ConsentPage {
         client_name: name,
@@ -199,6 +206,7 @@ fn consent_page(
         server_name: &req.resource.name,
         redirect_host,
         redirect_is_loopback: loopback,
+        redirect_app: app,
         email: &user.email,
         scopes: req.scope_descriptions(),
         params: pairs,

@@ -18,6 +18,7 @@ mod ops;
 mod passkeys;
 mod people;
 mod process;
+mod redirects;
 mod registration;
 mod sso;
 mod token;
