@@ -219,6 +219,55 @@ impl<'a> Operator<'a> {
         name: &str,
         scopes: ScopeSet,
     ) -> Result<(Client, ClientSecret), AdminError> {
+        let secret = ClientSecret::generate();
+        let client = self
+            .insert_agent(resource_id, name, scopes, AgentAuth::Secret(secret.hash()))
+            .await?;
+        Ok((client, secret))
+    }
+
+    /// Creates an agent client that authenticates with `private_key_jwt` (RFC 7523), as the
+    /// MCP client-credentials extension recommends: `keys` is `{"jwks": {…}}` or
+    /// `{"jwks_uri": "https://…"}`, public keys only.
+    pub async fn create_agent_client_with_keys(
+        &self,
+        resource_id: &str,
+        name: &str,
+        scopes: ScopeSet,
+        keys: serde_json::Value,
+    ) -> Result<Client, AdminError> {
+        match crate::client_keys::check_metadata(&keys, false) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(AdminError::Invalid(
+                    "give the client's public keys: a JWK Set or a jwks_uri".into(),
+                ));
+            }
+            Err(e) => return Err(AdminError::Invalid(e)),
+        }
+        let keys = serde_json::json!({
+            "jwks": keys.get("jwks"),
+            "jwks_uri": keys.get("jwks_uri"),
+        });
+        let keys = serde_json::Value::Object(
+            keys.as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+        self.insert_agent(resource_id, name, scopes, AgentAuth::Keys(keys))
+            .await
+    }
+
+    async fn insert_agent(
+        &self,
+        resource_id: &str,
+        name: &str,
+        scopes: ScopeSet,
+        auth: AgentAuth,
+    ) -> Result<Client, AdminError> {
         let resource = resource(self.store, resource_id).await?;
         let name = crate::model::display_name(name).map_err(|e| AdminError::Invalid(e.0))?;
         let unknown = scopes.missing_from(&resource.scope_set());
@@ -229,17 +278,24 @@ impl<'a> Operator<'a> {
                 resource.scope_set()
             )));
         }
-        let secret = ClientSecret::generate();
+        let (secret_hash, auth_method, metadata) = match auth {
+            AgentAuth::Secret(hash) => (
+                Some(hash),
+                TokenAuthMethod::ClientSecretBasic,
+                serde_json::json!({}),
+            ),
+            AgentAuth::Keys(keys) => (None, TokenAuthMethod::PrivateKeyJwt, keys),
+        };
         let client = Client {
             id: ClientId::generate_agent(),
             resource: Some(resource.id),
             name,
             kind: ClientKind::Agent,
-            secret_hash: Some(secret.hash()),
+            secret_hash,
             scopes,
             redirect_uris: Vec::new(),
-            auth_method: TokenAuthMethod::ClientSecretBasic,
-            metadata: serde_json::json!({}),
+            auth_method,
+            metadata,
             registration_token_hash: None,
             created_at: self.now,
             last_used_at: None,
@@ -249,9 +305,10 @@ impl<'a> Operator<'a> {
         self.store.insert_client(&client).await?;
         self.record(
             self.client_event(self.change("client.created"), &client)
-                .detail("scope", client.scopes.to_param()),
+                .detail("scope", client.scopes.to_param())
+                .detail("token_endpoint_auth_method", client.auth_method.as_str()),
         );
-        Ok((client, secret))
+        Ok(client)
     }
 
     /// `event` about `client` (and its MCP server, if it has one).
@@ -861,6 +918,14 @@ pub struct ConnectionChange {
     pub kind: Option<ConnectionKind>,
     pub allowed_domains: Option<Vec<String>>,
     pub enabled: Option<bool>,
+}
+
+/// How a new agent client authenticates.
+enum AgentAuth {
+    /// With a generated secret (its hash).
+    Secret(crate::secret::SecretHash),
+    /// With signed assertions, checked with these keys (`jwks` or `jwks_uri`).
+    Keys(serde_json::Value),
 }
 
 #[cfg(test)]

@@ -39,6 +39,16 @@ pub enum EventType {
     ClientDeleted,
     #[serde(rename = "metadata_document.failed")]
     MetadataDocumentFailed,
+    /// A metadata document could not be fetched again, and the last good copy was used.
+    #[serde(rename = "metadata_document.stale")]
+    MetadataDocumentStale,
+    /// An authorization request was refused before it reached the person (a bad client,
+    /// redirect URI, PKCE, resource or scope).
+    #[serde(rename = "authorization.refused")]
+    AuthorizationRefused,
+    /// A `private_key_jwt` client assertion was refused (never the assertion itself).
+    #[serde(rename = "client_assertion.refused")]
+    ClientAssertionRefused,
     #[serde(rename = "sign_in.succeeded")]
     SignInSucceeded,
     #[serde(rename = "sign_in.failed")]
@@ -61,7 +71,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, in a stable order (for help texts and validation).
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 23] = [
         EventType::TokenIssued,
         EventType::TokenRefused,
         EventType::TokenRevoked,
@@ -73,6 +83,9 @@ impl EventType {
         EventType::ClientRegistrationRefused,
         EventType::ClientDeleted,
         EventType::MetadataDocumentFailed,
+        EventType::MetadataDocumentStale,
+        EventType::AuthorizationRefused,
+        EventType::ClientAssertionRefused,
         EventType::SignInSucceeded,
         EventType::SignInFailed,
         EventType::SignOut,
@@ -98,6 +111,9 @@ impl EventType {
             EventType::ClientRegistrationRefused => "client.registration_refused",
             EventType::ClientDeleted => "client.deleted",
             EventType::MetadataDocumentFailed => "metadata_document.failed",
+            EventType::MetadataDocumentStale => "metadata_document.stale",
+            EventType::AuthorizationRefused => "authorization.refused",
+            EventType::ClientAssertionRefused => "client_assertion.refused",
             EventType::SignInSucceeded => "sign_in.succeeded",
             EventType::SignInFailed => "sign_in.failed",
             EventType::SignOut => "sign_out",
@@ -122,6 +138,9 @@ impl EventType {
             | EventType::AuthorizationDenied
             | EventType::ClientRegistrationRefused
             | EventType::MetadataDocumentFailed
+            | EventType::MetadataDocumentStale
+            | EventType::AuthorizationRefused
+            | EventType::ClientAssertionRefused
             | EventType::SignInFailed => Outcome::Failure,
             _ => Outcome::Success,
         }

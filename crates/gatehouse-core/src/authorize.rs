@@ -86,11 +86,42 @@ impl AuthorizationRequest {
     }
 }
 
-/// Checks an authorization request.
+/// Checks an authorization request; a refusal is audited (`authorization.refused`) with the
+/// step that refused it, the reason, and the host's `User-Agent`.
 pub async fn validate(
     engine: &Engine,
     ctx: &IssuerContext,
     params: &FormParams,
+) -> Result<AuthorizationRequest, AuthorizeError> {
+    let mut step = "client";
+    let result = check(engine, ctx, params, &mut step).await;
+    if let Err(AuthorizeError::Page(e) | AuthorizeError::Redirect(_, e)) = &result {
+        let raw = |name| {
+            params.single(name).ok().flatten().map(|v| {
+                v.chars()
+                    .filter(|c| !c.is_control())
+                    .take(300)
+                    .collect::<String>()
+            })
+        };
+        let mut event =
+            crate::grant::refused(ctx.event(EventType::AuthorizationRefused, engine.now()), e)
+                .detail("step", step)
+                .detail("redirect_uri", raw("redirect_uri"))
+                .detail("scope", raw("scope"));
+        if let Some(client) = raw("client_id") {
+            event = event.client(client);
+        }
+        engine.audit(event);
+    }
+    result
+}
+
+async fn check(
+    engine: &Engine,
+    ctx: &IssuerContext,
+    params: &FormParams,
+    step: &mut &'static str,
 ) -> Result<AuthorizationRequest, AuthorizeError> {
     let page = AuthorizeError::Page;
     // 1. The client: until it and its redirect URI are verified, errors are pages.
@@ -101,6 +132,7 @@ pub async fn validate(
     let client_id = ClientId::parse(client_id).map_err(|e| page(invalid_client(e.0)))?;
     let client = load_client(engine, ctx, &client_id).await.map_err(page)?;
 
+    *step = "redirect_uri";
     // 2. AS-14/15: the redirect URI, exactly as registered (any port on loopback).
     let requested_redirect = params.single("redirect_uri").map_err(page)?;
     let (redirect_uri, kind) = select(&client.redirect_uris, requested_redirect).map_err(page)?;
@@ -113,6 +145,7 @@ pub async fn validate(
         )));
     }
 
+    *step = "response_type";
     // 3. Only the code flow.
     match params.single("response_type").map_err(back)? {
         Some("code") => {}
@@ -129,6 +162,7 @@ pub async fn validate(
         }
     }
 
+    *step = "pkce";
     // 4. AS-13: PKCE with S256.
     let challenge = params
         .single("code_challenge")
@@ -142,6 +176,7 @@ pub async fn validate(
     let challenge = CodeChallenge::parse(challenge, method)
         .map_err(|e| back(OAuthError::invalid_request(e.0)))?;
 
+    *step = "resource";
     // 5. AS-19: the MCP server the token is for.
     let resource = resolve_resource(
         engine,
@@ -152,6 +187,7 @@ pub async fn validate(
     .await
     .map_err(back)?;
 
+    *step = "client_kind";
     // 6. The MCP server's switches: private-use schemes, and registration for clients it did
     // not create. The switch decides whether that redirect URI may be used at all, so its
     // refusal is a page.
@@ -175,10 +211,12 @@ pub async fn validate(
         )));
     }
 
+    *step = "scope";
     // 7. Scopes.
     let scopes =
         requested_scopes(&resource, params.single("scope").map_err(back)?).map_err(back)?;
 
+    *step = "prompt";
     // 8. prompt.
     let prompt = parse_prompt(params.single("prompt").map_err(back)?).map_err(back)?;
 
@@ -205,28 +243,7 @@ async fn load_client(
     id: &ClientId,
 ) -> Result<Arc<Client>, OAuthError> {
     if id.is_url() {
-        if let Some(r) = &ctx.resource
-            && !r.metadata_documents
-        {
-            return Err(invalid_client(format!(
-                "{} does not accept client metadata documents",
-                r.name
-            )));
-        }
-        let Some(docs) = engine.documents() else {
-            return Err(invalid_client(
-                "this server does not accept client metadata documents",
-            ));
-        };
-        return docs.client(id).await.inspect_err(|e| {
-            let mut event = AuditEvent::new(EventType::MetadataDocumentFailed, engine.now())
-                .client(id)
-                .detail("reason", e.description.as_str());
-            if let Some(r) = &ctx.resource {
-                event = event.resource(&r.id);
-            }
-            engine.audit(event);
-        });
+        return crate::cimd::resolve(engine, ctx, id).await;
     }
     let client = engine
         .catalog()

@@ -3,61 +3,44 @@
 //! checks it, and caches it within bounds.
 //!
 //! The fetch itself (SSRF rules, size cap, timeouts, no redirects) is the adapter's
-//! [`DocumentFetcher`]; this module decides which URLs may be fetched, what a valid document
-//! is (CIMD-1, CIMD-4…CIMD-7), and how long it is kept (CIMD-11).
+//! [`DocumentFetcher`]; the cache is [`RemoteCache`]; this module decides which URLs may be
+//! fetched, what a valid document is (CIMD-1, CIMD-4…CIMD-7), and how long it is kept
+//! (CIMD-11).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use moka::Expiry;
-use moka::sync::Cache;
 use serde_json::Value;
 use url::Url;
 
+use crate::audit::EventType;
+use crate::client_keys;
+use crate::clock::UnixTime;
+use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
-use crate::model::Client;
+use crate::model::{Client, TokenAuthMethod};
 use crate::redirect::{ApplicationType, RedirectUri};
+use crate::remote::{DocumentFetcher, FetchError, Outcome, Policy, RemoteCache};
 use crate::types::ClientId;
 
 /// CIMD-10: documents larger than this are refused.
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
-/// Shortest time a valid document is kept, whatever its cache headers say.
-pub const MIN_CACHE: Duration = Duration::from_secs(60);
-/// Longest time a valid document is kept.
-pub const MAX_CACHE: Duration = Duration::from_secs(24 * 3600);
-/// How long a document without cache headers is kept.
-pub const DEFAULT_CACHE: Duration = Duration::from_secs(600);
+/// How long documents are kept, in seconds (CIMD-11): their own `max-age` within 5 minutes
+/// and a day, 10 minutes when they say nothing; the last good copy answers for up to a week
+/// while its server does not answer or fails.
+pub const POLICY: Policy = Policy {
+    min_fresh: 300,
+    max_fresh: 86_400,
+    default_fresh: 600,
+    keep_stale: 7 * 86_400,
+    remember_failure: 10,
+};
 /// Documents kept at most.
 const CACHE_ENTRIES: u64 = 10_000;
 
-/// What a fetch returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchedDocument {
-    /// The body, at most [`MAX_DOCUMENT_BYTES`].
-    pub body: Vec<u8>,
-    /// How long the response may be cached, from `Cache-Control` (`max-age`, `no-store`,
-    /// `no-cache`) or `Expires`; `None` when the response says nothing.
-    pub freshness: Option<Duration>,
-}
-
-/// Why a fetch failed; the message is shown to the person on the error page.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct FetchError(pub String);
-
-/// Fetches a metadata document: resolves the host, refuses special-use addresses, connects
-/// only to the address it checked, follows no redirects, needs a 200, reads at most
-/// [`MAX_DOCUMENT_BYTES`], and gives up quickly.
-#[async_trait]
-pub trait DocumentFetcher: Send + Sync {
-    /// GETs `url`.
-    async fn fetch(&self, url: &Url) -> Result<FetchedDocument, FetchError>;
-}
-
 /// CIMD-1: whether `id` may be a metadata-document URL — https, a host, a path other than
-/// `/`, no `.` or `..` segments, no fragment, no credentials, no query. With
-/// `dev_loopback`, `http` is also accepted for loopback hosts (development only).
+/// `/`, no `.` or `..` segments, no fragment, no credentials. A query is accepted (the draft
+/// says SHOULD NOT, and Codex uses one): the id stays the exact string. With `dev_loopback`,
+/// `http` is also accepted for loopback hosts (development only).
 pub fn document_url(id: &ClientId, dev_loopback: bool) -> Result<Url, OAuthError> {
     let s = id.as_str();
     let bad = |why: &str| {
@@ -79,14 +62,9 @@ pub fn document_url(id: &ClientId, dev_loopback: bool) -> Result<Url, OAuthError
     if s.contains('#') {
         return bad("it must not have a fragment");
     }
-    if s.contains('?') {
-        return bad("it must not have a query");
-    }
     // Check the segments before the URL parser resolves them away.
-    let path = s[scheme_len..]
-        .split_once('/')
-        .map(|(_, p)| p)
-        .unwrap_or("");
+    let before_query = s[scheme_len..].split('?').next().unwrap_or("");
+    let path = before_query.split_once('/').map(|(_, p)| p).unwrap_or("");
     if path.is_empty() {
         return bad("it must have a path");
     }
@@ -109,7 +87,12 @@ pub fn document_url(id: &ClientId, dev_loopback: bool) -> Result<Url, OAuthError
 }
 
 /// Checks a fetched document against its URL and turns it into a client (CIMD-4…CIMD-6).
-pub fn client_from_document(id: &ClientId, body: &[u8]) -> Result<Client, String> {
+/// Members Gatehouse does not know are ignored.
+pub fn client_from_document(
+    id: &ClientId,
+    body: &[u8],
+    dev_loopback: bool,
+) -> Result<Client, String> {
     let doc: Value =
         serde_json::from_slice(body).map_err(|_| "the document is not valid JSON".to_owned())?;
     let Some(obj) = doc.as_object() else {
@@ -146,63 +129,69 @@ pub fn client_from_document(id: &ClientId, body: &[u8]) -> Result<Client, String
         ),
     };
     ApplicationType::of(declared, &redirect_uris)?;
-    // CIMD-6: no shared secrets. Gatehouse does not implement private_key_jwt, so only
-    // public clients (`none`, the default for a document) are accepted.
+    // CIMD-6: no shared secrets; `none`, or `private_key_jwt` with the client's keys.
     if obj.contains_key("client_secret") || obj.contains_key("client_secret_expires_at") {
         return Err("it must not contain a client_secret".into());
     }
-    match obj.get("token_endpoint_auth_method").map(Value::as_str) {
-        None | Some(Some("none")) => {}
-        Some(Some(m @ ("client_secret_basic" | "client_secret_post" | "client_secret_jwt"))) => {
-            return Err(format!(
+    let has_keys = client_keys::check_metadata(&doc, dev_loopback)?;
+    let auth_method = auth_method(obj, has_keys)?;
+    let mut client = Client::metadata_document(id.clone(), name, redirect_uris, doc.clone());
+    client.auth_method = auth_method;
+    Ok(client)
+}
+
+/// The token endpoint authentication a document asks for: `token_endpoint_auth_method`, or
+/// the strongest supported method it lists in `token_endpoint_auth_methods_supported`
+/// (ChatGPT's shared document lists `none` and `private_key_jwt`), or `none`.
+fn auth_method(
+    doc: &serde_json::Map<String, Value>,
+    has_keys: bool,
+) -> Result<TokenAuthMethod, String> {
+    let check = |m: &str| -> Result<TokenAuthMethod, String> {
+        match m {
+            "none" => Ok(TokenAuthMethod::None),
+            "private_key_jwt" if has_keys => Ok(TokenAuthMethod::PrivateKeyJwt),
+            "private_key_jwt" => {
+                Err("token_endpoint_auth_method `private_key_jwt` needs jwks or jwks_uri".into())
+            }
+            "client_secret_basic" | "client_secret_post" | "client_secret_jwt" => Err(format!(
                 "token_endpoint_auth_method `{m}` uses a shared secret, which metadata documents must not"
-            ));
+            )),
+            _ => Err(format!(
+                "token_endpoint_auth_method `{m}` is not supported here; use `none` or `private_key_jwt`"
+            )),
         }
-        Some(Some(m)) => {
-            return Err(format!(
-                "token_endpoint_auth_method `{m}` is not supported here; use `none`"
-            ));
-        }
-        Some(None) => return Err("token_endpoint_auth_method is not a string".into()),
+    };
+    match doc.get("token_endpoint_auth_method") {
+        Some(Value::String(m)) => return check(m),
+        Some(Value::Null) | None => {}
+        Some(_) => return Err("token_endpoint_auth_method is not a string".into()),
     }
-    Ok(Client::metadata_document(
-        id.clone(),
-        name,
-        redirect_uris,
-        doc.clone(),
-    ))
-}
-
-/// How long to keep a valid document (CIMD-11): its own freshness, within
-/// [`MIN_CACHE`]..=[`MAX_CACHE`]; zero (not cached) when it says `no-store`/`no-cache`.
-pub fn cache_lifetime(freshness: Option<Duration>) -> Duration {
-    match freshness {
-        None => DEFAULT_CACHE,
-        Some(d) if d.is_zero() => Duration::ZERO,
-        Some(d) => d.clamp(MIN_CACHE, MAX_CACHE),
-    }
-}
-
-#[derive(Clone)]
-struct Cached {
-    client: Arc<Client>,
-    ttl: Duration,
-}
-
-struct PerEntry;
-
-impl Expiry<ClientId, Cached> for PerEntry {
-    fn expire_after_create(&self, _: &ClientId, v: &Cached, _: Instant) -> Option<Duration> {
-        Some(v.ttl)
+    let Some(listed) = doc
+        .get("token_endpoint_auth_methods_supported")
+        .and_then(Value::as_array)
+    else {
+        return Ok(TokenAuthMethod::None);
+    };
+    let listed: Vec<&str> = listed.iter().filter_map(Value::as_str).collect();
+    if has_keys && listed.contains(&"private_key_jwt") {
+        Ok(TokenAuthMethod::PrivateKeyJwt)
+    } else if listed.contains(&"none") {
+        Ok(TokenAuthMethod::None)
+    } else {
+        Err(format!(
+            "token_endpoint_auth_methods_supported lists none of the methods supported here \
+             (none, private_key_jwt with jwks or jwks_uri): {}",
+            listed.join(", ")
+        ))
     }
 }
 
 /// Resolves URL client ids to clients: from the cache, or by fetching and validating.
-/// Failures are never cached (CIMD-11).
 pub struct MetadataDocuments {
     fetcher: Arc<dyn DocumentFetcher>,
     dev_loopback: bool,
-    cache: Cache<ClientId, Cached>,
+    cache: RemoteCache<ClientId, Client>,
 }
 
 impl MetadataDocuments {
@@ -212,46 +201,92 @@ impl MetadataDocuments {
         MetadataDocuments {
             fetcher,
             dev_loopback,
-            cache: Cache::builder()
-                .max_capacity(CACHE_ENTRIES)
-                .expire_after(PerEntry)
-                .build(),
+            cache: RemoteCache::new(CACHE_ENTRIES, POLICY),
         }
     }
 
-    /// The client described by the document at `id`. The error is `invalid_client` with a
-    /// description fit for the error page (CIMD-12: the request is aborted, never redirected).
-    pub async fn client(&self, id: &ClientId) -> Result<Arc<Client>, OAuthError> {
-        if let Some(c) = self.cache.get(id) {
-            return Ok(c.client);
-        }
+    /// The client described by the document at `id`, at `now`: fresh, the last good copy
+    /// (with why a refetch failed), or why there is none. The error is `invalid_client` for
+    /// an id that is not a document URL at all.
+    pub async fn client(
+        &self,
+        id: &ClientId,
+        now: UnixTime,
+    ) -> Result<Outcome<Client>, OAuthError> {
         let url = document_url(id, self.dev_loopback)?;
-        let fail = |why: String| {
-            OAuthError::new(
-                ErrorCode::InvalidClient,
-                format!("the client metadata document at {id} could not be used: {why}"),
-            )
+        let fetch = || async {
+            let fetched = self.fetcher.fetch(&url, MAX_DOCUMENT_BYTES).await?;
+            let client = client_from_document(id, &fetched.body, self.dev_loopback)
+                .map_err(FetchError::refused)?;
+            Ok((client, fetched.freshness))
         };
-        let fetched = self.fetcher.fetch(&url).await.map_err(|e| fail(e.0))?;
-        let client = Arc::new(client_from_document(id, &fetched.body).map_err(fail)?);
-        let ttl = cache_lifetime(fetched.freshness);
-        if !ttl.is_zero() {
-            self.cache.insert(
-                id.clone(),
-                Cached {
-                    client: client.clone(),
-                    ttl,
-                },
-            );
+        Ok(self.cache.get(id, now, None, fetch).await)
+    }
+}
+
+/// The client whose metadata document is at `id`, for a request at `ctx`: refused when this
+/// server or its MCP server takes no documents. A failed fetch or a bad document is audited
+/// (`metadata_document.failed`, with the reason) once per fetch, and the person is told only
+/// that the document could not be used (CIMD-12); a refetch that failed while the last good
+/// copy still answers is audited as `metadata_document.stale`.
+pub async fn resolve(
+    engine: &Engine,
+    ctx: &IssuerContext,
+    id: &ClientId,
+) -> Result<Arc<Client>, OAuthError> {
+    let refuse = |why: String| OAuthError::new(ErrorCode::InvalidClient, why);
+    if let Some(r) = &ctx.resource
+        && !r.metadata_documents
+    {
+        return Err(refuse(format!(
+            "{} does not accept client metadata documents",
+            r.name
+        )));
+    }
+    let Some(docs) = engine.documents() else {
+        return Err(refuse(
+            "this server does not accept client metadata documents".into(),
+        ));
+    };
+    let report = |kind, reason: &str| {
+        engine.audit(
+            ctx.event(kind, engine.now())
+                .client(id)
+                .detail("reason", reason),
+        );
+    };
+    match docs.client(id, engine.now()).await? {
+        Outcome::Fresh(client) => Ok(client),
+        Outcome::Stale {
+            value,
+            reason,
+            fetched,
+        } => {
+            if fetched {
+                tracing::warn!(client = %id, %reason, "using the last good copy of a client metadata document");
+                report(EventType::MetadataDocumentStale, &reason);
+            }
+            Ok(value)
         }
-        Ok(client)
+        Outcome::Failed { reason, fetched } => {
+            if fetched {
+                report(EventType::MetadataDocumentFailed, &reason);
+            }
+            Err(refuse(format!(
+                "the client metadata document at {id} could not be used; the operator of this server can see why in its audit log"
+            ))
+            .with_detail(reason))
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remote::FetchedDocument;
+    use async_trait::async_trait;
     use std::sync::Mutex;
+    use std::time::Duration;
 
     const URL: &str = "https://app.example/oauth/client.json";
 
@@ -266,6 +301,10 @@ mod tests {
         .into_bytes()
     }
 
+    fn check(body: &[u8]) -> Result<Client, String> {
+        client_from_document(&id(URL), body, false)
+    }
+
     #[test]
     fn urls_follow_cimd_1() {
         assert!(document_url(&id(URL), false).is_ok());
@@ -273,15 +312,19 @@ mod tests {
         assert!(document_url(&id("http://127.0.0.1:8000/c"), false).is_err());
         assert!(document_url(&id("http://127.0.0.1:8000/c"), true).is_ok());
         assert!(document_url(&id("http://app.example/c"), true).is_err());
+        // Codex's document URLs carry a query; the id is the exact string.
+        let codex = "https://app.example/oauth/client.json?client=codex&v=1";
+        assert_eq!(document_url(&id(codex), false).unwrap().as_str(), codex);
         for bad in [
             "http://app.example/c",
             "https://app.example",
             "https://app.example/",
+            "https://app.example?q=1",
+            "https://app.example/?q=1",
             "https://app.example/a/../c",
             "https://app.example/./c",
             "https://app.example/%2e%2e/c",
             "https://app.example/c#f",
-            "https://app.example/c?q=1",
             "https://u:p@app.example/c",
         ] {
             assert!(document_url(&id(bad), true).is_err(), "{bad}");
@@ -290,11 +333,17 @@ mod tests {
 
     #[test]
     fn documents_are_checked() {
-        let c = client_from_document(&id(URL), &doc("")).unwrap();
+        let c = check(&doc("")).unwrap();
         assert_eq!(c.name, "App");
         assert_eq!(c.redirect_uris.len(), 1);
+        assert_eq!(c.auth_method, TokenAuthMethod::None);
+        assert!(check(&doc(r#","token_endpoint_auth_method":"none""#)).is_ok());
         assert!(
-            client_from_document(&id(URL), &doc(r#","token_endpoint_auth_method":"none""#)).is_ok()
+            check(&doc(
+                r#","logo_uri":"https://app.example/l.png","x_vendor":{"a":1}"#
+            ))
+            .is_ok(),
+            "unknown members are ignored"
         );
         let cases: [(&[u8], &str); 8] = [
             (b"not json", "not valid JSON"),
@@ -307,27 +356,62 @@ mod tests {
             (br#"{"client_id":"https://app.example/oauth/client.json","client_name":"A","redirect_uris":["https://a.example/cb"],"client_secret":"x"}"#, "client_secret"),
         ];
         for (body, why) in cases {
-            let e = client_from_document(&id(URL), body).unwrap_err();
+            let e = check(body).unwrap_err();
             assert!(e.contains(why), "{e} should mention {why}");
         }
         // A trailing slash is a different string (CIMD-4: simple string comparison).
-        let e = client_from_document(&id(&format!("{URL}/")), &doc("")).unwrap_err();
+        let e = client_from_document(&id(&format!("{URL}/")), &doc(""), false).unwrap_err();
         assert!(e.contains("differs"));
     }
 
     #[test]
-    fn cache_lifetime_is_bounded() {
-        assert_eq!(cache_lifetime(None), DEFAULT_CACHE);
-        assert_eq!(cache_lifetime(Some(Duration::ZERO)), Duration::ZERO);
-        assert_eq!(cache_lifetime(Some(Duration::from_secs(5))), MIN_CACHE);
+    fn private_key_jwt_is_chosen_when_the_document_says_so_or_lists_it() {
+        let keys = r#","jwks_uri":"https://app.example/jwks.json""#;
+        let pick = |extra: &str| check(&doc(&format!("{keys}{extra}"))).map(|c| c.auth_method);
         assert_eq!(
-            cache_lifetime(Some(Duration::from_secs(999_999))),
-            MAX_CACHE
+            pick(r#","token_endpoint_auth_method":"private_key_jwt""#),
+            Ok(TokenAuthMethod::PrivateKeyJwt)
+        );
+        // ChatGPT's shared document lists both: the stronger one is used.
+        assert_eq!(
+            pick(r#","token_endpoint_auth_methods_supported":["none","private_key_jwt"]"#),
+            Ok(TokenAuthMethod::PrivateKeyJwt)
         );
         assert_eq!(
-            cache_lifetime(Some(Duration::from_secs(3600))),
-            Duration::from_secs(3600)
+            pick(r#","token_endpoint_auth_methods_supported":["private_key_jwt"]"#),
+            Ok(TokenAuthMethod::PrivateKeyJwt)
         );
+        assert_eq!(
+            pick(r#","token_endpoint_auth_method":"none""#),
+            Ok(TokenAuthMethod::None)
+        );
+        assert_eq!(check(&doc("")).unwrap().auth_method, TokenAuthMethod::None);
+        for (body, why) in [
+            (
+                doc(r#","token_endpoint_auth_method":"private_key_jwt""#),
+                "needs jwks",
+            ),
+            (
+                doc(r#","token_endpoint_auth_methods_supported":["client_secret_basic"]"#),
+                "lists none",
+            ),
+            (
+                doc(r#","token_endpoint_auth_method":"client_secret_jwt""#),
+                "shared secret",
+            ),
+            (
+                doc(r#","token_endpoint_auth_method":"tls_client_auth""#),
+                "not supported",
+            ),
+            (doc(r#","jwks_uri":"http://app.example/jwks""#), "https"),
+            (
+                doc(r#","jwks":{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#),
+                "symmetric",
+            ),
+        ] {
+            let e = check(&body).unwrap_err();
+            assert!(e.contains(why), "{e} should mention {why}");
+        }
     }
 
     /// Answers from a queue and counts calls.
@@ -338,45 +422,50 @@ mod tests {
 
     #[async_trait]
     impl DocumentFetcher for Scripted {
-        async fn fetch(&self, _: &Url) -> Result<FetchedDocument, FetchError> {
+        async fn fetch(&self, _: &Url, max: usize) -> Result<FetchedDocument, FetchError> {
+            assert_eq!(max, MAX_DOCUMENT_BYTES);
             *self.1.lock().unwrap() += 1;
             self.0.lock().unwrap().remove(0)
         }
     }
 
     #[tokio::test]
-    async fn valid_documents_are_cached_and_failures_are_not() {
-        let ok = |freshness| {
+    async fn documents_are_cached_and_bad_ones_are_not() {
+        let answer = |body: &[u8], freshness| {
             Ok(FetchedDocument {
-                body: doc(""),
+                body: body.to_vec(),
                 freshness,
             })
         };
         let f = Arc::new(Scripted(
             Mutex::new(vec![
-                Err(FetchError("HTTP 500".into())),
-                Ok(FetchedDocument {
-                    body: b"{}".to_vec(),
-                    freshness: None,
-                }),
-                ok(Some(Duration::ZERO)),
-                ok(None),
+                Err(FetchError::server_error("it answered 500")),
+                answer(b"{}", None),
+                answer(&doc(""), Some(Duration::from_secs(60))),
             ]),
             Mutex::new(0),
         ));
         let docs = MetadataDocuments::new(f.clone(), false);
-        let e = docs.client(&id(URL)).await.unwrap_err();
-        assert!(e.description.contains("HTTP 500"));
-        assert!(
-            docs.client(&id(URL)).await.is_err(),
-            "a failure was not cached"
+        let t = UnixTime(1_000);
+        let reason = |o| match o {
+            Outcome::Failed { reason, .. } => reason,
+            o => panic!("{o:?}"),
+        };
+        assert_eq!(
+            reason(docs.client(&id(URL), t).await.unwrap()),
+            "it answered 500"
         );
-        assert!(
-            docs.client(&id(URL)).await.is_ok(),
-            "no-store: fetched, not kept"
-        );
-        assert!(docs.client(&id(URL)).await.is_ok());
-        assert!(docs.client(&id(URL)).await.is_ok(), "served from the cache");
-        assert_eq!(*f.1.lock().unwrap(), 4);
+        assert!(reason(docs.client(&id(URL), t).await.unwrap()).contains("no client_id"));
+        assert!(matches!(
+            docs.client(&id(URL), t).await.unwrap(),
+            Outcome::Fresh(_)
+        ));
+        // max-age=60 is kept for the five-minute floor.
+        assert!(matches!(
+            docs.client(&id(URL), t.plus(299)).await.unwrap(),
+            Outcome::Fresh(_)
+        ));
+        assert_eq!(*f.1.lock().unwrap(), 3);
+        assert!(docs.client(&id("https://app.example/"), t).await.is_err());
     }
 }

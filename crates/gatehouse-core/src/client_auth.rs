@@ -1,24 +1,35 @@
 //! Client authentication at the token, introspection and revocation endpoints
-//! (RFC 6749 §2.3.1, OAuth 2.1 §2.4.1): `client_secret_basic`, `client_secret_post`, and
-//! `none` for public clients, which present only their `client_id`.
+//! (RFC 6749 §2.3.1, OAuth 2.1 §2.4.1): `client_secret_basic`, `client_secret_post`,
+//! `private_key_jwt` (RFC 7523 §2.2, [`crate::client_assertion`]), and `none` for public
+//! clients, which present only their `client_id`.
 
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::cache::Catalog;
+use crate::client_assertion::{self, JWT_BEARER};
+use crate::engine::{Engine, IssuerContext};
 use crate::error::{ErrorCode, OAuthError};
-use crate::model::Client;
+use crate::model::{Client, TokenAuthMethod};
 use crate::params::FormParams;
 use crate::secret::ClientSecret;
 use crate::types::ClientId;
 
 /// Authentication methods of the token and revocation endpoints, as advertised in metadata.
-pub const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
-/// Authentication methods of the introspection endpoint: only clients with a secret may ask
-/// about tokens (RFC 7662 §2.1).
-pub const SECRET_AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+pub const AUTH_METHODS: [&str; 4] = [
+    "none",
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
+/// Authentication methods of the introspection endpoint: only clients that prove who they
+/// are may ask about tokens (RFC 7662 §2.1).
+pub const CONFIDENTIAL_AUTH_METHODS: [&str; 3] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
 
 /// The credentials a request presents.
 #[derive(Debug)]
@@ -36,6 +47,13 @@ pub enum ClientCredentials {
         id: ClientId,
         /// Client secret.
         secret: ClientSecret,
+    },
+    /// A signed JWT (`client_assertion`, RFC 7523 §2.2), not yet checked.
+    Assertion {
+        /// The `client_id` sent, or else the assertion's `sub`.
+        id: ClientId,
+        /// The JWT.
+        assertion: String,
     },
     /// A `client_id` with no secret: a public client, or a confidential one that forgot it.
     IdOnly(ClientId),
@@ -57,6 +75,16 @@ impl ClientCredentials {
             let (scheme, rest) = h.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
         });
+        let assertion_type = params.single("client_assertion_type")?;
+        let assertion = params.single("client_assertion")?;
+        if assertion.is_some() || assertion_type.is_some() {
+            if basic.is_some() || body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method: a client assertion or a client secret, not both",
+                ));
+            }
+            return Self::assertion(body_id, assertion_type, assertion);
+        }
         if let Some(encoded) = basic {
             if body_secret.is_some() {
                 return Err(OAuthError::invalid_request(
@@ -86,52 +114,106 @@ impl ClientCredentials {
         })
     }
 
+    /// RFC 7521 §4.2: `client_assertion_type` and `client_assertion` together; the client
+    /// is the `client_id` sent, which must then be the assertion's subject, or the subject.
+    fn assertion(
+        body_id: Option<&str>,
+        assertion_type: Option<&str>,
+        assertion: Option<&str>,
+    ) -> Result<ClientCredentials, OAuthError> {
+        let (Some(kind), Some(assertion)) = (assertion_type, assertion) else {
+            return Err(OAuthError::invalid_request(
+                "send client_assertion_type and client_assertion together",
+            ));
+        };
+        if kind != JWT_BEARER {
+            return Err(OAuthError::invalid_client().with_detail(format!(
+                "client_assertion_type `{kind}` is not supported; use {JWT_BEARER}"
+            )));
+        }
+        let claimed = client_assertion::claimed_client(assertion);
+        let id = match (body_id, claimed.as_deref()) {
+            (Some(b), Some(c)) if b != c => {
+                return Err(OAuthError::invalid_client()
+                    .with_detail("client_id differs from the client assertion's subject"));
+            }
+            (Some(id), _) | (None, Some(id)) => id,
+            (None, None) => {
+                return Err(OAuthError::invalid_client()
+                    .with_detail("the client assertion names no client"));
+            }
+        };
+        let id = ClientId::parse(id).map_err(|_| OAuthError::invalid_client())?;
+        Ok(ClientCredentials::Assertion {
+            id,
+            assertion: assertion.to_owned(),
+        })
+    }
+
     /// The client id presented.
     pub fn client_id(&self) -> &ClientId {
         match self {
             ClientCredentials::Basic { id, .. }
             | ClientCredentials::Post { id, .. }
+            | ClientCredentials::Assertion { id, .. }
             | ClientCredentials::IdOnly(id) => id,
         }
     }
 
-    /// Checks the credentials and returns the client: a confidential client must present
-    /// its secret, a public client must not present one. Every failure is the same
-    /// `invalid_client`, so callers cannot probe which client ids exist.
+    /// Checks the credentials at `ctx` and returns the client: a client with a secret must
+    /// present it, a client with keys must present a valid assertion, a public client must
+    /// present neither. Every failure is the same `invalid_client`, so callers cannot probe
+    /// which client ids exist; the detail is for the audit log.
     ///
-    /// A URL client id (a Client ID Metadata Document) is a public client: Gatehouse accepts
-    /// only documents with `token_endpoint_auth_method: none` (CIMD-6), and the code or
-    /// refresh token it presents is bound to that id.
-    pub async fn authenticate(&self, catalog: &Catalog) -> Result<Arc<Client>, OAuthError> {
+    /// A URL client id is resolved through its metadata document (cached): `none`, or
+    /// `private_key_jwt` when the document says so (CIMD-6: then every request must carry
+    /// an assertion).
+    pub async fn authenticate(
+        &self,
+        engine: &Engine,
+        ctx: &IssuerContext,
+    ) -> Result<Arc<Client>, OAuthError> {
         let id = self.client_id();
-        if id.is_url() {
-            return match self {
-                ClientCredentials::IdOnly(_) => Ok(Arc::new(Client::metadata_document(
-                    id.clone(),
-                    String::new(),
-                    Vec::new(),
-                    serde_json::Value::Null,
-                ))),
-                _ => Err(OAuthError::invalid_client()
-                    .with_detail(format!("metadata-document client {id} sent a secret"))),
-            };
-        }
-        let client = catalog.client(id).await?.ok_or_else(|| {
-            OAuthError::invalid_client().with_detail(format!("unknown client {id}"))
-        })?;
-        let secret = match self {
-            ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
-                Some(secret)
-            }
-            ClientCredentials::IdOnly(_) => None,
+        let client = if id.is_url() {
+            crate::cimd::resolve(engine, ctx, id).await.map_err(|e| {
+                let why = e.detail.unwrap_or(e.description);
+                OAuthError::invalid_client().with_detail(format!("{id}: {why}"))
+            })?
+        } else {
+            engine.catalog().client(id).await?.ok_or_else(|| {
+                OAuthError::invalid_client().with_detail(format!("unknown client {id}"))
+            })?
         };
         let refused = |why: String| Err(OAuthError::invalid_client().with_detail(why));
-        match (&client.secret_hash, secret) {
-            (None, None) => {}
-            (Some(hash), Some(secret)) if hash.verify(secret) => {}
-            (Some(_), None) => return refused(format!("client {id} sent no secret")),
-            (None, Some(_)) => return refused(format!("public client {id} sent a secret")),
-            (Some(_), Some(_)) => return refused(format!("wrong secret for {id}")),
+        match (self, &client.secret_hash, client.auth_method) {
+            (
+                ClientCredentials::Assertion { assertion, .. },
+                None,
+                TokenAuthMethod::PrivateKeyJwt,
+            ) => {
+                client_assertion::verify(engine, ctx, &client, assertion).await?;
+            }
+            (ClientCredentials::Assertion { .. }, _, _) => {
+                return refused(format!(
+                    "client {id} has no keys registered for private_key_jwt"
+                ));
+            }
+            (_, None, TokenAuthMethod::PrivateKeyJwt) => {
+                return refused(format!(
+                    "client {id} must authenticate with private_key_jwt"
+                ));
+            }
+            (ClientCredentials::IdOnly(_), None, _) => {}
+            (
+                ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. },
+                Some(hash),
+                _,
+            ) if hash.verify(secret) => {}
+            (ClientCredentials::IdOnly(_), Some(_), _) => {
+                return refused(format!("client {id} sent no secret"));
+            }
+            (_, None, _) => return refused(format!("public client {id} sent a secret")),
+            (_, Some(_), _) => return refused(format!("wrong secret for {id}")),
         }
         // Only a client that proved who it is learns that it is disabled.
         if client.disabled_at.is_some() {

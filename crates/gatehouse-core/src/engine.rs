@@ -4,15 +4,17 @@
 use std::sync::{Arc, RwLock};
 
 use crate::admin;
-use crate::audit::{AuditEvent, AuditSink};
+use crate::audit::{AuditEvent, AuditSink, EventType};
 use crate::cache::Catalog;
-use crate::cimd::{DocumentFetcher, MetadataDocuments};
+use crate::cimd::MetadataDocuments;
+use crate::client_keys::{Found, KeySets};
 use crate::clock::{Clock, UnixTime};
 use crate::error::OAuthError;
 use crate::keys::{KeyError, KeyRing, SigningAlg, SigningKey};
 use crate::metadata::AuthorizationServerMetadata;
 use crate::model::{Client, ClientKind, Resource};
 use crate::params::FormParams;
+use crate::remote::DocumentFetcher;
 use crate::store::{Store, StoreError};
 use crate::token::TokenResponse;
 use crate::types::{Issuer, ResourceId};
@@ -24,6 +26,37 @@ pub struct IssuerContext {
     pub issuer: Issuer,
     /// The MCP server of a per-resource issuer.
     pub resource: Option<Arc<Resource>>,
+    /// The `User-Agent` of the request, cleaned ([`IssuerContext::with_user_agent`]): audit
+    /// events of refused requests name the host.
+    pub user_agent: Option<String>,
+}
+
+impl IssuerContext {
+    /// This context for a request that sent `user_agent`: control characters dropped, at
+    /// most 200 characters kept (it is the client's text).
+    pub fn with_user_agent(mut self, user_agent: Option<&str>) -> Self {
+        self.user_agent = user_agent
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect::<String>()
+            })
+            .filter(|ua| !ua.is_empty());
+        self
+    }
+
+    /// An audit event of `kind` about a request here, at `now`: with its MCP server, the
+    /// issuer, and the host's `User-Agent`.
+    pub fn event(&self, kind: EventType, now: UnixTime) -> AuditEvent {
+        let mut event = AuditEvent::new(kind, now)
+            .detail("issuer", self.issuer.as_str())
+            .detail("user_agent", self.user_agent.clone());
+        if let Some(r) = &self.resource {
+            event = event.resource(&r.id);
+        }
+        event
+    }
 }
 
 /// Lifetimes and windows of the interactive flow, in seconds. The defaults are what the
@@ -43,6 +76,9 @@ pub struct Settings {
     pub session_max: i64,
     /// A self-registered client that obtains no token for this long is deleted.
     pub registration_ttl: i64,
+    /// A self-registered client that never obtained a token is deleted this long after it
+    /// registered.
+    pub unused_registration_ttl: i64,
     /// Audit events older than this are deleted.
     pub audit_retention: i64,
     /// A new signing key is published this long before it signs (the JWKS cache age of
@@ -64,6 +100,7 @@ impl Default for Settings {
             session_idle: 12 * 3_600,
             session_max: 7 * 86_400,
             registration_ttl: 30 * 86_400,
+            unused_registration_ttl: 86_400,
             audit_retention: 90 * 86_400,
             key_publish_ahead: 86_400,
             key_rotation: 90 * 86_400,
@@ -114,6 +151,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     settings: Settings,
     documents: Option<MetadataDocuments>,
+    /// Clients' public keys, for `private_key_jwt`.
+    key_sets: KeySets,
     audit: Arc<dyn AuditSink>,
     /// The WebAuthn relying party, when the public URL can be one.
     webauthn: Option<Arc<webauthn_rs::Webauthn>>,
@@ -142,6 +181,7 @@ impl Engine {
             clock,
             settings: Settings::default(),
             documents: None,
+            key_sets: KeySets::new(None, false),
             audit: Arc::new(LogOnly),
             webauthn: crate::passkey::relying_party(&public).map(Arc::new),
             admission: None,
@@ -155,14 +195,16 @@ impl Engine {
         self
     }
 
-    /// Accepts Client ID Metadata Documents, fetched by `fetcher`. Without one, URL client
-    /// ids are refused. `dev_loopback` also accepts `http` document URLs on loopback hosts.
+    /// Accepts Client ID Metadata Documents and clients' key sets at `jwks_uri`, fetched by
+    /// `fetcher`. Without one, URL client ids are refused and only key sets in metadata are
+    /// used. `dev_loopback` also accepts `http` URLs on loopback hosts.
     pub fn with_document_fetcher(
         mut self,
         fetcher: Arc<dyn DocumentFetcher>,
         dev_loopback: bool,
     ) -> Self {
-        self.documents = Some(MetadataDocuments::new(fetcher, dev_loopback));
+        self.documents = Some(MetadataDocuments::new(fetcher.clone(), dev_loopback));
+        self.key_sets = KeySets::new(Some(fetcher), dev_loopback);
         self
     }
 
@@ -173,14 +215,15 @@ impl Engine {
     }
 
     /// Counts a token request of an authenticated `client` against its limit. Only clients
-    /// that proved a secret are limited by id: anyone can send a public client's id (a
+    /// that proved who they are are limited by id: anyone can send a public client's id (a
     /// metadata document URL is shared by every user of an MCP host), so those are limited
-    /// by address at the HTTP layer instead.
+    /// by address at the HTTP layer instead. A metadata-document client with keys (ChatGPT)
+    /// is one host's shared identity too: it is not limited by id either.
     pub fn admit(&self, client: &Client, ctx: &IssuerContext) -> Result<(), OAuthError> {
         let Some(a) = &self.admission else {
             return Ok(());
         };
-        if client.secret_hash.is_none() {
+        if !client.is_confidential() || client.id.is_url() {
             return Ok(());
         }
         let resource = ctx
@@ -224,6 +267,17 @@ impl Engine {
         self.documents.as_ref()
     }
 
+    /// Whether `http` URLs on loopback hosts are accepted for documents and key sets
+    /// (development only).
+    pub fn dev_loopback_fetches(&self) -> bool {
+        self.key_sets.dev_loopback()
+    }
+
+    /// `client`'s public keys at `now` ([`KeySets::of_client`]).
+    pub async fn client_keys(&self, client: &Client, kid: Option<&str>, now: UnixTime) -> Found {
+        self.key_sets.of_client(client, kid, now).await
+    }
+
     /// Notes that `client` obtained a token, for the expiry of unused registrations. Writes
     /// at most once a day per client.
     pub async fn note_client_use(&self, client: &Client) {
@@ -231,8 +285,12 @@ impl Engine {
             return;
         }
         let now = self.now();
-        let last = client.last_used_at.unwrap_or(client.created_at);
-        if now.0 - last.0 < 86_400 {
+        // The first use is always written: a registration that never got a token goes
+        // sooner than one that did.
+        if client
+            .last_used_at
+            .is_some_and(|last| now.0 - last.0 < 86_400)
+        {
             return;
         }
         if let Err(e) = self.store.touch_client(&client.id, now).await {
@@ -253,6 +311,7 @@ impl Engine {
                 sessions_idle_before: now.plus(-self.settings.session_idle),
                 sessions_created_before: now.plus(-self.settings.session_max),
                 registrations_unused_before: now.plus(-self.settings.registration_ttl),
+                registrations_never_used_before: now.plus(-self.settings.unused_registration_ttl),
                 audit_before: now.plus(-self.settings.audit_retention),
                 limit: PRUNE_LIMIT,
             })
@@ -310,6 +369,7 @@ impl Engine {
             return Ok(Some(IssuerContext {
                 issuer: self.public.clone(),
                 resource: None,
+                user_agent: None,
             }));
         };
         let Ok(id) = ResourceId::parse(id) else {
@@ -318,6 +378,7 @@ impl Engine {
         Ok(self.catalog.resource(&id).await?.map(|r| IssuerContext {
             issuer: r.issuer(&self.public),
             resource: Some(r),
+            user_agent: None,
         }))
     }
 

@@ -11,7 +11,9 @@ pub mod audit;
 pub mod authorize;
 pub mod cache;
 pub mod cimd;
+pub mod client_assertion;
 pub mod client_auth;
+pub mod client_keys;
 pub mod clock;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
@@ -32,6 +34,7 @@ pub mod random;
 pub mod records;
 pub mod redirect;
 pub mod registration;
+pub mod remote;
 pub mod revocation;
 pub mod seal;
 pub mod secret;

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::client_auth::{AUTH_METHODS, SECRET_AUTH_METHODS};
+use crate::client_auth::{AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS};
+use crate::client_keys::ALGORITHM_NAMES;
 use crate::grant::GRANT_TYPES;
 use crate::types::Issuer;
 
@@ -55,10 +56,16 @@ pub struct AuthorizationServerMetadata {
     pub grant_types_supported: Vec<&'static str>,
     /// Client authentication at the token endpoint.
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Algorithms of `private_key_jwt` assertions at the token endpoint.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     /// Client authentication at the introspection endpoint.
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Algorithms of `private_key_jwt` assertions at the introspection endpoint.
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     /// Client authentication at the revocation endpoint.
     pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Algorithms of `private_key_jwt` assertions at the revocation endpoint.
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     /// PKCE: S256 only (OAuth 2.1 §4.1.1); MCP clients refuse an AS that omits it.
     pub code_challenge_methods_supported: Vec<&'static str>,
     /// RFC 9207: every authorization response carries `iss`.
@@ -89,8 +96,11 @@ impl AuthorizationServerMetadata {
             response_modes_supported: vec!["query"],
             grant_types_supported: GRANT_TYPES.to_vec(),
             token_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
-            introspection_endpoint_auth_methods_supported: SECRET_AUTH_METHODS.to_vec(),
+            token_endpoint_auth_signing_alg_values_supported: ALGORITHM_NAMES.to_vec(),
+            introspection_endpoint_auth_methods_supported: CONFIDENTIAL_AUTH_METHODS.to_vec(),
+            introspection_endpoint_auth_signing_alg_values_supported: ALGORITHM_NAMES.to_vec(),
             revocation_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+            revocation_endpoint_auth_signing_alg_values_supported: ALGORITHM_NAMES.to_vec(),
             code_challenge_methods_supported: vec![crate::pkce::S256],
             authorization_response_iss_parameter_supported: true,
             client_id_metadata_document_supported: metadata_documents,

@@ -294,6 +294,9 @@ pub enum TokenAuthMethod {
     ClientSecretBasic,
     /// Secret in the form body.
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2); its public keys are in
+    /// its metadata (`jwks` or `jwks_uri`).
+    PrivateKeyJwt,
 }
 
 impl TokenAuthMethod {
@@ -303,6 +306,7 @@ impl TokenAuthMethod {
             TokenAuthMethod::None => "none",
             TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
             TokenAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenAuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -312,6 +316,7 @@ impl TokenAuthMethod {
             "none" => Some(TokenAuthMethod::None),
             "client_secret_basic" => Some(TokenAuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(TokenAuthMethod::ClientSecretPost),
+            "private_key_jwt" => Some(TokenAuthMethod::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -388,9 +393,9 @@ impl Client {
         }
     }
 
-    /// Whether it has a secret to authenticate with.
+    /// Whether it authenticates: with a secret, or with signed assertions.
     pub fn is_confidential(&self) -> bool {
-        self.secret_hash.is_some()
+        self.secret_hash.is_some() || self.auth_method == TokenAuthMethod::PrivateKeyJwt
     }
 
     /// The host of a URL client id, shown on consent (CIMD-13).

@@ -160,6 +160,8 @@ pub struct Prune {
     pub sessions_created_before: UnixTime,
     /// Self-registered clients neither used nor created since this go.
     pub registrations_unused_before: UnixTime,
+    /// Self-registered clients that never obtained a token and were created before this go.
+    pub registrations_never_used_before: UnixTime,
     /// Audit events from before this go.
     pub audit_before: UnixTime,
     /// At most this many records of each kind go in one pass, so that a pass holds the

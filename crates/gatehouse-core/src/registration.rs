@@ -47,8 +47,9 @@ pub async fn register(
     body: &[u8],
 ) -> Result<Value, OAuthError> {
     let result = register_client(engine, ctx, body).await;
-    let mut event = match &result {
-        Ok(b) => AuditEvent::new(EventType::ClientRegistered, engine.now())
+    let event = match &result {
+        Ok(b) => ctx
+            .event(EventType::ClientRegistered, engine.now())
             .client(b["client_id"].as_str().unwrap_or_default())
             .detail("client_name", b.get("client_name").cloned())
             .detail("redirect_uris", b["redirect_uris"].clone())
@@ -56,14 +57,24 @@ pub async fn register(
                 "token_endpoint_auth_method",
                 b["token_endpoint_auth_method"].clone(),
             ),
-        Err(e) => AuditEvent::new(EventType::ClientRegistrationRefused, engine.now())
-            .detail("error", e.code.as_str())
-            .detail("reason", e.description.as_str()),
+        Err(e) => {
+            // What the host called itself, if the body says (its text, cut short).
+            let name = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|m| m.get("client_name")?.as_str().map(str::to_owned))
+                .map(|n| {
+                    n.chars()
+                        .filter(|c| !c.is_control())
+                        .take(100)
+                        .collect::<String>()
+                });
+            ctx.event(EventType::ClientRegistrationRefused, engine.now())
+                .detail("error", e.code.as_str())
+                .detail("reason", e.description.as_str())
+                .detail("client_name", name)
+        }
     };
-    if let Some(r) = &ctx.resource {
-        event = event.resource(&r.id);
-    }
-    engine.audit(event.detail("issuer", ctx.issuer.as_str()));
+    engine.audit(event);
     result
 }
 
@@ -85,16 +96,28 @@ async fn register_client(
     let redirect_uris = redirect_uris(&meta)?;
     let application_type = application_type(&meta, &redirect_uris)?;
     private_use_allowed(engine, ctx, &redirect_uris).await?;
+    let has_keys = crate::client_keys::check_metadata(
+        &Value::Object(meta.clone()),
+        engine.dev_loopback_fetches(),
+    )
+    .map_err(metadata_error)?;
     let auth_method = match meta.get("token_endpoint_auth_method") {
+        // A client that registers keys means to sign with them.
+        None | Some(Value::Null) if has_keys => TokenAuthMethod::PrivateKeyJwt,
         // MCP clients often omit it; they are native apps without a secret.
         None | Some(Value::Null) => TokenAuthMethod::None,
         Some(Value::String(m)) => TokenAuthMethod::parse(m).ok_or_else(|| {
             metadata_error(format!(
-                "token_endpoint_auth_method `{m}` is not supported: use none, client_secret_basic or client_secret_post"
+                "token_endpoint_auth_method `{m}` is not supported: use none, client_secret_basic, client_secret_post or private_key_jwt"
             ))
         })?,
         Some(_) => return Err(metadata_error("token_endpoint_auth_method must be a string")),
     };
+    if auth_method == TokenAuthMethod::PrivateKeyJwt && !has_keys {
+        return Err(metadata_error(
+            "token_endpoint_auth_method private_key_jwt needs jwks or jwks_uri",
+        ));
+    }
     let grant_types = string_list(&meta, "grant_types", &["authorization_code"])?;
     for g in &grant_types {
         if !matches!(g.as_str(), "authorization_code" | "refresh_token") {
@@ -145,7 +168,11 @@ async fn register_client(
     meta.insert("grant_types".into(), json!(grant_types));
     meta.insert("response_types".into(), json!(response_types));
 
-    let secret = (auth_method != TokenAuthMethod::None).then(ClientSecret::generate);
+    let secret = matches!(
+        auth_method,
+        TokenAuthMethod::ClientSecretBasic | TokenAuthMethod::ClientSecretPost
+    )
+    .then(ClientSecret::generate);
     let registration_token = crate::random::secret(REGISTRATION_TOKEN_PREFIX);
     let now = engine.now();
     let client = Client {

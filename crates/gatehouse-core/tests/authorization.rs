@@ -255,9 +255,26 @@ async fn sessions_end_when_idle_or_old() {
 }
 
 #[tokio::test]
-async fn unused_registrations_expire() {
+async fn registrations_that_never_got_a_token_go_after_a_day() {
     let w = world(RefreshPolicy::OfflineAccess).await;
     let id = gatehouse_core::ClientId::parse(&w.client).unwrap();
+    w.clock
+        .advance(w.engine.settings().unused_registration_ttl - 1);
+    w.engine.prune().await.unwrap();
+    assert!(w.engine.catalog().client(&id).await.unwrap().is_some());
+    w.clock.advance(2);
+    w.engine.prune().await.unwrap();
+    assert!(w.engine.catalog().client(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn used_registrations_expire_after_their_last_use() {
+    let w = world(RefreshPolicy::OfflineAccess).await;
+    let id = gatehouse_core::ClientId::parse(&w.client).unwrap();
+    // Used within its first hour: the first use is recorded at once.
+    w.clock.advance(600);
+    let c = code(&w, "todo:read").await;
+    exchange(&w, &c).await.unwrap();
     w.clock.advance(w.engine.settings().registration_ttl - 1);
     w.engine.prune().await.unwrap();
     assert!(w.engine.catalog().client(&id).await.unwrap().is_some());

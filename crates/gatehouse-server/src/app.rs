@@ -169,6 +169,10 @@ pub fn router(state: AppState) -> Router {
             post(admin_ui::rotate_signing_keys),
         )
         .route("/admin/audit", get(admin_ui::audit_log))
+        .route(
+            "/admin/failures",
+            get(crate::routes::admin::ui::failures::page),
+        )
         .route("/admin/audit/export", get(admin_ui::audit_export))
         .route("/logout", post(ui::logout))
         .route("/", get(ui::home))

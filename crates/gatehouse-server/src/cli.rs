@@ -39,6 +39,7 @@ environment variables, then flags. Unknown keys are rejected. Keys:
   session_idle_secs              sign-in session idle expiry [43200 = 12 h]
   session_max_secs               sign-in session absolute expiry [604800 = 7 days]
   registration_expiry_days       delete self-registered clients unused this long [30]
+  unused_registration_expiry_hours  delete self-registered clients that never got a token [24]
   registrations_per_ip_per_hour  dynamic registrations per client IP [60]
   sign_in_failures_per_account   failed sign-ins per account per 15 min [5]
   sign_in_failures_per_ip        failed sign-ins per IP per 15 min [20]
@@ -408,7 +409,8 @@ pub enum ConnectionsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ClientsCommand {
-    /// Create an agent client (client credentials); prints its secret once.
+    /// Create an agent client (client credentials); prints its secret once, or, with
+    /// --jwks-uri or --jwks-file, has it sign assertions with its own key (private_key_jwt).
     Add {
         /// The MCP server it gets tokens for (res_…).
         #[arg(long, value_name = "ID")]
@@ -419,6 +421,12 @@ pub enum ClientsCommand {
         /// A scope it may request; repeat for more. Each must be offered by the server.
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
+        /// The https URL of its public JWK Set: it authenticates with private_key_jwt.
+        #[arg(long, value_name = "URL", conflicts_with = "jwks_file")]
+        jwks_uri: Option<String>,
+        /// A file holding its public JWK Set: it authenticates with private_key_jwt.
+        #[arg(long, value_name = "FILE")]
+        jwks_file: Option<std::path::PathBuf>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -887,14 +895,50 @@ async fn run_command(
             server,
             name,
             scopes,
+            jwks_uri,
+            jwks_file,
             json,
         }) => {
             let scopes: ScopeSet = ScopeSet::parse(&scopes.join(" ")).map_err(|e| e.0)?;
-            let (client, secret) = op.create_agent_client(&server, &name, scopes).await?;
+            let keys = match (jwks_uri, jwks_file) {
+                (Some(uri), _) => Some(json!({ "jwks_uri": uri })),
+                (None, Some(file)) => {
+                    let text = std::fs::read_to_string(&file)
+                        .map_err(|e| format!("{}: {e}", file.display()))?;
+                    let set: serde_json::Value = serde_json::from_str(&text)
+                        .map_err(|e| format!("{} is not JSON: {e}", file.display()))?;
+                    Some(json!({ "jwks": set }))
+                }
+                (None, None) => None,
+            };
             let resource = admin::resource(store, &server).await?;
             let token_endpoint = resource
                 .issuer(&public)
                 .join(gatehouse_core::metadata::paths::TOKEN);
+            if let Some(keys) = keys {
+                let client = op
+                    .create_agent_client_with_keys(&server, &name, scopes, keys)
+                    .await?;
+                return Ok(if json {
+                    let mut v = client_json(&client);
+                    v["token_endpoint"] = token_endpoint.as_str().into();
+                    v["issuer"] = resource.issuer(&public).as_str().into();
+                    pretty(&v)
+                } else {
+                    format!(
+                        "Created agent client \"{}\" for {} ({}).\n\n  client_id:  {}\n  scopes:     {}\n  signs with: private_key_jwt (RS256, PS256, ES256 or EdDSA)\n\nGet a token: POST grant_type=client_credentials to {}\nwith client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer\nand a client_assertion signed by its key: iss and sub {}, aud {}, a jti, exp at most 5 minutes ahead.",
+                        client.name,
+                        resource.name,
+                        resource.id,
+                        client.id,
+                        none_if_empty(&client.scopes.to_param()),
+                        token_endpoint,
+                        client.id,
+                        resource.issuer(&public).as_str(),
+                    )
+                });
+            }
+            let (client, secret) = op.create_agent_client(&server, &name, scopes).await?;
             if json {
                 let mut v = client_json(&client);
                 v["client_secret"] = secret.expose_secret().into();

@@ -50,6 +50,9 @@ pub struct Config {
     pub session_max_secs: u32,
     /// Self-registered clients that obtain no token for this many days are deleted.
     pub registration_expiry_days: u32,
+    /// Self-registered clients that never obtained a token are deleted this many hours after
+    /// they registered (hosts that register on every connection leave many behind).
+    pub unused_registration_expiry_hours: u32,
     /// Dynamic client registrations accepted per client IP address per hour.
     pub registrations_per_ip_per_hour: u32,
     /// Whether `serve` and the CLI apply pending schema migrations when they open the database.
@@ -165,6 +168,7 @@ impl Default for Config {
             session_idle_secs: 12 * 3_600,
             session_max_secs: 7 * 86_400,
             registration_expiry_days: 30,
+            unused_registration_expiry_hours: 24,
             registrations_per_ip_per_hour: 60,
             auto_migrate: true,
             token_requests_per_ip_per_minute: 600,
@@ -256,7 +260,7 @@ impl Config {
     }
 
     fn check_ranges(&self) -> Result<(), ConfigError> {
-        let checks: [(&str, u32, std::ops::RangeInclusive<u32>); 13] = [
+        let checks: [(&str, u32, std::ops::RangeInclusive<u32>); 14] = [
             ("code_ttl_secs", self.code_ttl_secs, 5..=60),
             (
                 "refresh_token_ttl_secs",
@@ -274,6 +278,11 @@ impl Config {
                 "registration_expiry_days",
                 self.registration_expiry_days,
                 1..=3650,
+            ),
+            (
+                "unused_registration_expiry_hours",
+                self.unused_registration_expiry_hours,
+                1..=24 * 3650,
             ),
             (
                 "registrations_per_ip_per_hour",
@@ -390,6 +399,7 @@ impl Config {
             session_idle: i64::from(self.session_idle_secs),
             session_max: i64::from(self.session_max_secs),
             registration_ttl: i64::from(self.registration_expiry_days) * 86_400,
+            unused_registration_ttl: i64::from(self.unused_registration_expiry_hours) * 3_600,
             audit_retention: i64::from(self.audit_retention_days) * 86_400,
             key_publish_ahead: i64::from(self.key_publish_ahead_secs),
             key_rotation: i64::from(self.key_rotation_days) * 86_400,

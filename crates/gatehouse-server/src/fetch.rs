@@ -1,15 +1,16 @@
-//! Fetching Client ID Metadata Documents without becoming an SSRF proxy (CIMD-8…CIMD-10):
-//! the host is resolved by our resolver, which drops every special-use address (RFC 6890
-//! and later registrations, IPv4-mapped IPv6 included), so the connection goes only to an
-//! address that was checked; IP literals are checked before the request. No proxies, no
-//! redirects, short timeouts, a 200 and at most 5 KB of JSON.
+//! Fetching Client ID Metadata Documents and clients' key sets without becoming an SSRF
+//! proxy (CIMD-8…CIMD-10): the host is resolved by our resolver, which drops every
+//! special-use address (RFC 6890 and later registrations, IPv4-mapped IPv6 included), so the
+//! connection goes only to an address that was checked; IP literals are checked before the
+//! request. No proxies, no redirects, short timeouts, a 200 and at most the size the caller
+//! allows (5 KB for documents) of JSON.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gatehouse_core::cimd::{DocumentFetcher, FetchError, FetchedDocument, MAX_DOCUMENT_BYTES};
+use gatehouse_core::remote::{DocumentFetcher, FetchError, FetchedDocument};
 use ipnet::{Ipv4Net, Ipv6Net};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
@@ -144,39 +145,42 @@ impl SafeFetcher {
 
 #[async_trait]
 impl DocumentFetcher for SafeFetcher {
-    async fn fetch(&self, url: &Url) -> Result<FetchedDocument, FetchError> {
-        let fail = |m: String| Err(FetchError(m));
+    async fn fetch(&self, url: &Url, max_bytes: usize) -> Result<FetchedDocument, FetchError> {
         // IP literals never reach the resolver: check them here. The URL parser has already
         // turned odd spellings (0x7f.1, 2130706433, [::ffff:127.0.0.1]) into addresses.
         let literal = match url.host() {
             Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
             Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
             Some(Host::Domain(_)) => None,
-            None => return fail("the URL has no host".into()),
+            None => return Err(FetchError::refused("the URL has no host")),
         };
         if let Some(ip) = literal
             && !allowed(ip, self.policy)
         {
-            return fail(format!(
+            return Err(FetchError::refused(format!(
                 "{ip} is a special-use address and may not be fetched"
-            ));
+            )));
         }
-        let mut response = match self
+        let mut response = self
             .client
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-        {
-            Ok(r) => r,
-            Err(e) => return fail(describe(&e)),
-        };
+            .map_err(|e| describe(&e))?;
         let status = response.status();
         if status.is_redirection() {
-            return fail(format!("it answered {status}; redirects are not followed"));
+            return Err(FetchError::refused(format!(
+                "it answered {status}; redirects are not followed"
+            )));
+        }
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(FetchError::server_error(format!("it answered {status}")));
         }
         if status != reqwest::StatusCode::OK {
-            return fail(format!("it answered {status}, not 200 OK"));
+            return Err(FetchError::refused(format!(
+                "it answered {status}, not 200 OK"
+            )));
         }
         let content_type = response
             .headers()
@@ -191,37 +195,34 @@ impl DocumentFetcher for SafeFetcher {
             .trim()
             .to_owned();
         if media != "application/json" && !media.ends_with("+json") {
-            return fail(format!(
+            return Err(FetchError::refused(format!(
                 "its content type is `{media}`, not application/json"
-            ));
+            )));
         }
+        let too_large = || FetchError::refused(format!("it is larger than {max_bytes} bytes"));
         if response
             .content_length()
-            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+            .is_some_and(|n| n > max_bytes as u64)
         {
-            return fail(format!("it is larger than {MAX_DOCUMENT_BYTES} bytes"));
+            return Err(too_large());
         }
         let freshness = freshness(response.headers());
         let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                        return fail(format!("it is larger than {MAX_DOCUMENT_BYTES} bytes"));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => return fail(describe(&e)),
+        while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+            if body.len() + chunk.len() > max_bytes {
+                return Err(too_large());
             }
+            body.extend_from_slice(&chunk);
         }
         Ok(FetchedDocument { body, freshness })
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// A failure with no answer. A host whose every address is special-use is refused, not
+/// unreachable: asking again will not change it.
+fn describe(e: &reqwest::Error) -> FetchError {
     if e.is_timeout() {
-        return "it did not answer in time".into();
+        return FetchError::unreachable("it did not answer in time");
     }
     // The resolver's refusal is the most useful part of a connect error.
     let mut source: Option<&dyn std::error::Error> = Some(e);
@@ -230,7 +231,12 @@ fn describe(e: &reqwest::Error) -> String {
         last = s.to_string();
         source = s.source();
     }
-    format!("it could not be fetched: {last}")
+    let message = format!("it could not be fetched: {last}");
+    if last.contains("may not be fetched") {
+        FetchError::refused(message)
+    } else {
+        FetchError::unreachable(message)
+    }
 }
 
 /// RFC 9111 §5.2: `no-store` and `no-cache` mean do not keep; `max-age` says how long.

@@ -425,6 +425,29 @@ impl ClientStore for PgStore {
             .map_err(backend)?;
         Ok(())
     }
+
+    async fn use_client_assertion(
+        &self,
+        client: &ClientId,
+        jti: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE client_assertions.expires_at <= $4",
+        )
+        .bind(client.as_str())
+        .bind(jti)
+        .bind(expires_at.0)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(n == 1)
+    }
 }
 
 /// Which grants [`revoke_grants_where`] revokes.
@@ -1269,9 +1292,11 @@ impl Store for PgStore {
         // first, so that introspection stops accepting them.
         let stale: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM clients WHERE kind = 'registered'
-             AND COALESCE(last_used_at, created_at) < $1 LIMIT $2 FOR UPDATE SKIP LOCKED",
+             AND (COALESCE(last_used_at, created_at) < $1
+                  OR (last_used_at IS NULL AND created_at < $2)) LIMIT $3 FOR UPDATE SKIP LOCKED",
         )
         .bind(p.registrations_unused_before.0)
+        .bind(p.registrations_never_used_before.0)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await

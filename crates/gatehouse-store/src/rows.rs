@@ -437,7 +437,7 @@ pub(crate) fn identity_from_row(row: &impl Cells) -> Result<Identity, StoreError
 pub(crate) fn prune_by_time(
     p: &gatehouse_core::records::Prune,
     old_grants: i64,
-) -> [(&'static str, &'static str, i64); 12] {
+) -> [(&'static str, &'static str, i64); 13] {
     let now = p.now.0;
     [
         ("audit_events", "at < {t}", p.audit_before.0),
@@ -445,6 +445,7 @@ pub(crate) fn prune_by_time(
         ("authorization_codes", "expires_at <= {t}", now),
         ("refresh_tokens", "expires_at <= {t}", now),
         ("revoked_tokens", "expires_at <= {t}", now),
+        ("client_assertions", "expires_at <= {t}", now),
         ("grant_access_tokens", "expires_at <= {t}", now),
         ("sessions", "last_seen_at < {t}", p.sessions_idle_before.0),
         ("sessions", "created_at < {t}", p.sessions_created_before.0),

@@ -431,6 +431,29 @@ impl ClientStore for SqliteStore {
             .map_err(backend)?;
         Ok(())
     }
+
+    async fn use_client_assertion(
+        &self,
+        client: &ClientId,
+        jti: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?, ?, ?)
+             ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE client_assertions.expires_at <= ?",
+        )
+        .bind(client.as_str())
+        .bind(jti)
+        .bind(expires_at.0)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(n == 1)
+    }
 }
 
 /// Which grants [`revoke_grants_where`] revokes.
@@ -1257,9 +1280,11 @@ impl Store for SqliteStore {
         // tokens are listed as revoked first, so that introspection stops accepting them.
         let stale: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM clients WHERE kind = 'registered'
-             AND COALESCE(last_used_at, created_at) < ? LIMIT ?",
+             AND (COALESCE(last_used_at, created_at) < ?
+                  OR (last_used_at IS NULL AND created_at < ?)) LIMIT ?",
         )
         .bind(p.registrations_unused_before.0)
+        .bind(p.registrations_never_used_before.0)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await

@@ -152,6 +152,7 @@ async fn prune_removes_events_older_than_the_retention(store: &impl Store) {
         sessions_idle_before: UnixTime(0),
         sessions_created_before: UnixTime(0),
         registrations_unused_before: UnixTime(0),
+        registrations_never_used_before: UnixTime(0),
         audit_before: UnixTime(1_005),
         limit: 2,
     };

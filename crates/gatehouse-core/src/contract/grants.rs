@@ -423,6 +423,7 @@ async fn prune_removes_what_expired(store: &impl Store) {
         sessions_idle_before: UnixTime(T0 + 1),
         sessions_created_before: UnixTime(T0 - 10),
         registrations_unused_before: UnixTime(stale.created_at.0 + 1),
+        registrations_never_used_before: UnixTime(0),
         audit_before: UnixTime(0),
         limit: 1000,
     };

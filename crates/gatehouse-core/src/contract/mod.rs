@@ -25,6 +25,7 @@ where
     deleting_a_resource_deletes_its_clients(&make().await).await;
     keys_are_append_only_and_unique(&make().await).await;
     revocation_is_idempotent(&make().await).await;
+    client_assertions_are_used_once(&make().await).await;
     the_revocation_feed_lists_what_concerns_one_server(&make().await).await;
     a_client_secret_is_replaced(&make().await).await;
     resources_are_updated_in_place(&make().await).await;
@@ -289,6 +290,66 @@ async fn revocation_is_idempotent(store: &impl Store) {
         .unwrap();
     assert!(store.is_token_revoked("jti1").await.unwrap());
     assert!(!store.is_token_revoked("jti2").await.unwrap());
+}
+
+async fn client_assertions_are_used_once(store: &impl Store) {
+    let (a, b) = (ClientId::generate_agent(), ClientId::generate_agent());
+    let (now, exp) = (UnixTime(100), UnixTime(400));
+    assert!(
+        store
+            .use_client_assertion(&a, "j1", exp, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .use_client_assertion(&a, "j1", exp, UnixTime(399))
+            .await
+            .unwrap(),
+        "a replay before it expires"
+    );
+    assert!(
+        store
+            .use_client_assertion(&b, "j1", exp, now)
+            .await
+            .unwrap(),
+        "jti is unique per client"
+    );
+    assert!(
+        store
+            .use_client_assertion(&a, "j1", UnixTime(700), exp)
+            .await
+            .unwrap(),
+        "the id of an expired assertion may be used again"
+    );
+    assert!(
+        !store
+            .use_client_assertion(&a, "j1", UnixTime(700), exp)
+            .await
+            .unwrap()
+    );
+    let pruned = store
+        .prune(&crate::records::Prune {
+            now: UnixTime(700),
+            sessions_idle_before: UnixTime(0),
+            sessions_created_before: UnixTime(0),
+            registrations_unused_before: UnixTime(0),
+            registrations_never_used_before: UnixTime(0),
+            audit_before: UnixTime(0),
+            limit: 1000,
+        })
+        .await
+        .unwrap();
+    assert!(
+        pruned.deleted >= 2,
+        "expired assertions are pruned: {pruned:?}"
+    );
+    assert!(
+        store
+            .use_client_assertion(&a, "j1", UnixTime(900), UnixTime(700))
+            .await
+            .unwrap()
+    );
 }
 
 async fn the_revocation_feed_lists_what_concerns_one_server(store: &impl Store) {

@@ -193,6 +193,7 @@ async fn login_requests_are_completed_once_and_used_once(store: &impl Store) {
         sessions_idle_before: UnixTime(0),
         sessions_created_before: UnixTime(0),
         registrations_unused_before: UnixTime(0),
+        registrations_never_used_before: UnixTime(0),
         audit_before: UnixTime(0),
         limit: 1000,
     };
@@ -473,6 +474,7 @@ async fn email_codes_count_guesses_and_are_used_once(store: &impl Store) {
         sessions_idle_before: UnixTime(0),
         sessions_created_before: UnixTime(0),
         registrations_unused_before: UnixTime(0),
+        registrations_never_used_before: UnixTime(0),
         audit_before: UnixTime(0),
         limit: 1000,
     };
@@ -625,6 +627,7 @@ async fn passkey_ceremonies_are_used_once(store: &impl Store) {
         sessions_idle_before: UnixTime(0),
         sessions_created_before: UnixTime(0),
         registrations_unused_before: UnixTime(0),
+        registrations_never_used_before: UnixTime(0),
         audit_before: UnixTime(0),
         limit: 1000,
     };

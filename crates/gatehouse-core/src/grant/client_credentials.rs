@@ -19,7 +19,7 @@ pub async fn grant(
 ) -> Result<TokenResponse, OAuthError> {
     // OAuth 2.1 §4.2: only confidential clients may use this grant; here, only the agent
     // clients an operator created (a self-registered client acts for people).
-    if client.secret_hash.is_none() || client.kind != ClientKind::Agent {
+    if !client.is_confidential() || client.kind != ClientKind::Agent {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "client_credentials is for agent clients created by the operator",

@@ -38,14 +38,10 @@ pub async fn token(
         let client = ClientCredentials::from_request(authorization, params)
             .ok()
             .map(|c| c.client_id().to_string());
-        let mut event = refused(engine, e)
-            .detail("grant_type", params.single("grant_type").ok().flatten())
-            .detail("issuer", ctx.issuer.as_str());
+        let mut event = refused(ctx.event(EventType::TokenRefused, engine.now()), e)
+            .detail("grant_type", params.single("grant_type").ok().flatten());
         if let Some(c) = client {
             event = event.client(c);
-        }
-        if let Some(r) = &ctx.resource {
-            event = event.resource(&r.id);
         }
         engine.audit(event);
     }
@@ -80,9 +76,9 @@ async fn run(
     Ok(response)
 }
 
-/// A `token.refused` event for `e`: its code, its description, and the operator's detail.
-fn refused(engine: &Engine, e: &OAuthError) -> AuditEvent {
-    AuditEvent::new(EventType::TokenRefused, engine.now())
+/// `event` (a refusal) with `e`: its code, its description, and the operator's detail.
+pub(crate) fn refused(event: AuditEvent, e: &OAuthError) -> AuditEvent {
+    event
         .detail("error", e.code.as_str())
         .detail("reason", e.description.as_str())
         .detail("detail", e.detail.clone())
@@ -121,7 +117,7 @@ pub async fn authenticate_at(
     ctx: &IssuerContext,
     credentials: &ClientCredentials,
 ) -> Result<Arc<Client>, OAuthError> {
-    let client = credentials.authenticate(engine.catalog()).await?;
+    let client = credentials.authenticate(engine, ctx).await?;
     if let Some(resource) = &ctx.resource
         && !client.id.is_url()
         && client.resource.as_ref() != Some(&resource.id)

@@ -32,6 +32,7 @@ struct State {
     keys: Vec<StoredKey>,
     revoked: Vec<RevokedToken>,
     revoked_clients: Vec<RevokedClient>,
+    assertions: std::collections::HashMap<(ClientId, String), UnixTime>,
     users: Vec<User>,
     sessions: Vec<Session>,
     consents: Vec<Consent>,
@@ -286,6 +287,25 @@ impl ClientStore for MemoryStore {
             }
         });
         Ok(())
+    }
+
+    async fn use_client_assertion(
+        &self,
+        client: &ClientId,
+        jti: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let key = (client.clone(), jti.to_owned());
+            match s.assertions.get(&key) {
+                Some(exp) if exp.0 > now.0 => false,
+                _ => {
+                    s.assertions.insert(key, expires_at);
+                    true
+                }
+            }
+        }))
     }
 }
 
@@ -737,6 +757,9 @@ impl Store for MemoryStore {
             out.add(remove_some(&mut s.codes, l, |c| c.expires_at <= now), l);
             out.add(remove_some(&mut s.refresh, l, |r| r.expires_at <= now), l);
             out.add(remove_some(&mut s.revoked, l, |t| t.expires_at <= now), l);
+            let before = s.assertions.len();
+            s.assertions.retain(|_, exp| *exp > now);
+            out.add((before - s.assertions.len()) as u64, l);
             out.add(
                 remove_some(&mut s.revoked_clients, l, |c| c.expires_at <= now),
                 l,
@@ -765,7 +788,9 @@ impl Store for MemoryStore {
                 .iter()
                 .filter(|c| {
                     c.kind == ClientKind::Registered
-                        && c.last_used_at.unwrap_or(c.created_at) < p.registrations_unused_before
+                        && (c.last_used_at.unwrap_or(c.created_at) < p.registrations_unused_before
+                            || c.last_used_at.is_none()
+                                && c.created_at < p.registrations_never_used_before)
                 })
                 .map(|c| c.id.clone())
                 .take(l as usize)

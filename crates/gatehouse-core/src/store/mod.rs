@@ -82,6 +82,16 @@ pub trait ClientStore: Send + Sync {
     /// Records that the client obtained a token at `now`. Does not move the change version:
     /// it changes nothing a cache relies on except this timestamp.
     async fn touch_client(&self, id: &ClientId, now: UnixTime) -> Result<(), StoreError>;
+    /// Records that `client` used the assertion `jti`, which expires at `expires_at`
+    /// (RFC 7523 §3: an assertion is used once). `false` when it was used before and has
+    /// not expired at `now`; the records of expired assertions are pruned.
+    async fn use_client_assertion(
+        &self,
+        client: &ClientId,
+        jti: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
     /// Replaces the client's secret hash (rotation) and moves the change version. `false` if
     /// there is no such client.
     async fn replace_client_secret(

@@ -680,14 +680,20 @@ pub struct NewClient {
     /// Scopes it may request; each must be offered by the MCP server.
     #[serde(default)]
     scopes: Vec<String>,
+    /// Its public JWK Set: it authenticates with `private_key_jwt` instead of a secret.
+    #[schema(value_type = Option<Object>)]
+    jwks: Option<serde_json::Value>,
+    /// The https URL of its public JWK Set: it authenticates with `private_key_jwt`.
+    jwks_uri: Option<String>,
 }
 
-/// A client with its secret, shown this once.
+/// A new client, with its secret shown this once (absent for a client with keys).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClientWithSecret {
     #[serde(flatten)]
     client: ClientView,
-    client_secret: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
 }
 
 /// The clients of an MCP server, by id.
@@ -727,17 +733,23 @@ async fn create_client(
 ) -> ApiResult<(StatusCode, Json<ClientWithSecret>)> {
     let scopes = gatehouse_core::ScopeSet::parse(&n.scopes.join(" "))
         .map_err(|e| ApiError::invalid(format!("scopes: {}", e.0)))?;
-    let (c, secret) = s
-        .engine
-        .operator(&who.id)
-        .create_agent_client(&id, &n.name, scopes)
-        .await?;
+    let op = s.engine.operator(&who.id);
+    let (c, secret) = if n.jwks.is_some() || n.jwks_uri.is_some() {
+        let keys = serde_json::json!({ "jwks": n.jwks, "jwks_uri": n.jwks_uri });
+        let c = op
+            .create_agent_client_with_keys(&id, &n.name, scopes, keys)
+            .await?;
+        (c, None)
+    } else {
+        let (c, secret) = op.create_agent_client(&id, &n.name, scopes).await?;
+        (c, Some(secret.expose_secret().to_owned()))
+    };
     s.engine.invalidate();
     Ok((
         StatusCode::CREATED,
         Json(ClientWithSecret {
             client: client_view(&c),
-            client_secret: secret.expose_secret().to_owned(),
+            client_secret: secret,
         }),
     ))
 }
@@ -814,7 +826,7 @@ async fn rotate_client_secret(
     s.engine.invalidate();
     Ok(Json(ClientWithSecret {
         client: client_view(&c),
-        client_secret: secret.expose_secret().to_owned(),
+        client_secret: Some(secret.expose_secret().to_owned()),
     }))
 }
 
@@ -1398,7 +1410,7 @@ async fn rotate_signing_keys(
 pub struct AuditParams {
     /// One event type, e.g. `token.refused`.
     #[param(
-        pattern = "^(token\\.issued|token\\.refused|token\\.revoked|authorization\\.granted|authorization\\.denied|consent\\.granted|consent\\.revoked|client\\.registered|client\\.registration_refused|client\\.deleted|metadata_document\\.failed|sign_in\\.succeeded|sign_in\\.failed|sign_out|admin\\.change|key\\.rotated|identity\\.linked|sign_in\\.code_sent|passkey\\.added|passkey\\.removed)$"
+        pattern = "^(token\\.issued|token\\.refused|token\\.revoked|authorization\\.granted|authorization\\.denied|consent\\.granted|consent\\.revoked|client\\.registered|client\\.registration_refused|client\\.deleted|metadata_document\\.failed|metadata_document\\.stale|authorization\\.refused|client_assertion\\.refused|sign_in\\.succeeded|sign_in\\.failed|sign_out|admin\\.change|key\\.rotated|identity\\.linked|sign_in\\.code_sent|passkey\\.added|passkey\\.removed)$"
     )]
     event: Option<String>,
     /// `success` or `failure`.

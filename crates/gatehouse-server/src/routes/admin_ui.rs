@@ -27,8 +27,8 @@ use crate::audit::{Format, parse_time, render, rfc3339};
 /// The signed-in administrator (for pages), or the response that sends anyone else away:
 /// to the sign-in page, or a 403 page for people who are not administrators.
 pub struct AdminPage {
-    token: SessionToken,
-    user: User,
+    pub(crate) token: SessionToken,
+    pub(crate) user: User,
 }
 
 impl FromRequestParts<AppState> for AdminPage {
@@ -93,7 +93,7 @@ fn field<'a>(form: &'a FormParams, name: &str) -> &'a str {
 }
 
 /// An operator action that failed, as a page.
-fn failed(e: AdminError) -> Response {
+pub(crate) fn failed(e: AdminError) -> Response {
     let (status, title) = match &e {
         AdminError::Invalid(_) => (StatusCode::BAD_REQUEST, "That did not work"),
         AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
@@ -547,9 +547,22 @@ pub async fn create_client(
         Ok(sc) => sc,
         Err(e) => return failed(AdminError::Invalid(format!("scopes: {}", e.0))),
     };
-    let made = s
-        .engine
-        .operator(&who.id)
+    let op = s.engine.operator(&who.id);
+    let jwks_uri = field(&form, "jwks_uri");
+    if !jwks_uri.is_empty() {
+        let keys = serde_json::json!({ "jwks_uri": jwks_uri });
+        return match op
+            .create_agent_client_with_keys(&id, field(&form, "name"), scopes, keys)
+            .await
+        {
+            Ok(_) => {
+                s.engine.invalidate();
+                back(&format!("/admin/servers/{id}#clients"))
+            }
+            Err(e) => failed(e),
+        };
+    }
+    let made = op
         .create_agent_client(&id, field(&form, "name"), scopes)
         .await;
     let (client, secret) = match made {

@@ -1,5 +1,6 @@
 //! HTTP routes. Handlers are thin: extract → call the engine → respond.
 
+pub mod admin;
 pub mod admin_api;
 pub mod admin_ui;
 pub mod authorize;
@@ -62,7 +63,12 @@ impl FromRequestParts<AppState> for AtIssuer {
             .map_err(|_| not_found("malformed MCP server id"))?;
         let id = path.as_ref().and_then(|p| p.get("id")).map(String::as_str);
         match state.engine.issuer_context(id).await {
-            Ok(Some(ctx)) => Ok(AtIssuer(ctx)),
+            Ok(Some(ctx)) => {
+                let ua = parts.headers.get(axum::http::header::USER_AGENT);
+                Ok(AtIssuer(
+                    ctx.with_user_agent(ua.and_then(|v| v.to_str().ok())),
+                ))
+            }
             Ok(None) => Err(not_found(format!(
                 "no MCP server `{}` is registered here",
                 id.unwrap_or_default()

@@ -743,3 +743,86 @@ async fn sign_in_methods_and_connections_are_managed_from_the_dashboard() {
     assert_eq!(gone.status, 303);
     assert!(app.store.connections().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn recent_failures_say_which_host_failed_where_and_what_to_change() {
+    let app = setup().await;
+    let r = app
+        .add_server(
+            "http://127.0.0.1:8001/mcp",
+            gatehouse_core::keys::SigningAlg::RS256,
+        )
+        .await;
+    let change = admin::ResourceChange {
+        private_use_redirects: Some(false),
+        ..Default::default()
+    };
+    app.op()
+        .update_resource(r.id.as_str(), change)
+        .await
+        .unwrap();
+    app.engine.refresh().await.unwrap();
+    let path = format!("/resources/{}", r.id);
+    const CURSOR_UA: &str = "Cursor/1.7.44 (darwin arm64)";
+    // Cursor registers with its private-use redirect URI: refused at registration.
+    let refused = app
+        .http
+        .post(format!("{}{path}/oauth/register", app.base))
+        .header("user-agent", CURSOR_UA)
+        .json(&serde_json::json!({
+            "client_name": "Cursor",
+            "redirect_uris": ["cursor://anysphere.cursor-mcp/oauth/callback"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    // A registered client asks for a redirect URI it did not register: refused at authorize.
+    let client = app.register_public(&path).await;
+    let p = pkce();
+    let bad = app
+        .http
+        .get(format!(
+            "{}{path}/oauth/authorize?{}",
+            app.base,
+            authorize_query(&client, &p, &[]).replace(
+                &form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>(),
+                "http%3A%2F%2F127.0.0.1%3A9%2Felsewhere"
+            )
+        ))
+        .header("user-agent", "claude-code/2.0.14")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let b = signed_in(&app, ROOT).await;
+    let page = b.get("/admin/failures").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for said in [
+        "registration",
+        CURSOR_UA,
+        "Native apps&#39; own redirect schemes",
+        "must register again",
+        "authorization",
+        "redirect_uri",
+        "claude-code/2.0.14",
+        &client,
+    ] {
+        assert!(
+            page.body.contains(said),
+            "the page should say {said}: {}",
+            page.body
+        );
+    }
+    // One client's failures only.
+    let one = b.get(&format!("/admin/failures?client={client}")).await;
+    assert!(one.body.contains("claude-code/2.0.14"));
+    assert!(!one.body.contains(CURSOR_UA), "{}", one.body);
+    let server = b.get(&format!("/admin/servers/{}", r.id)).await;
+    assert!(
+        server
+            .body
+            .contains(&format!("/admin/failures?client={client}"))
+    );
+}

@@ -73,6 +73,33 @@ impl TestApp {
         }
     }
 
+    /// The stored audit events, oldest first, without the set-up the test made as an
+    /// operator.
+    pub async fn audit_log(&self) -> Vec<gatehouse_core::audit::AuditEvent> {
+        self.engine.flush_audit().await;
+        let mut all = self
+            .store
+            .audit_events(&gatehouse_core::audit::AuditQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        all.reverse();
+        all.retain(|e| e.actor.as_deref() != Some("test"));
+        all
+    }
+
+    /// The reasons of the audit events of `kind` about `client`, oldest first.
+    pub async fn audited_reasons(&self, kind: &str, client: &str) -> Vec<String> {
+        self.audit_log()
+            .await
+            .iter()
+            .filter(|e| e.event.as_str() == kind && e.client.as_deref() == Some(client))
+            .map(|e| e.details["reason"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// The test acting as an operator (actor `test`), recording into the server's audit log.
     pub fn op(&self) -> Operator<'_> {
         self.engine.operator("test")

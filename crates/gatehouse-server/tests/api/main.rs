@@ -2,6 +2,7 @@
 //! server processes on one PostgreSQL database in `nodes`).
 
 mod admin_api;
+mod assertions;
 mod audit;
 mod bad_input;
 mod dashboard;

@@ -372,10 +372,18 @@ async fn bad_metadata_documents_end_on_an_error_page() {
             .await;
         assert_eq!(got.status, 400, "{doc}");
         assert!(got.location.is_none(), "{doc}: never redirect (CIMD-12)");
+        // The person is told that the document could not be used; the reason, which is
+        // about someone else's server, goes to the operator's audit log.
         assert!(
-            got.body.contains(why),
-            "{doc}: page should say {why}: {}",
+            got.body.contains("could not be used"),
+            "{doc}: {}",
             got.body
+        );
+        assert!(!got.body.contains(why), "{doc}: {}", got.body);
+        let reasons = app.audited_reasons("metadata_document.failed", &id).await;
+        assert!(
+            reasons.len() == 1 && reasons[0].contains(why),
+            "{doc}: audited reason should say {why}: {reasons:?}"
         );
     }
 }
@@ -404,9 +412,11 @@ async fn without_the_development_setting_loopback_documents_are_refused() {
             ))
             .await;
         assert_eq!(got.status, 400, "{id}");
+        let audited = app.audited_reasons("metadata_document.failed", id).await;
+        let said = |why: &str| got.body.contains(why) || audited.iter().any(|r| r.contains(why));
         assert!(
-            got.body.contains("may not be fetched") || got.body.contains("must use https"),
-            "{id}: {}",
+            said("may not be fetched") || said("must use https"),
+            "{id}: {} {audited:?}",
             got.body
         );
     }

@@ -1,0 +1,380 @@
+//! The public keys a client signs its assertions with (`private_key_jwt`, RFC 7523 §2.2): a
+//! JWK Set in its metadata (`jwks`) or at a URL (`jwks_uri`), for metadata-document clients,
+//! registered clients and agents alike (RFC 7591 §2).
+//!
+//! Key sets at a URL are fetched through the adapter's SSRF-safe [`DocumentFetcher`] and kept
+//! by [`RemoteCache`]: a token request with a known key costs no fetch; an unknown `kid`
+//! refetches the set at most once per [`REFETCH_AFTER`] seconds.
+
+use std::sync::Arc;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
+use url::Url;
+
+use crate::clock::UnixTime;
+use crate::model::Client;
+use crate::remote::{DocumentFetcher, FetchError, Outcome, Policy, RemoteCache};
+use crate::types::ClientId;
+
+/// Key sets larger than this are refused.
+pub const MAX_JWKS_BYTES: usize = 32 * 1024;
+/// Keys a set may hold.
+const MAX_KEYS: usize = 16;
+/// An unknown `kid` refetches a key set fetched at least this many seconds ago.
+pub const REFETCH_AFTER: i64 = 30;
+/// Signature algorithms accepted for client assertions: asymmetric only, never `none` or
+/// HMAC (a public key is not a shared secret).
+pub const ALGORITHMS: [Algorithm; 4] = [
+    Algorithm::RS256,
+    Algorithm::PS256,
+    Algorithm::ES256,
+    Algorithm::EdDSA,
+];
+/// [`ALGORITHMS`] as advertised in metadata
+/// (`token_endpoint_auth_signing_alg_values_supported`).
+pub const ALGORITHM_NAMES: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
+
+/// How long fetched key sets are kept, in seconds.
+const POLICY: Policy = Policy {
+    min_fresh: 300,
+    max_fresh: 86_400,
+    default_fresh: 3600,
+    keep_stale: 86_400,
+    remember_failure: 10,
+};
+
+/// One usable public key.
+struct Key {
+    kid: Option<String>,
+    /// The algorithm the JWK is limited to, if it says.
+    alg: Option<Algorithm>,
+    key: DecodingKey,
+}
+
+/// A client's public signing keys, parsed once.
+pub struct ClientKeys(Vec<Key>);
+
+impl std::fmt::Debug for ClientKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|k| k.kid.as_deref().unwrap_or("-")))
+            .finish()
+    }
+}
+
+impl ClientKeys {
+    /// Parses a JWK Set: public RSA, EC (P-256) and OKP (Ed25519) keys only; a set with a
+    /// private or symmetric key is refused whole (its owner published a secret), and keys
+    /// marked for encryption are skipped.
+    pub fn parse(set: &Value) -> Result<ClientKeys, String> {
+        let Some(keys) = set.get("keys").and_then(Value::as_array) else {
+            return Err("the key set has no `keys` array".into());
+        };
+        if keys.len() > MAX_KEYS {
+            return Err(format!("the key set has more than {MAX_KEYS} keys"));
+        }
+        for k in keys {
+            let private = ["d", "p", "q", "dp", "dq", "qi", "k"]
+                .iter()
+                .any(|m| k.get(m).is_some());
+            if private {
+                return Err("the key set contains a private or symmetric key".into());
+            }
+        }
+        let set: JwkSet = serde_json::from_value(Value::Object(
+            [("keys".to_owned(), Value::Array(keys.clone()))]
+                .into_iter()
+                .collect(),
+        ))
+        .map_err(|e| format!("the key set is not a valid JWK Set: {e}"))?;
+        let mut parsed = Vec::with_capacity(set.keys.len());
+        for jwk in &set.keys {
+            if let Some(key) = usable(jwk)? {
+                parsed.push(key);
+            }
+        }
+        if parsed.is_empty() {
+            return Err("the key set has no signing key".into());
+        }
+        Ok(ClientKeys(parsed))
+    }
+
+    /// The keys that may have signed with `alg` under `kid`: the one with that `kid`, or,
+    /// when the assertion names none, every key of the algorithm's family.
+    pub fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &'a DecodingKey> + 'a {
+        self.0
+            .iter()
+            .filter(move |k| kid.is_none() || k.kid.as_deref() == kid)
+            .filter(move |k| k.alg.is_none_or(|a| a == alg))
+            .map(|k| &k.key)
+    }
+
+    /// Whether a key has this `kid`.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.0.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+}
+
+fn usable(jwk: &Jwk) -> Result<Option<Key>, String> {
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        return Ok(None);
+    }
+    if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
+        return Err("the key set contains a symmetric key".into());
+    }
+    let alg = match jwk.common.key_algorithm {
+        None => None,
+        Some(KeyAlgorithm::RS256) => Some(Algorithm::RS256),
+        Some(KeyAlgorithm::PS256) => Some(Algorithm::PS256),
+        Some(KeyAlgorithm::ES256) => Some(Algorithm::ES256),
+        Some(KeyAlgorithm::EdDSA) => Some(Algorithm::EdDSA),
+        // A key for another algorithm is not one we accept assertions from.
+        Some(_) => return Ok(None),
+    };
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("a key cannot be used: {e}"))?;
+    Ok(Some(Key {
+        kid: jwk.common.key_id.clone(),
+        alg,
+        key,
+    }))
+}
+
+/// Checks the key members of client metadata (`jwks` or `jwks_uri`, never both, RFC 7591
+/// §2) and says whether it names keys. `dev_loopback` also accepts `http` URLs on loopback
+/// hosts.
+pub fn check_metadata(metadata: &Value, dev_loopback: bool) -> Result<bool, String> {
+    let jwks = metadata.get("jwks").filter(|v| !v.is_null());
+    let uri = metadata.get("jwks_uri").filter(|v| !v.is_null());
+    match (jwks, uri) {
+        (None, None) => Ok(false),
+        (Some(_), Some(_)) => Err("use one of jwks and jwks_uri, not both".into()),
+        (Some(set), None) => ClientKeys::parse(set).map(|_| true),
+        (None, Some(uri)) => {
+            let uri = uri.as_str().ok_or("jwks_uri is not a string")?;
+            jwks_url(uri, dev_loopback).map(|_| true)
+        }
+    }
+}
+
+/// A `jwks_uri`: https (or loopback http in development), a host, no credentials or fragment.
+pub fn jwks_url(uri: &str, dev_loopback: bool) -> Result<Url, String> {
+    let bad = |why: &str| Err(format!("jwks_uri `{uri}` {why}"));
+    let Ok(url) = Url::parse(uri) else {
+        return bad("is not a URL");
+    };
+    let loopback_dev = dev_loopback && url.scheme() == "http" && crate::redirect::is_loopback(&url);
+    if url.scheme() != "https" && !loopback_dev {
+        return bad("must use https");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return bad("has no host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return bad("must not contain credentials");
+    }
+    if url.fragment().is_some() {
+        return bad("must not have a fragment");
+    }
+    Ok(url)
+}
+
+/// What looking up a client's keys found.
+pub struct Found {
+    /// The keys, if any could be had.
+    pub keys: Option<Arc<ClientKeys>>,
+    /// Why a fetch failed, when one did (the keys may still be the last good copy).
+    pub failure: Option<String>,
+}
+
+impl Found {
+    fn failed(why: impl Into<String>) -> Self {
+        Found {
+            keys: None,
+            failure: Some(why.into()),
+        }
+    }
+}
+
+/// Clients' keys, parsed once: sets in metadata by client, sets at URLs by URL.
+pub struct KeySets {
+    fetcher: Option<Arc<dyn DocumentFetcher>>,
+    dev_loopback: bool,
+    fetched: RemoteCache<Url, ClientKeys>,
+    /// The set a client's metadata held when it was parsed, and what it parsed to.
+    inline: moka::sync::Cache<ClientId, (Value, Arc<ClientKeys>)>,
+}
+
+impl KeySets {
+    /// Fetches through `fetcher`; without one, only key sets in metadata are used.
+    /// `dev_loopback` also accepts `http` URLs on loopback hosts.
+    pub fn new(fetcher: Option<Arc<dyn DocumentFetcher>>, dev_loopback: bool) -> Self {
+        KeySets {
+            fetcher,
+            dev_loopback,
+            fetched: RemoteCache::new(10_000, POLICY),
+            inline: moka::sync::Cache::new(10_000),
+        }
+    }
+
+    /// Whether `http` URLs on loopback hosts are accepted.
+    pub fn dev_loopback(&self) -> bool {
+        self.dev_loopback
+    }
+
+    /// `client`'s keys at `now`. With `kid` not among the keys of a fetched set, the set is
+    /// fetched again if its copy is at least [`REFETCH_AFTER`] seconds old.
+    pub async fn of_client(&self, client: &Client, kid: Option<&str>, now: UnixTime) -> Found {
+        let m = &client.metadata;
+        if let Some(uri) = m.get("jwks_uri").and_then(Value::as_str) {
+            return match jwks_url(uri, self.dev_loopback) {
+                Ok(url) => self.at(&url, kid, now).await,
+                Err(e) => Found::failed(e),
+            };
+        }
+        let Some(set) = m.get("jwks").filter(|v| !v.is_null()) else {
+            return Found::failed("it has neither jwks nor jwks_uri");
+        };
+        if let Some((held, keys)) = self.inline.get(&client.id)
+            && &held == set
+        {
+            return Found {
+                keys: Some(keys),
+                failure: None,
+            };
+        }
+        match ClientKeys::parse(set) {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                self.inline
+                    .insert(client.id.clone(), (set.clone(), keys.clone()));
+                Found {
+                    keys: Some(keys),
+                    failure: None,
+                }
+            }
+            Err(e) => Found::failed(e),
+        }
+    }
+
+    async fn at(&self, url: &Url, kid: Option<&str>, now: UnixTime) -> Found {
+        let Some(fetcher) = &self.fetcher else {
+            return Found::failed("this server fetches no key sets");
+        };
+        let first = self.lookup(fetcher, url, now, None).await;
+        let missing = kid.is_some_and(|kid| first.keys.as_ref().is_some_and(|k| !k.has_kid(kid)));
+        if !missing {
+            return first;
+        }
+        let before = UnixTime(now.0 - REFETCH_AFTER + 1);
+        self.lookup(fetcher, url, now, Some(before)).await
+    }
+
+    async fn lookup(
+        &self,
+        fetcher: &Arc<dyn DocumentFetcher>,
+        url: &Url,
+        now: UnixTime,
+        refetch_before: Option<UnixTime>,
+    ) -> Found {
+        let fetch = || async {
+            let fetched = fetcher.fetch(url, MAX_JWKS_BYTES).await?;
+            let set: Value = serde_json::from_slice(&fetched.body)
+                .map_err(|_| FetchError::refused("the key set is not valid JSON"))?;
+            let keys = ClientKeys::parse(&set).map_err(FetchError::refused)?;
+            Ok((keys, fetched.freshness))
+        };
+        match self.fetched.get(url, now, refetch_before, fetch).await {
+            Outcome::Fresh(keys) => Found {
+                keys: Some(keys),
+                failure: None,
+            },
+            Outcome::Stale { value, reason, .. } => Found {
+                keys: Some(value),
+                failure: Some(reason),
+            },
+            Outcome::Failed { reason, .. } => Found::failed(reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const EC: &str = r#"{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","alg":"ES256",
+        "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+
+    fn ec() -> Value {
+        serde_json::from_str(EC).unwrap()
+    }
+
+    #[test]
+    fn public_signing_keys_are_parsed() {
+        let keys = ClientKeys::parse(&json!({"keys": [ec()]})).unwrap();
+        assert!(keys.has_kid("k1"));
+        assert_eq!(keys.candidates(Some("k1"), Algorithm::ES256).count(), 1);
+        assert_eq!(keys.candidates(None, Algorithm::ES256).count(), 1);
+        assert_eq!(keys.candidates(Some("k2"), Algorithm::ES256).count(), 0);
+        assert_eq!(
+            keys.candidates(Some("k1"), Algorithm::RS256).count(),
+            0,
+            "the JWK says ES256"
+        );
+    }
+
+    #[test]
+    fn secrets_and_unusable_sets_are_refused() {
+        let mut private = ec();
+        private["d"] = json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
+        let oct = json!({"kty":"oct","k":"c2VjcmV0"});
+        for (set, why) in [
+            (json!({"keys": [private]}), "private"),
+            (json!({"keys": [oct]}), "private or symmetric"),
+            (json!({}), "no `keys`"),
+            (json!({"keys": []}), "no signing key"),
+            (
+                json!({"keys": [{"kty":"EC","crv":"P-256","use":"enc","x":"a","y":"b"}]}),
+                "no signing key",
+            ),
+            (json!({"keys": [{"kty":"nope"}]}), "cannot be used"),
+            (json!({"keys": "x"}), "no `keys`"),
+        ] {
+            let e = ClientKeys::parse(&set).unwrap_err();
+            assert!(e.contains(why), "{e} should say {why}");
+        }
+    }
+
+    #[test]
+    fn metadata_names_one_source() {
+        assert!(!check_metadata(&json!({}), false).unwrap());
+        assert!(check_metadata(&json!({"jwks": {"keys": [ec()]}}), false).unwrap());
+        assert!(
+            check_metadata(&json!({"jwks_uri": "https://app.example/jwks.json"}), false).unwrap()
+        );
+        for (m, why) in [
+            (
+                json!({"jwks": {"keys": [ec()]}, "jwks_uri": "https://a.example/j"}),
+                "not both",
+            ),
+            (json!({"jwks_uri": "http://a.example/j"}), "https"),
+            (
+                json!({"jwks_uri": "https://u:p@a.example/j"}),
+                "credentials",
+            ),
+            (json!({"jwks_uri": 5}), "not a string"),
+        ] {
+            let e = check_metadata(&m, true).unwrap_err();
+            assert!(e.contains(why), "{e} should say {why}");
+        }
+        assert!(check_metadata(&json!({"jwks_uri": "http://127.0.0.1:9/j"}), true).is_ok());
+        assert!(check_metadata(&json!({"jwks_uri": "http://127.0.0.1:9/j"}), false).is_err());
+    }
+}

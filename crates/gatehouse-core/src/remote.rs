@@ -1,0 +1,537 @@
+//! Documents Gatehouse fetches from URLs others control (client metadata documents, client
+//! key sets): the fetcher the adapter provides, and one cache that keeps what was fetched by
+//! its freshness, within bounds.
+//!
+//! The cache makes concurrent requests for one URL one fetch, remembers briefly that a server
+//! did not answer (so that a page reloaded in a loop does not wait for the same timeout
+//! again and again), never remembers an error response or a bad document (CIMD-11), and may
+//! keep answering with the last good copy for a while when a refetch fails for a reason that
+//! says nothing about the document (a timeout, a 5xx).
+
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::future::Cache;
+use moka::ops::compute::Op;
+use url::Url;
+
+use crate::clock::UnixTime;
+
+/// What a fetch returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedDocument {
+    /// The body, at most the limit the fetch was given.
+    pub body: Vec<u8>,
+    /// How long the response may be cached, from `Cache-Control` (`max-age`, `no-store`,
+    /// `no-cache`); `None` when the response says nothing.
+    pub freshness: Option<Duration>,
+}
+
+/// Why a fetch failed, in words for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FetchError {
+    /// What went wrong.
+    pub message: String,
+    /// What kind of failure it was.
+    pub kind: Failure,
+}
+
+/// Kinds of fetch failure, which decide what the cache does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer at all (a timeout, a refused connection): a copy fetched before may still
+    /// be used, and the failure is remembered briefly so that every request does not wait
+    /// for the same timeout.
+    Unreachable,
+    /// The other server failed (a 5xx, a 429): a copy fetched before may still be used. An
+    /// error response is never remembered (CIMD-11).
+    ServerError,
+    /// The document is gone or wrong (a 404, a redirect, bad content): nothing fetched
+    /// before is used any more, and nothing is remembered (CIMD-11).
+    Refused,
+}
+
+impl FetchError {
+    /// A failure that says the document is gone or wrong.
+    pub fn refused(message: impl Into<String>) -> Self {
+        FetchError {
+            message: message.into(),
+            kind: Failure::Refused,
+        }
+    }
+
+    /// An error response of the other server.
+    pub fn server_error(message: impl Into<String>) -> Self {
+        FetchError {
+            message: message.into(),
+            kind: Failure::ServerError,
+        }
+    }
+
+    /// No answer.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        FetchError {
+            message: message.into(),
+            kind: Failure::Unreachable,
+        }
+    }
+
+    /// Whether it says nothing about the document, so that a copy fetched before may still
+    /// answer.
+    pub fn transient(&self) -> bool {
+        self.kind != Failure::Refused
+    }
+}
+
+/// Fetches a JSON document: resolves the host, refuses special-use addresses, connects only
+/// to the address it checked, follows no redirects, needs a 200 with a JSON media type, reads
+/// at most `max_bytes`, and gives up quickly.
+#[async_trait]
+pub trait DocumentFetcher: Send + Sync {
+    /// GETs `url`.
+    async fn fetch(&self, url: &Url, max_bytes: usize) -> Result<FetchedDocument, FetchError>;
+}
+
+/// How long a cache keeps what it fetched, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Shortest freshness, whatever the response says (unless it says `no-store`).
+    pub min_fresh: i64,
+    /// Longest freshness.
+    pub max_fresh: i64,
+    /// Freshness of a response that says nothing.
+    pub default_fresh: i64,
+    /// How long after it was fetched a copy may still answer while refetches fail
+    /// transiently; 0 never.
+    pub keep_stale: i64,
+    /// How long a failure to get any answer is remembered before the next fetch.
+    pub remember_failure: i64,
+}
+
+impl Policy {
+    /// Seconds a response with `freshness` stays fresh: 0 for `no-store`/`no-cache`, else its
+    /// own freshness within [`min_fresh`](Self::min_fresh)..=[`max_fresh`](Self::max_fresh).
+    pub fn lifetime(&self, freshness: Option<Duration>) -> i64 {
+        match freshness {
+            None => self.default_fresh,
+            Some(d) if d.is_zero() => 0,
+            Some(d) => i64::try_from(d.as_secs())
+                .unwrap_or(i64::MAX)
+                .clamp(self.min_fresh, self.max_fresh),
+        }
+    }
+}
+
+/// A copy that was fetched.
+#[derive(Debug)]
+struct Copy<V> {
+    value: Arc<V>,
+    fetched_at: UnixTime,
+    fresh_until: UnixTime,
+    /// The response said `no-store`: it answers only the requests waiting for this fetch.
+    no_store: bool,
+}
+
+impl<V> Clone for Copy<V> {
+    fn clone(&self) -> Self {
+        Copy {
+            value: self.value.clone(),
+            fetched_at: self.fetched_at,
+            fresh_until: self.fresh_until,
+            no_store: self.no_store,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Slot<V> {
+    Good(Copy<V>),
+    Failed {
+        reason: String,
+        until: UnixTime,
+        /// The last good copy, while it may still answer (transient failures only).
+        stale: Option<Copy<V>>,
+    },
+}
+
+impl<V> Clone for Slot<V> {
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Good(c) => Slot::Good(c.clone()),
+            Slot::Failed {
+                reason,
+                until,
+                stale,
+            } => Slot::Failed {
+                reason: reason.clone(),
+                until: *until,
+                stale: stale.clone(),
+            },
+        }
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Outcome<V> {
+    /// A fresh copy.
+    Fresh(Arc<V>),
+    /// The last good copy, used because refetching it failed for `reason`. `fetched` says the
+    /// failure happened in this lookup (so that it is reported once, not at every use).
+    Stale {
+        /// The copy.
+        value: Arc<V>,
+        /// Why the refetch failed.
+        reason: String,
+        /// Whether this lookup made the failed fetch.
+        fetched: bool,
+    },
+    /// Nothing usable: the fetch failed for `reason`, now (`fetched`) or a moment ago.
+    Failed {
+        /// Why.
+        reason: String,
+        /// Whether this lookup made the failed fetch.
+        fetched: bool,
+    },
+}
+
+/// What a fetch made of a document: a value, and how long the response may be cached.
+pub type Made<V> = Result<(V, Option<Duration>), FetchError>;
+
+/// Values fetched from URLs, each kept by its own freshness.
+pub struct RemoteCache<K, V> {
+    slots: Cache<K, Slot<V>>,
+    policy: Policy,
+}
+
+impl<K, V> RemoteCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// A cache of at most `capacity` entries kept by `policy`.
+    pub fn new(capacity: u64, policy: Policy) -> Self {
+        let longest = policy.max_fresh.max(policy.keep_stale).max(1) as u64;
+        RemoteCache {
+            slots: Cache::builder()
+                .max_capacity(capacity)
+                // Nothing is used past this; the times in each slot decide before then.
+                .time_to_live(Duration::from_secs(longest + 60))
+                .build(),
+            policy,
+        }
+    }
+
+    /// The value for `key` at `now`, fetched by `fetch` when there is no fresh copy. With
+    /// `refetch_before`, a fresh copy fetched before that time is fetched again (a key set
+    /// that lacks a key a client just used). Concurrent lookups of one key make one fetch.
+    pub async fn get<F, Fut>(
+        &self,
+        key: &K,
+        now: UnixTime,
+        refetch_before: Option<UnixTime>,
+        fetch: F,
+    ) -> Outcome<V>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Made<V>>,
+    {
+        if let Some(slot) = self.slots.get(key).await
+            && let Some(found) = self.settled(&slot, now, refetch_before, false)
+        {
+            return found;
+        }
+        let mut fetched = false;
+        let policy = self.policy;
+        let result = self
+            .slots
+            .entry(key.clone())
+            .and_compute_with(|current| {
+                let current = current.map(|e| e.into_value());
+                let fetched = &mut fetched;
+                async move {
+                    // Another lookup may have fetched while this one waited for the key.
+                    if let Some(slot) = &current
+                        && self.settled(slot, now, refetch_before, false).is_some()
+                    {
+                        return Op::Nop;
+                    }
+                    *fetched = true;
+                    let last_good = match current {
+                        Some(Slot::Good(c)) => Some(c),
+                        Some(Slot::Failed { stale, .. }) => stale,
+                        None => None,
+                    };
+                    Op::Put(match fetch().await {
+                        Ok((value, freshness)) => {
+                            let lifetime = policy.lifetime(freshness);
+                            Slot::Good(Copy {
+                                value: Arc::new(value),
+                                fetched_at: now,
+                                fresh_until: now.plus(lifetime),
+                                no_store: lifetime == 0,
+                            })
+                        }
+                        Err(e) => Slot::Failed {
+                            stale: last_good.filter(|c| {
+                                e.transient()
+                                    && !c.no_store
+                                    && now.0 < c.fetched_at.0 + policy.keep_stale
+                            }),
+                            until: match e.kind {
+                                Failure::Unreachable => now.plus(policy.remember_failure),
+                                Failure::ServerError | Failure::Refused => now,
+                            },
+                            reason: e.message,
+                        },
+                    })
+                }
+            })
+            .await;
+        match result.into_entry().map(|e| e.into_value()) {
+            Some(slot) => self
+                .settled(&slot, now, refetch_before, fetched)
+                .unwrap_or_else(|| {
+                    // Only a copy that may not be kept ends here: it answers this lookup.
+                    match slot {
+                        Slot::Good(c) => Outcome::Fresh(c.value),
+                        Slot::Failed { reason, .. } => Outcome::Failed { reason, fetched },
+                    }
+                }),
+            None => Outcome::Failed {
+                reason: "nothing was fetched".into(),
+                fetched,
+            },
+        }
+    }
+
+    /// What `slot` answers at `now` without fetching, if anything.
+    fn settled(
+        &self,
+        slot: &Slot<V>,
+        now: UnixTime,
+        refetch_before: Option<UnixTime>,
+        fetched: bool,
+    ) -> Option<Outcome<V>> {
+        match slot {
+            Slot::Good(c) => {
+                let fresh = now < c.fresh_until;
+                let wanted = refetch_before.is_some_and(|t| c.fetched_at < t);
+                (fresh && !wanted).then(|| Outcome::Fresh(c.value.clone()))
+            }
+            Slot::Failed {
+                reason,
+                until,
+                stale,
+            } => (now < *until || fetched).then(|| match stale {
+                Some(c) if now.0 < c.fetched_at.0 + self.policy.keep_stale => Outcome::Stale {
+                    value: c.value.clone(),
+                    reason: reason.clone(),
+                    fetched,
+                },
+                _ => Outcome::Failed {
+                    reason: reason.clone(),
+                    fetched,
+                },
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const POLICY: Policy = Policy {
+        min_fresh: 300,
+        max_fresh: 86_400,
+        default_fresh: 600,
+        keep_stale: 7 * 86_400,
+        remember_failure: 10,
+    };
+
+    fn cache() -> RemoteCache<&'static str, String> {
+        RemoteCache::new(100, POLICY)
+    }
+
+    async fn ok(v: &str, fresh: Option<u64>) -> Made<String> {
+        Ok((v.to_owned(), fresh.map(Duration::from_secs)))
+    }
+
+    fn value(o: Outcome<String>) -> String {
+        match o {
+            Outcome::Fresh(v) => v.to_string(),
+            Outcome::Stale { value, .. } => format!("stale {value}"),
+            Outcome::Failed { reason, .. } => format!("failed {reason}"),
+        }
+    }
+
+    #[test]
+    fn lifetimes_are_clamped() {
+        assert_eq!(POLICY.lifetime(None), 600);
+        assert_eq!(POLICY.lifetime(Some(Duration::ZERO)), 0);
+        assert_eq!(POLICY.lifetime(Some(Duration::from_secs(5))), 300);
+        assert_eq!(POLICY.lifetime(Some(Duration::from_secs(3600))), 3600);
+        assert_eq!(POLICY.lifetime(Some(Duration::from_secs(u64::MAX))), 86_400);
+    }
+
+    #[tokio::test]
+    async fn fresh_copies_are_kept_and_refetched_when_old() {
+        let c = cache();
+        let t = UnixTime(1_000);
+        assert_eq!(
+            value(c.get(&"k", t, None, || ok("a", Some(400))).await),
+            "a"
+        );
+        assert_eq!(
+            value(c.get(&"k", t.plus(399), None, || ok("b", None)).await),
+            "a"
+        );
+        assert_eq!(
+            value(c.get(&"k", t.plus(400), None, || ok("b", None)).await),
+            "b"
+        );
+        // A caller missing a key refetches a copy older than it allows.
+        let later = t.plus(401);
+        assert_eq!(
+            value(
+                c.get(&"k", later, Some(t.plus(400)), || ok("c", None))
+                    .await
+            ),
+            "b"
+        );
+        assert_eq!(
+            value(
+                c.get(&"k", later, Some(t.plus(401)), || ok("c", None))
+                    .await
+            ),
+            "c"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_store_copies_answer_once() {
+        let c = cache();
+        let t = UnixTime(1_000);
+        assert_eq!(value(c.get(&"k", t, None, || ok("a", Some(0))).await), "a");
+        assert_eq!(value(c.get(&"k", t, None, || ok("b", Some(0))).await), "b");
+    }
+
+    #[tokio::test]
+    async fn only_silence_is_remembered_and_only_briefly() {
+        let c = cache();
+        let t = UnixTime(1_000);
+        let calls = AtomicUsize::new(0);
+        let silent = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(FetchError::unreachable("timed out"))
+        };
+        match c.get(&"k", t, None, silent).await {
+            Outcome::Failed { reason, fetched } => assert!(fetched && reason == "timed out"),
+            o => panic!("{o:?}"),
+        }
+        match c.get(&"k", t.plus(9), None, silent).await {
+            Outcome::Failed { fetched, .. } => assert!(!fetched, "remembered"),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            value(c.get(&"k", t.plus(10), None, || ok("a", None)).await),
+            "a"
+        );
+        // CIMD-11: an error response is never cached; the next lookup fetches again.
+        let c = cache();
+        for reason in ["HTTP 404", "HTTP 503"] {
+            let answered = || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(if reason == "HTTP 404" {
+                    FetchError::refused(reason)
+                } else {
+                    FetchError::server_error(reason)
+                })
+            };
+            let before = calls.load(Ordering::SeqCst);
+            assert_eq!(
+                value(c.get(&"k", t, None, answered).await),
+                format!("failed {reason}")
+            );
+            assert_eq!(
+                value(c.get(&"k", t, None, answered).await),
+                format!("failed {reason}")
+            );
+            assert_eq!(calls.load(Ordering::SeqCst), before + 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_last_good_copy_answers_through_transient_failures_for_a_while() {
+        let c = cache();
+        let t = UnixTime(1_000);
+        c.get(&"k", t, None, || ok("a", Some(300))).await;
+        let down = || async { Err(FetchError::unreachable("timed out")) };
+        match c.get(&"k", t.plus(300), None, down).await {
+            Outcome::Stale {
+                value,
+                reason,
+                fetched,
+            } => {
+                assert!(value.as_str() == "a" && reason == "timed out" && fetched)
+            }
+            o => panic!("{o:?}"),
+        }
+        match c.get(&"k", t.plus(305), None, down).await {
+            Outcome::Stale { fetched, .. } => assert!(!fetched, "reported once per fetch"),
+            o => panic!("{o:?}"),
+        }
+        let week = 7 * 86_400;
+        assert!(value(c.get(&"k", t.plus(week - 1), None, down).await).starts_with("stale"));
+        assert_eq!(
+            value(c.get(&"k", t.plus(week), None, down).await),
+            "failed timed out",
+            "not after seven days"
+        );
+        // A server error keeps the stale copy too, and is fetched again next time.
+        let c = cache();
+        c.get(&"k", t, None, || ok("a", Some(300))).await;
+        let failing = || async { Err(FetchError::server_error("HTTP 502")) };
+        for _ in 0..2 {
+            match c.get(&"k", t.plus(300), None, failing).await {
+                Outcome::Stale { fetched, .. } => assert!(fetched, "not remembered"),
+                o => panic!("{o:?}"),
+            }
+        }
+        // A refusal (the document is gone) ends the stale copy at once.
+        let gone = || async { Err(FetchError::refused("HTTP 404")) };
+        assert_eq!(
+            value(c.get(&"k", t.plus(300), None, gone).await),
+            "failed HTTP 404"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_make_one_fetch() {
+        let c = Arc::new(cache());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let t = UnixTime(1_000);
+        let lookups = (0..16).map(|_| {
+            let (c, calls) = (c.clone(), calls.clone());
+            tokio::spawn(async move {
+                c.get(&"k", t, None, || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    ok("a", None).await
+                })
+                .await
+            })
+        });
+        for l in lookups {
+            assert_eq!(value(l.await.unwrap()), "a");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+}

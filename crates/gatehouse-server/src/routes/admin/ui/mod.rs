@@ -1,0 +1,3 @@
+//! Dashboard pages, by area.
+
+pub mod failures;
