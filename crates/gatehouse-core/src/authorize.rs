@@ -66,10 +66,12 @@ pub struct AuthorizationRequest {
 }
 
 impl AuthorizationRequest {
-    /// The scopes with their descriptions, for the consent page.
-    pub fn scope_descriptions(&self) -> Vec<(String, String)> {
+    /// The scopes with their descriptions, for the consent page: those not in `allowed`
+    /// (the question), or those in it (already allowed).
+    pub fn scope_descriptions(&self, allowed: &ScopeSet, new: bool) -> Vec<(String, String)> {
         self.scopes
             .iter()
+            .filter(|s| allowed.contains(s) != new)
             .map(|s| {
                 let d = if s.as_str() == OFFLINE_ACCESS {
                     "Stay connected: keep access after this session, until you revoke it".to_owned()
@@ -311,21 +313,36 @@ fn parse_prompt(value: Option<&str>) -> Result<Prompt, OAuthError> {
     Ok(p)
 }
 
-/// Whether `user` must be asked: `prompt=consent`, or the remembered consent does not cover
-/// every scope requested.
+/// Whether `user` must be asked — `prompt=consent`, or the remembered consent does not cover
+/// every scope requested — and if so, which of the requested scopes they allowed before
+/// (`None`: no need to ask).
 pub async fn consent_needed(
     engine: &Engine,
     user: &UserId,
     req: &AuthorizationRequest,
-) -> Result<bool, OAuthError> {
-    if req.prompt.consent {
-        return Ok(true);
-    }
+) -> Result<Option<ScopeSet>, OAuthError> {
     let given = engine
         .store()
         .consent(user, &req.client.id, &req.resource.id)
-        .await?;
-    Ok(!given.is_some_and(|c| req.scopes.is_subset(&c.scopes)))
+        .await?
+        .map(|c| c.scopes)
+        .unwrap_or_default();
+    if req.prompt.consent {
+        // Asked again on purpose: every scope is the question.
+        return Ok(Some(ScopeSet::default()));
+    }
+    if req.scopes.is_subset(&given) {
+        return Ok(None);
+    }
+    // Step-up (MCP 2025-11-25, SEP-835): what the person allowed before is shown as such,
+    // and only the rest is the question.
+    Ok(Some(
+        req.scopes
+            .iter()
+            .filter(|s| given.contains(s))
+            .cloned()
+            .collect(),
+    ))
 }
 
 /// The person allowed the request: remember the consent and send the client a code.

@@ -30,7 +30,10 @@ struct ConsentPage<'a> {
     /// The scheme of a private-use redirect URI: an app on this device gets the code.
     redirect_app: Option<String>,
     email: &'a str,
+    /// What the person is asked for.
     scopes: Vec<(String, String)>,
+    /// What they allowed this client before, which it asks for again (step-up).
+    already_allowed: Vec<(String, String)>,
     params: &'a [(String, String)],
     action: &'a str,
     csrf: String,
@@ -66,17 +69,15 @@ pub async fn get(
         let back = return_to(uri.path(), &pairs, true);
         return Redirect::to(&login_url(&back, Some(&req.resource.id))).into_response();
     };
-    let needed = match authorize::consent_needed(&s.engine, &user.id, &req).await {
-        Ok(n) => n,
+    let allowed = match authorize::consent_needed(&s.engine, &user.id, &req).await {
+        Ok(Some(allowed)) => allowed,
+        Ok(None) => return approve(&s, &user, &req, false).await,
         Err(e) => return refuse(AuthorizeError::Redirect(req.redirect.clone(), e)),
     };
-    if !needed {
-        return approve(&s, &user, &req, false).await;
-    }
     if req.prompt.none {
         return redirect_error(&req, ErrorCode::ConsentRequired, "consent is needed");
     }
-    consent_page(&req, &user, &token, uri.path(), &pairs)
+    consent_page(&req, &allowed, &user, &token, uri.path(), &pairs)
 }
 
 /// `POST /oauth/authorize`: the consent form.
@@ -182,6 +183,7 @@ async fn approve(
 
 fn consent_page(
     req: &AuthorizationRequest,
+    allowed: &gatehouse_core::ScopeSet,
     user: &User,
     token: &SessionToken,
     path: &str,
@@ -208,7 +210,8 @@ fn consent_page(
         redirect_is_loopback: loopback,
         redirect_app: app,
         email: &user.email,
-        scopes: req.scope_descriptions(),
+        scopes: req.scope_descriptions(allowed, true),
+        already_allowed: req.scope_descriptions(allowed, false),
         params: pairs,
         action: path,
         csrf: token.csrf_token(),

@@ -672,3 +672,123 @@ async fn a_revoked_consent_kills_its_tokens_and_is_asked_again() {
     assert_eq!(again.status, 200);
     assert!(again.body.contains("wants to use"), "consent page");
 }
+
+#[tokio::test]
+async fn step_up_asks_only_for_the_new_scope_and_a_refresh_never_widens() {
+    let (app, _r, path) = setup().await;
+    let client = app.register_public(&path).await;
+    let b = app.browser();
+    let p = pkce();
+    let to = b
+        .authorize(
+            &path,
+            &authorize_query(&client, &p, &[("scope", "todo:read offline_access")]),
+        )
+        .await;
+    let (_, read) = exchange(&app, &path, &client, &param(&to, "code").unwrap(), &p).await;
+    assert_eq!(read["scope"], "todo:read offline_access");
+
+    // The MCP server answers 403 insufficient_scope for a write tool; the host asks again
+    // for the union (SEP-835).
+    let p2 = pkce();
+    let union = "todo:read todo:write offline_access";
+    let consent = b
+        .get(&format!(
+            "{path}/oauth/authorize?{}",
+            authorize_query(&client, &p2, &[("scope", union)])
+        ))
+        .await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    let (asked, allowed) = consent
+        .body
+        .split_once("You already allowed it to")
+        .expect("the page shows what was allowed before");
+    assert!(asked.contains("It asks to also be able to"), "{asked}");
+    assert!(
+        asked.contains("todo:write") && !asked.contains("<code>todo:read</code>"),
+        "{asked}"
+    );
+    assert!(
+        allowed.contains("todo:read") && allowed.contains("offline_access"),
+        "{allowed}"
+    );
+    let to = b.decide(&consent, "allow").await.location.unwrap();
+    let (status, both) = exchange(&app, &path, &client, &param(&to, "code").unwrap(), &p2).await;
+    assert_eq!((status, both["scope"].as_str()), (200, Some(union)));
+
+    // The first grant's refresh token may not widen to what the second grant got.
+    let refresh = |rt: &str, scope: &str| {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", client.as_str()),
+            ("scope", scope),
+        ];
+        let (app, path) = (&app, path.clone());
+        let form: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        async move {
+            let pairs: Vec<(&str, &str)> =
+                form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            app.token_request(&path, &pairs).await
+        }
+    };
+    let rt = read["refresh_token"].as_str().unwrap();
+    let (status, wide) = refresh(rt, "todo:read todo:write").await;
+    assert_eq!(
+        (status, wide["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{wide}"
+    );
+    let (status, same) = refresh(rt, "todo:read").await;
+    assert_eq!(
+        (status, same["scope"].as_str()),
+        (200, Some("todo:read")),
+        "{same}"
+    );
+    // Asked again for exactly the union: consent covers it, no page.
+    let again = b
+        .get(&format!(
+            "{path}/oauth/authorize?{}",
+            authorize_query(&client, &pkce(), &[("scope", union)])
+        ))
+        .await;
+    assert_eq!(again.status, 302);
+}
+
+#[tokio::test]
+async fn signing_in_on_a_second_device_leaves_the_first_signed_in() {
+    // One client id for every installation (a metadata document, or one registration):
+    // a new authorization revokes nothing of an earlier one.
+    let (app, _r, path) = setup().await;
+    let client = app.register_public(&path).await;
+    let mut refresh_tokens = Vec::new();
+    for _device in 0..2 {
+        let p = pkce();
+        let to = app
+            .browser()
+            .authorize(
+                &path,
+                &authorize_query(&client, &p, &[("scope", "todo:read offline_access")]),
+            )
+            .await;
+        let (status, body) = exchange(&app, &path, &client, &param(&to, "code").unwrap(), &p).await;
+        assert_eq!(status, 200, "{body}");
+        refresh_tokens.push(body["refresh_token"].as_str().unwrap().to_owned());
+    }
+    for rt in &refresh_tokens {
+        let (status, body) = app
+            .token_request(
+                &path,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt),
+                    ("client_id", &client),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "both devices stay signed in: {body}");
+    }
+}
