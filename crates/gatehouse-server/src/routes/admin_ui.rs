@@ -288,6 +288,59 @@ struct ClientRow {
     scopes: String,
     created: String,
     last_used: String,
+    /// Other registrations of the same host (same name and redirect URIs), newest first:
+    /// hosts that register on every connection show as one row with a count.
+    more: Vec<ClientRow>,
+}
+
+impl ClientRow {
+    fn of(c: &gatehouse_core::model::Client) -> ClientRow {
+        ClientRow {
+            id: c.id.to_string(),
+            name: if c.name.is_empty() {
+                "(unnamed)".into()
+            } else {
+                c.name.clone()
+            },
+            kind: c.kind.as_str(),
+            agent: c.kind == ClientKind::Agent,
+            disabled: c.disabled_at.is_some(),
+            scopes: c.scopes.to_param(),
+            created: rfc3339(c.created_at),
+            last_used: c
+                .last_used_at
+                .map(rfc3339)
+                .unwrap_or_else(|| "never".into()),
+            more: Vec::new(),
+        }
+    }
+
+    /// One row per client, the self-registered clients of one host (same name and redirect
+    /// URIs) in one row: the newest, with the others under it.
+    fn grouped(clients: &[gatehouse_core::model::Client]) -> Vec<ClientRow> {
+        let mut sorted: Vec<&gatehouse_core::model::Client> = clients.iter().collect();
+        sorted.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+        // A host: its name and redirect URIs; `None` for clients that are not registrations.
+        type Host = Option<(String, Vec<String>)>;
+        let mut rows: Vec<(Host, ClientRow)> = Vec::new();
+        for c in sorted {
+            let host = (c.kind == ClientKind::Registered).then(|| {
+                let uris = c
+                    .redirect_uris
+                    .iter()
+                    .map(|u| u.as_str().to_owned())
+                    .collect();
+                (c.name.clone(), uris)
+            });
+            match rows.iter_mut().find(|(k, _)| host.is_some() && *k == host) {
+                Some((_, row)) => row.more.push(ClientRow::of(c)),
+                None => rows.push((host, ClientRow::of(c))),
+            }
+        }
+        let mut rows: Vec<ClientRow> = rows.into_iter().map(|(_, r)| r).collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name).then(b.created.cmp(&a.created)));
+        rows
+    }
 }
 
 struct ConsentRow {
@@ -467,26 +520,7 @@ pub async fn server(
             url = r.url,
             prm = gatehouse_core::types::well_known_url(r.url.as_str(), "oauth-protected-resource"),
         ),
-        clients: clients
-            .iter()
-            .map(|c| ClientRow {
-                id: c.id.to_string(),
-                name: if c.name.is_empty() {
-                    "(unnamed)".into()
-                } else {
-                    c.name.clone()
-                },
-                kind: c.kind.as_str(),
-                agent: c.kind == ClientKind::Agent,
-                disabled: c.disabled_at.is_some(),
-                scopes: c.scopes.to_param(),
-                created: rfc3339(c.created_at),
-                last_used: c
-                    .last_used_at
-                    .map(rfc3339)
-                    .unwrap_or_else(|| "never".into()),
-            })
-            .collect(),
+        clients: ClientRow::grouped(&clients),
         consents,
     };
     html(StatusCode::OK, &page)

@@ -826,3 +826,43 @@ async fn recent_failures_say_which_host_failed_where_and_what_to_change() {
             .contains(&format!("/admin/failures?client={client}"))
     );
 }
+
+#[tokio::test]
+async fn registrations_of_one_host_are_one_row_with_a_count() {
+    let app = setup().await;
+    let r = app
+        .add_server(
+            "http://127.0.0.1:8001/mcp",
+            gatehouse_core::keys::SigningAlg::RS256,
+        )
+        .await;
+    let path = format!("/resources/{}", r.id);
+    // Claude registers anew on every connection; there is no cap that refuses the next one.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.register_public(&path).await);
+    }
+    let other = app
+        .register(&path, serde_json::json!({"client_name": "Test host", "redirect_uris": ["http://127.0.0.1:9/other"]}))
+        .await["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = signed_in(&app, ROOT).await;
+    let page = b.get(&format!("/admin/servers/{}", r.id)).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.body.matches("3 registrations of this host").count(),
+        1,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("registered ×3"));
+    for id in ids.iter().chain([&other]) {
+        assert!(page.body.contains(id.as_str()), "{id}");
+    }
+    assert!(
+        !page.body.contains("registered ×4"),
+        "other redirect URIs: another host"
+    );
+}
