@@ -2,6 +2,8 @@
 //! directly, so it can run while the server runs; the server notices within its refresh
 //! interval.
 
+pub mod doctor;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -115,6 +117,20 @@ pub enum Command {
     Connections(ConnectionsCommand),
     /// Read the audit log, newest first; every filter narrows.
     Audit(AuditArgs),
+    /// Check an MCP server as a host would before signing in: the 401 challenge, Protected
+    /// Resource Metadata, the authorization server's metadata at every URL hosts try, the
+    /// JWKS, and registration. Prints ✓/✗ with what to change; exits non-zero on any ✗.
+    Doctor {
+        /// The URL hosts are given, e.g. https://mcp.example.com/mcp.
+        #[arg(value_name = "URL")]
+        url: String,
+        /// The issuer the MCP server must name (default: the first it names).
+        #[arg(long, value_name = "ISSUER")]
+        authorization_server: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Apply the database schema migrations this version has and the database lacks. For
     /// rolling upgrades: run it with the new version, then restart nodes one by one (with
     /// auto_migrate = false they never migrate themselves).
@@ -775,7 +791,8 @@ async fn run_command(
         Command::Serve { .. }
         | Command::Demo { .. }
         | Command::Migrate { .. }
-        | Command::Backup { .. } => {
+        | Command::Backup { .. }
+        | Command::Doctor { .. } => {
             return Err("serve, demo, migrate and backup are not administrative commands".into());
         }
         Command::Servers(ServersCommand::Add {

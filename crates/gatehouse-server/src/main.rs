@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gatehouse_server::cli::{Cli, Command, run_admin};
+use gatehouse_server::cli::{Cli, Command, doctor, run_admin};
 use gatehouse_server::config::{Config, LogFormat};
 use gatehouse_server::serve::serve;
 use gatehouse_server::{demo, maintenance};
@@ -31,6 +31,24 @@ fn main() -> ExitCode {
                 maintenance::migrate(&config, check, json).await.map(Some)
             }
             Command::Backup { to, json } => maintenance::backup(&config, &to, json).await.map(Some),
+            Command::Doctor {
+                url,
+                authorization_server,
+                json,
+            } => {
+                let report = doctor::run(&url, authorization_server.as_deref()).await?;
+                let out = if json {
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                } else {
+                    report.text()
+                };
+                if report.ok {
+                    Ok(Some(out))
+                } else {
+                    println!("{out}");
+                    Err("the MCP server is not ready for hosts".into())
+                }
+            }
             other => run_admin(other, &config).await.map(Some),
         }
     });

@@ -16,11 +16,11 @@ use tokio::net::TcpListener;
 
 use crate::helpers::{AgentClient, TestApp, claims, now};
 
-struct Protected {
-    app: TestApp,
-    resource: Resource,
+pub(crate) struct Protected {
+    pub(crate) app: TestApp,
+    pub(crate) resource: Resource,
     client: AgentClient,
-    mcp: String,
+    pub(crate) mcp: String,
 }
 
 /// Gatehouse, an MCP server registered with `alg`, and the to-do server behind the guard.
@@ -37,7 +37,7 @@ async fn setup_with(alg: SigningAlg, tune: impl FnOnce(GuardBuilder) -> GuardBui
 }
 
 /// A guard-protected to-do server using `app` as its authorization server.
-async fn setup_on(
+pub(crate) async fn setup_on(
     app: TestApp,
     alg: SigningAlg,
     tune: impl FnOnce(GuardBuilder) -> GuardBuilder,

@@ -6,6 +6,7 @@ mod assertions;
 mod audit;
 mod bad_input;
 mod dashboard;
+mod doctor;
 mod durability;
 mod email_codes;
 mod flow;
