@@ -142,13 +142,24 @@ async fn check(
     };
     times(&claims, now)?;
     let jti = match claims.jti.as_deref() {
-        Some(j) if !j.is_empty() && j.len() <= MAX_JTI => j,
-        Some(_) => return Err(format!("its jti is empty or longer than {MAX_JTI}").into()),
+        Some(j) if !j.is_empty() && j.len() <= MAX_JTI && !j.chars().any(char::is_control) => j,
+        Some(_) => {
+            return Err(format!(
+                "its jti is empty, longer than {MAX_JTI} or holds control characters"
+            )
+            .into());
+        }
         None => return Err("it has no jti".to_owned().into()),
     };
+    // Remembered as long as `times` would still accept it: `exp` plus the clock skew.
     let first = engine
         .store()
-        .use_client_assertion(&client.id, jti, UnixTime(claims.exp), now)
+        .use_client_assertion(
+            &client.id,
+            jti,
+            UnixTime(claims.exp.saturating_add(SKEW)),
+            now,
+        )
         .await
         .map_err(|e| Refusal::Store(e.into()))?;
     if !first {
