@@ -757,11 +757,7 @@ async fn recent_failures_say_which_host_failed_where_and_what_to_change() {
         private_use_redirects: Some(false),
         ..Default::default()
     };
-    app.op()
-        .update_resource(r.id.as_str(), change)
-        .await
-        .unwrap();
-    app.engine.refresh().await.unwrap();
+    app.change_server(&r, change).await;
     let path = format!("/resources/{}", r.id);
     const CURSOR_UA: &str = "Cursor/1.7.44 (darwin arm64)";
     // Cursor registers with its private-use redirect URI: refused at registration.

@@ -117,11 +117,7 @@ async fn broken_set_ups_fail_at_the_step_that_is_wrong_and_say_what_to_change() 
         metadata_documents: Some(false),
         ..Default::default()
     };
-    app.op()
-        .update_resource(r.id.as_str(), change)
-        .await
-        .unwrap();
-    app.engine.refresh().await.unwrap();
+    app.change_server(&r, change).await;
     let iss = issuer.clone();
     let url = fake_mcp(move |me| json!({"resource": me, "authorization_servers": [iss]})).await;
     let report = doctor::run(&url, None).await.unwrap();

@@ -105,6 +105,15 @@ impl TestApp {
         self.engine.operator("test")
     }
 
+    /// Changes an MCP server's settings, as the operator does, and lets the engine see it.
+    pub async fn change_server(&self, r: &Resource, change: gatehouse_core::admin::ResourceChange) {
+        self.op()
+            .update_resource(r.id.as_str(), change)
+            .await
+            .unwrap();
+        self.engine.refresh().await.unwrap();
+    }
+
     /// Registers an MCP server at `url` with scopes `todo:read` and `todo:write`.
     pub async fn add_server(&self, url: &str, alg: SigningAlg) -> Resource {
         let mut new = NewResource::new(

@@ -247,17 +247,11 @@ async fn an_mcp_server_can_turn_private_use_schemes_off() {
     // Registered while allowed, at the root issuer.
     let body = app.register("", json!({"redirect_uris": [CURSOR]})).await;
     let id = body["client_id"].as_str().unwrap().to_owned();
-    app.op()
-        .update_resource(
-            r.id.as_str(),
-            ResourceChange {
-                private_use_redirects: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    app.engine.refresh().await.unwrap();
+    let change = ResourceChange {
+        private_use_redirects: Some(false),
+        ..Default::default()
+    };
+    app.change_server(&r, change).await;
 
     let (status, body) = register_raw(&app, &path, json!({"redirect_uris": [CURSOR]})).await;
     assert_eq!(
