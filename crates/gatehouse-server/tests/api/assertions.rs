@@ -265,9 +265,13 @@ async fn bad_assertions_are_refused_and_audited_with_their_reason() {
         .unwrap()
         .as_bytes()
         .to_vec();
+    // Expired 10 s ago: still inside the 30 s skew, so its jti must still be remembered.
+    let late = key.sign(base(json!({"exp": now() - 10})));
     let cases: Vec<(&str, String, &str)> = vec![
         ("first use", replayed.clone(), "code"),
         ("replay", replayed, "used before"),
+        ("late first use", late.clone(), "code"),
+        ("late replay", late, "used before"),
         ("another key", other.sign(base(json!({}))), "no RS256 key"),
         (
             "wrong aud",
@@ -304,6 +308,11 @@ async fn bad_assertions_are_refused_and_audited_with_their_reason() {
             "HMAC with the public key",
             unsigned("HS256", &base(json!({})), &public_n),
             "alg `HS256`",
+        ),
+        (
+            "jti with a NUL",
+            key.sign(base(json!({"jti": "a\u{0}b"}))),
+            "control characters",
         ),
         ("not a JWT", "abc".into(), "not a JWT"),
     ];
