@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx2
@@ -36,7 +38,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_http(port: int, handler: type, tls: "ssl.SSLContext | None" = None):
+def serve_http(port: int, handler: type, tls: ssl.SSLContext | None = None):
     """Serves `handler` (a `BaseHTTPRequestHandler`) on loopback `port` from a thread, over
     `tls` when given, until the block ends."""
     from http.server import ThreadingHTTPServer
@@ -51,6 +53,71 @@ def serve_http(port: int, handler: type, tls: "ssl.SSLContext | None" = None):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def loopback_tls(tmp: Path) -> tuple[ssl.SSLContext, str]:
+    """A server TLS context for 127.0.0.1 and localhost, with a certificate from a throwaway CA
+    made in `tmp`; returns it and the CA's file (give it to Gatehouse as `SSL_CERT_FILE`)."""
+    ca_key, ca, key, csr, cert = (tmp / n for n in ("ca.key", "ca.pem", "leaf.key", "leaf.csr", "leaf.pem"))
+    ext = tmp / "leaf.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+            "-subj", "/CN=Gatehouse interop CA", "-keyout", str(ca_key), "-out", str(ca))
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+            "-days", "1", "-extfile", str(ext), "-out", str(cert))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(str(cert), str(key))
+    return tls, str(ca)
+
+
+@dataclass
+class DocumentHost:
+    """An https server on loopback publishing JSON documents: metadata documents, key sets."""
+
+    origin: str
+    ca: str
+    # Path (with its query, exactly as requested) -> the JSON document served there.
+    documents: dict[str, object] = field(default_factory=dict)
+    # Every path (with its query) requested, in order.
+    fetches: list[str] = field(default_factory=list)
+
+    def publish(self, path: str, document: object) -> str:
+        """Serves `document` at `path`; returns its URL."""
+        self.documents[path] = document
+        return self.origin + path
+
+
+@contextmanager
+def document_host(tmp: Path):
+    """A `DocumentHost` with its own CA (see `loopback_tls`), until the block ends."""
+    tls, ca = loopback_tls(tmp)
+    port = free_port()
+    host = DocumentHost(origin=f"https://127.0.0.1:{port}", ca=ca)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            host.fetches.append(self.path)
+            if self.path not in host.documents:
+                self.send_error(404)
+                return
+            body = json.dumps(host.documents[self.path]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with serve_http(port, Handler, tls):
+        yield host
 
 
 def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:

@@ -11,12 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import ssl
-import subprocess
 import time
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
@@ -27,7 +22,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
 import pages
-from conftest import free_port, run_gatehouse, run_todo, serve_http
+from conftest import document_host, run_gatehouse, run_todo
 
 REDIRECT = "http://127.0.0.1:53682/callback"
 # The shortest access-token lifetime Gatehouse allows, so the test sees one expire.
@@ -140,61 +135,19 @@ def check_life(life: dict, client_id: str | None = None) -> None:
         assert query["client_id"] == [client_id]
 
 
-@contextmanager
-def metadata_document_host(tmp: Path):
-    """An https server on loopback publishing one Client ID Metadata Document, with its own CA."""
-    ca_key, ca, key, csr, cert = (tmp / n for n in ("ca.key", "ca.pem", "leaf.key", "leaf.csr", "leaf.pem"))
-    ext = tmp / "leaf.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-            "-subj", "/CN=Gatehouse interop CA", "-keyout", str(ca_key), "-out", str(ca))
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
-            "-days", "1", "-extfile", str(ext), "-out", str(cert))
-
-    port = free_port()
-    url = f"https://127.0.0.1:{port}/oauth/client.json"
-    document = json.dumps({
-        "client_id": url,
-        "client_name": "py-sdk metadata document",
-        "client_uri": f"https://127.0.0.1:{port}/",
-        "redirect_uris": [REDIRECT],
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-    }).encode()
-    fetches: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            fetches.append(self.path)
-            if self.path != "/oauth/client.json":
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(document)))
-            self.end_headers()
-            self.wfile.write(document)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(str(cert), str(key))
-    with serve_http(port, Handler, tls):
-        yield url, str(ca), fetches
-
-
 def test_dcr_and_metadata_document_clients_sign_in_call_tools_and_refresh(tmp_path):
     """Both registrations in one event loop, so the wait for the tokens to expire is shared."""
-    with metadata_document_host(tmp_path) as (doc_url, ca, fetches):
-        env = {"GATEHOUSE_DEV_LOOPBACK_METADATA_DOCUMENTS": "true", "SSL_CERT_FILE": ca}
+    with document_host(tmp_path) as docs:
+        doc_url = docs.publish("/oauth/client.json", {
+            "client_id": f"{docs.origin}/oauth/client.json",
+            "client_name": "py-sdk metadata document",
+            "client_uri": f"{docs.origin}/",
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        })
+        env = {"GATEHOUSE_DEV_LOOPBACK_METADATA_DOCUMENTS": "true", "SSL_CERT_FILE": docs.ca}
         with run_gatehouse(**env) as gatehouse, run_todo(gatehouse, "--token-ttl", str(TOKEN_TTL)) as todo:
             gatehouse.add_person()
 
@@ -213,7 +166,7 @@ def test_dcr_and_metadata_document_clients_sign_in_call_tools_and_refresh(tmp_pa
 
             # Metadata document: the URL is the client id, fetched by Gatehouse over https.
             check_life(cimd, doc_url)
-            assert "/oauth/client.json" in fetches
+            assert "/oauth/client.json" in docs.fetches
 
             clients = gatehouse.cli("clients", "list", "--server", todo.server["id"])
             ids = {c["client_id"] for c in clients}
