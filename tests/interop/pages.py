@@ -10,6 +10,8 @@ one on the page, so a change to the pages that a browser would notice breaks it 
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -89,6 +91,7 @@ def approve(
     owner_account: tuple[str, str] | None = None,
     mailbox: Callable[[str], str] | None = None,
     upstream_login: str | None = None,
+    consent_pages: list[str] | None = None,
 ) -> str:
     """Walks from `authorize_url` through sign-in and consent; returns the client's redirect URL.
 
@@ -98,7 +101,8 @@ def approve(
     With `mailbox` (address -> the sign-in code last mailed to it), the person asks for a code
     by email and types it instead of a password. With `upstream_login`, the person signs in as
     that account on an upstream OpenID Connect provider's development pages, or on the GitHub
-    stand-in's "Authorize" page (at `via`), and consents there.
+    stand-in's "Authorize" page (at `via`), and consents there. Every consent page shown is
+    appended to `consent_pages` when given (see `consent_scopes`).
     """
     own = http is None
     http = http or httpx2.Client(follow_redirects=False, timeout=10.0)
@@ -118,6 +122,8 @@ def approve(
                     f"{method} {url} answered {resp.status_code}: {resp.text[:300]}", resp.status_code, resp.text
                 )
             page = parse(resp.text)
+            if consent_pages is not None and any(("decision", decision) in f.buttons for f in page.forms):
+                consent_pages.append(resp.text)
             form, data = _next_step(
                 page, email, password, decision, resp.text, owner_account, mailbox, upstream_login
             )
@@ -163,3 +169,11 @@ def _next_step(
 def _origin(url: str) -> str:
     u = urlsplit(url)
     return f"{u.scheme}://{u.netloc}"
+
+
+def consent_scopes(html: str) -> tuple[list[str], list[str]]:
+    """The scopes a consent page asks for, and those it lists as already allowed."""
+    lists = re.findall(r'<ul class="scopes( allowed)?">(.*?)</ul>', html, re.S)
+    asked = [s for allowed, body in lists if not allowed for s in re.findall(r"<code>(.*?)</code>", body)]
+    already = [s for allowed, body in lists if allowed for s in re.findall(r"<code>(.*?)</code>", body)]
+    return asked, already
