@@ -34,8 +34,8 @@ pub const POLICY: Policy = Policy {
     keep_stale: 7 * 86_400,
     remember_failure: 10,
 };
-/// Documents kept at most.
-const CACHE_ENTRIES: u64 = 10_000;
+/// Bytes of documents kept at most (see [`RemoteCache::new`]): some thousands of documents.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// CIMD-1: whether `id` may be a metadata-document URL — https, a host, a path other than
 /// `/`, no `.` or `..` segments, no fragment, no credentials. A query is accepted (the draft
@@ -68,9 +68,11 @@ pub fn document_url(id: &ClientId, dev_loopback: bool) -> Result<Url, OAuthError
     if path.is_empty() {
         return bad("it must have a path");
     }
+    // `.` may be spelt `%2e` or `%2E`, and in `..` each dot either way.
+    let dots = |seg: &str| seg.to_ascii_lowercase().replace("%2e", ".");
     if path
         .split('/')
-        .any(|seg| matches!(seg, "." | ".." | "%2e" | "%2E" | "%2e%2e" | "%2E%2E"))
+        .any(|seg| matches!(dots(seg).as_str(), "." | ".."))
     {
         return bad("it must not have . or .. path segments");
     }
@@ -201,7 +203,7 @@ impl MetadataDocuments {
         MetadataDocuments {
             fetcher,
             dev_loopback,
-            cache: RemoteCache::new(CACHE_ENTRIES, POLICY),
+            cache: RemoteCache::new(CACHE_BYTES, POLICY),
         }
     }
 
@@ -218,7 +220,7 @@ impl MetadataDocuments {
             let fetched = self.fetcher.fetch(&url, MAX_DOCUMENT_BYTES).await?;
             let client = client_from_document(id, &fetched.body, self.dev_loopback)
                 .map_err(FetchError::refused)?;
-            Ok((client, fetched.freshness))
+            Ok((client, fetched.received()))
         };
         Ok(self.cache.get(id, now, None, fetch).await)
     }
@@ -324,6 +326,10 @@ mod tests {
             "https://app.example/a/../c",
             "https://app.example/./c",
             "https://app.example/%2e%2e/c",
+            "https://app.example/a/.%2e/c",
+            "https://app.example/a/%2e./c",
+            "https://app.example/a/%2E%2e/c",
+            "https://app.example/%2E/c",
             "https://app.example/c#f",
             "https://u:p@app.example/c",
         ] {

@@ -34,6 +34,12 @@ pub const MAX_ASSERTION: usize = 8 * 1024;
 
 #[derive(Deserialize)]
 struct Claims {
+    // Read as strings so that an array (which the validation would accept when it holds the
+    // client id) fails: RFC 7523 §3 makes each one value.
+    #[serde(rename = "iss")]
+    _iss: String,
+    #[serde(rename = "sub")]
+    _sub: String,
     exp: i64,
     nbf: Option<i64>,
     iat: Option<i64>,
@@ -260,6 +266,8 @@ mod tests {
     fn times_are_bounded() {
         let now = UnixTime(10_000);
         let c = |exp, nbf, iat| Claims {
+            _iss: String::new(),
+            _sub: String::new(),
             exp,
             nbf,
             iat,

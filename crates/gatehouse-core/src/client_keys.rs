@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 use url::Url;
@@ -22,6 +24,11 @@ use crate::types::ClientId;
 pub const MAX_JWKS_BYTES: usize = 32 * 1024;
 /// Keys a set may hold.
 const MAX_KEYS: usize = 16;
+/// Bytes of fetched key sets kept at most (see [`RemoteCache::new`]).
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// Bytes of key sets from clients' metadata kept parsed at most (each weighs twice its
+/// JSON, for the keys parsed from it).
+const INLINE_BYTES: u64 = 16 * 1024 * 1024;
 /// An unknown `kid` refetches a key set fetched at least this many seconds ago.
 pub const REFETCH_AFTER: i64 = 30;
 /// Signature algorithms accepted for client assertions: asymmetric only, never `none` or
@@ -48,8 +55,8 @@ const POLICY: Policy = Policy {
 /// One usable public key.
 struct Key {
     kid: Option<String>,
-    /// The algorithm the JWK is limited to, if it says.
-    alg: Option<Algorithm>,
+    /// The algorithms it can verify: the one the JWK is limited to, or its type's.
+    algs: &'static [Algorithm],
     key: DecodingKey,
 }
 
@@ -102,7 +109,8 @@ impl ClientKeys {
     }
 
     /// The keys that may have signed with `alg` under `kid`: the one with that `kid`, or,
-    /// when the assertion names none, every key of the algorithm's family.
+    /// when the assertion names none, every key of the algorithm's type (an RSA key never
+    /// for ES256, whatever the JWK leaves unsaid).
     pub fn candidates<'a>(
         &'a self,
         kid: Option<&'a str>,
@@ -111,7 +119,7 @@ impl ClientKeys {
         self.0
             .iter()
             .filter(move |k| kid.is_none() || k.kid.as_deref() == kid)
-            .filter(move |k| k.alg.is_none_or(|a| a == alg))
+            .filter(move |k| k.algs.contains(&alg))
             .map(|k| &k.key)
     }
 
@@ -128,19 +136,34 @@ fn usable(jwk: &Jwk) -> Result<Option<Key>, String> {
     if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
         return Err("the key set contains a symmetric key".into());
     }
-    let alg = match jwk.common.key_algorithm {
-        None => None,
-        Some(KeyAlgorithm::RS256) => Some(Algorithm::RS256),
-        Some(KeyAlgorithm::PS256) => Some(Algorithm::PS256),
-        Some(KeyAlgorithm::ES256) => Some(Algorithm::ES256),
-        Some(KeyAlgorithm::EdDSA) => Some(Algorithm::EdDSA),
+    let of_type: &'static [Algorithm] = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => &[Algorithm::RS256, Algorithm::PS256],
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+            &[Algorithm::ES256]
+        }
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            &[Algorithm::EdDSA]
+        }
+        // A curve none of the accepted algorithms uses.
+        _ => return Ok(None),
+    };
+    let algs: &'static [Algorithm] = match jwk.common.key_algorithm {
+        None => of_type,
+        Some(KeyAlgorithm::RS256) => &[Algorithm::RS256],
+        Some(KeyAlgorithm::PS256) => &[Algorithm::PS256],
+        Some(KeyAlgorithm::ES256) => &[Algorithm::ES256],
+        Some(KeyAlgorithm::EdDSA) => &[Algorithm::EdDSA],
         // A key for another algorithm is not one we accept assertions from.
         Some(_) => return Ok(None),
     };
+    if !algs.iter().all(|a| of_type.contains(a)) {
+        // It names an algorithm its type cannot sign with: nothing could verify with it.
+        return Ok(None);
+    }
     let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("a key cannot be used: {e}"))?;
     Ok(Some(Key {
         kid: jwk.common.key_id.clone(),
-        alg,
+        algs,
         key,
     }))
 }
@@ -188,7 +211,8 @@ pub fn jwks_url(uri: &str, dev_loopback: bool) -> Result<Url, String> {
 pub struct Found {
     /// The keys, if any could be had.
     pub keys: Option<Arc<ClientKeys>>,
-    /// Why a fetch failed, when one did (the keys may still be the last good copy).
+    /// Why a fetch failed, when one did: in this lookup, if the keys are the last good copy
+    /// (so that it is reported once per failed refetch, not at every use).
     pub failure: Option<String>,
 }
 
@@ -217,8 +241,14 @@ impl KeySets {
         KeySets {
             fetcher,
             dev_loopback,
-            fetched: RemoteCache::new(10_000, POLICY),
-            inline: moka::sync::Cache::new(10_000),
+            fetched: RemoteCache::new(CACHE_BYTES, POLICY),
+            inline: moka::sync::Cache::builder()
+                .max_capacity(INLINE_BYTES)
+                .weigher(|_, (set, _): &(Value, Arc<ClientKeys>)| {
+                    let bytes = set.to_string().len().saturating_mul(2);
+                    u32::try_from(bytes).unwrap_or(u32::MAX)
+                })
+                .build(),
         }
     }
 
@@ -287,16 +317,21 @@ impl KeySets {
             let set: Value = serde_json::from_slice(&fetched.body)
                 .map_err(|_| FetchError::refused("the key set is not valid JSON"))?;
             let keys = ClientKeys::parse(&set).map_err(FetchError::refused)?;
-            Ok((keys, fetched.freshness))
+            Ok((keys, fetched.received()))
         };
         match self.fetched.get(url, now, refetch_before, fetch).await {
             Outcome::Fresh(keys) => Found {
                 keys: Some(keys),
                 failure: None,
             },
-            Outcome::Stale { value, reason, .. } => Found {
+            Outcome::Stale {
+                value,
+                reason,
+                fetched,
+            } => Found {
                 keys: Some(value),
-                failure: Some(reason),
+                // Said once, by the lookup whose refetch failed.
+                failure: fetched.then_some(reason),
             },
             Outcome::Failed { reason, .. } => Found::failed(reason),
         }
@@ -331,6 +366,26 @@ mod tests {
     }
 
     #[test]
+    fn a_kid_less_assertion_is_checked_only_against_keys_of_its_type() {
+        let mut bare_ec = ec();
+        bare_ec.as_object_mut().unwrap().remove("alg");
+        bare_ec["kid"] = json!("ec");
+        let rsa = json!({"kty":"RSA","kid":"rsa","e":"AQAB",
+            "n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw"});
+        let keys = ClientKeys::parse(&json!({"keys": [rsa, bare_ec]})).unwrap();
+        assert_eq!(keys.candidates(None, Algorithm::ES256).count(), 1);
+        assert_eq!(keys.candidates(None, Algorithm::RS256).count(), 1);
+        assert_eq!(keys.candidates(None, Algorithm::PS256).count(), 1);
+        assert_eq!(keys.candidates(None, Algorithm::EdDSA).count(), 0);
+        assert_eq!(keys.candidates(Some("ec"), Algorithm::RS256).count(), 0);
+        // A JWK whose alg its type cannot sign with is skipped, not tried.
+        let mut lying = ec();
+        lying["alg"] = json!("RS256");
+        let e = ClientKeys::parse(&json!({"keys": [lying]})).unwrap_err();
+        assert!(e.contains("no signing key"), "{e}");
+    }
+
+    #[test]
     fn secrets_and_unusable_sets_are_refused() {
         let mut private = ec();
         private["d"] = json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
@@ -344,7 +399,12 @@ mod tests {
                 json!({"keys": [{"kty":"EC","crv":"P-256","use":"enc","x":"a","y":"b"}]}),
                 "no signing key",
             ),
-            (json!({"keys": [{"kty":"nope"}]}), "cannot be used"),
+            // RFC 7517 §5: a key type not understood is ignored.
+            (json!({"keys": [{"kty":"nope"}]}), "no signing key"),
+            (
+                json!({"keys": [{"kty":"EC","crv":"P-256","x":"a","y":"b"}]}),
+                "cannot be used",
+            ),
             (json!({"keys": "x"}), "no `keys`"),
         ] {
             let e = ClientKeys::parse(&set).unwrap_err();

@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -134,6 +135,8 @@ struct Copy<V> {
     fresh_until: UnixTime,
     /// The response said `no-store`: it answers only the requests waiting for this fetch.
     no_store: bool,
+    /// What it weighs against the cache's byte budget.
+    weight: u32,
 }
 
 impl<V> Clone for Copy<V> {
@@ -143,12 +146,13 @@ impl<V> Clone for Copy<V> {
             fetched_at: self.fetched_at,
             fresh_until: self.fresh_until,
             no_store: self.no_store,
+            weight: self.weight,
         }
     }
 }
 
 #[derive(Debug)]
-enum Slot<V> {
+enum State<V> {
     Good(Copy<V>),
     Failed {
         reason: String,
@@ -158,19 +162,39 @@ enum Slot<V> {
     },
 }
 
-impl<V> Clone for Slot<V> {
+impl<V> Clone for State<V> {
     fn clone(&self) -> Self {
         match self {
-            Slot::Good(c) => Slot::Good(c.clone()),
-            Slot::Failed {
+            State::Good(c) => State::Good(c.clone()),
+            State::Failed {
                 reason,
                 until,
                 stale,
-            } => Slot::Failed {
+            } => State::Failed {
                 reason: reason.clone(),
                 until: *until,
                 stale: stale.clone(),
             },
+        }
+    }
+}
+
+/// What one key holds: the state its last fetch left, which fetch that was (numbered in the
+/// order fetches ended, so that a lookup can tell a fetch it waited for from an older one),
+/// and what it weighs against the cache's byte budget.
+#[derive(Debug)]
+struct Slot<V> {
+    state: State<V>,
+    fetch: u64,
+    weight: u32,
+}
+
+impl<V> Clone for Slot<V> {
+    fn clone(&self) -> Self {
+        Slot {
+            state: self.state.clone(),
+            fetch: self.fetch,
+            weight: self.weight,
         }
     }
 }
@@ -199,13 +223,37 @@ pub enum Outcome<V> {
     },
 }
 
-/// What a fetch made of a document: a value, and how long the response may be cached.
-pub type Made<V> = Result<(V, Option<Duration>), FetchError>;
+/// What the cache keeps of a response besides the value made from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// See [`FetchedDocument::freshness`].
+    pub freshness: Option<Duration>,
+    /// The size of the body, which the cache counts against its byte budget.
+    pub bytes: usize,
+}
+
+impl FetchedDocument {
+    /// What the cache keeps of this response besides the value made from it.
+    pub fn received(&self) -> Received {
+        Received {
+            freshness: self.freshness,
+            bytes: self.body.len(),
+        }
+    }
+}
+
+/// What a fetch made of a document: a value, and what the cache keeps of the response.
+pub type Made<V> = Result<(V, Received), FetchError>;
+
+/// What an entry weighs besides its document: the parsed value, the key, the bookkeeping.
+const ENTRY_OVERHEAD: u32 = 512;
 
 /// Values fetched from URLs, each kept by its own freshness.
 pub struct RemoteCache<K, V> {
     slots: Cache<K, Slot<V>>,
     policy: Policy,
+    /// Fetches ended so far; each slot records the number of the fetch that made it.
+    fetches: AtomicU64,
 }
 
 impl<K, V> RemoteCache<K, V>
@@ -213,22 +261,30 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    /// A cache of at most `capacity` entries kept by `policy`.
-    pub fn new(capacity: u64, policy: Policy) -> Self {
+    /// A cache kept by `policy` that holds about `max_bytes` of documents: each entry weighs
+    /// twice its document (for the value parsed from it) plus a fixed overhead, and the least
+    /// used go first when the budget is spent.
+    pub fn new(max_bytes: u64, policy: Policy) -> Self {
         let longest = policy.max_fresh.max(policy.keep_stale).max(1) as u64;
         RemoteCache {
             slots: Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(max_bytes)
+                .weigher(|_, slot: &Slot<V>| slot.weight)
                 // Nothing is used past this; the times in each slot decide before then.
                 .time_to_live(Duration::from_secs(longest + 60))
                 .build(),
             policy,
+            fetches: AtomicU64::new(0),
         }
     }
 
     /// The value for `key` at `now`, fetched by `fetch` when there is no fresh copy. With
     /// `refetch_before`, a fresh copy fetched before that time is fetched again (a key set
-    /// that lacks a key a client just used). Concurrent lookups of one key make one fetch.
+    /// that lacks a key a client just used).
+    ///
+    /// Concurrent lookups of one key make one fetch, and every lookup that waited for it gets
+    /// its result, whatever it was: an error response or a `no-store` copy answers the
+    /// lookups that were waiting, and only the ones that come after fetch again.
     pub async fn get<F, Fut>(
         &self,
         key: &K,
@@ -241,12 +297,13 @@ where
         Fut: Future<Output = Made<V>>,
     {
         if let Some(slot) = self.slots.get(key).await
-            && let Some(found) = self.settled(&slot, now, refetch_before, false)
+            && let Some(found) = self.settled(&slot, now, refetch_before)
         {
             return found;
         }
+        // A fetch that ends after this point is one this lookup waited for.
+        let waiting_since = self.fetches.load(Ordering::SeqCst);
         let mut fetched = false;
-        let policy = self.policy;
         let result = self
             .slots
             .entry(key.clone())
@@ -254,54 +311,28 @@ where
                 let current = current.map(|e| e.into_value());
                 let fetched = &mut fetched;
                 async move {
-                    // Another lookup may have fetched while this one waited for the key.
                     if let Some(slot) = &current
-                        && self.settled(slot, now, refetch_before, false).is_some()
+                        && (slot.fetch > waiting_since
+                            || self.settled(slot, now, refetch_before).is_some())
                     {
                         return Op::Nop;
                     }
                     *fetched = true;
-                    let last_good = match current {
-                        Some(Slot::Good(c)) => Some(c),
-                        Some(Slot::Failed { stale, .. }) => stale,
-                        None => None,
-                    };
-                    Op::Put(match fetch().await {
-                        Ok((value, freshness)) => {
-                            let lifetime = policy.lifetime(freshness);
-                            Slot::Good(Copy {
-                                value: Arc::new(value),
-                                fetched_at: now,
-                                fresh_until: now.plus(lifetime),
-                                no_store: lifetime == 0,
-                            })
-                        }
-                        Err(e) => Slot::Failed {
-                            stale: last_good.filter(|c| {
-                                e.transient()
-                                    && !c.no_store
-                                    && now.0 < c.fetched_at.0 + policy.keep_stale
-                            }),
-                            until: match e.kind {
-                                Failure::Unreachable => now.plus(policy.remember_failure),
-                                Failure::ServerError | Failure::Refused => now,
-                            },
-                            reason: e.message,
-                        },
+                    let last_good = current.and_then(|slot| match slot.state {
+                        State::Good(c) => Some(c),
+                        State::Failed { stale, .. } => stale,
+                    });
+                    let state = self.state_after(fetch().await, last_good, now);
+                    Op::Put(Slot {
+                        weight: weight(&state),
+                        state,
+                        fetch: self.fetches.fetch_add(1, Ordering::SeqCst) + 1,
                     })
                 }
             })
             .await;
-        match result.into_entry().map(|e| e.into_value()) {
-            Some(slot) => self
-                .settled(&slot, now, refetch_before, fetched)
-                .unwrap_or_else(|| {
-                    // Only a copy that may not be kept ends here: it answers this lookup.
-                    match slot {
-                        Slot::Good(c) => Outcome::Fresh(c.value),
-                        Slot::Failed { reason, .. } => Outcome::Failed { reason, fetched },
-                    }
-                }),
+        match result.into_entry() {
+            Some(entry) => self.answer(&entry.into_value().state, now, fetched),
             None => Outcome::Failed {
                 reason: "nothing was fetched".into(),
                 fetched,
@@ -309,25 +340,57 @@ where
         }
     }
 
-    /// What `slot` answers at `now` without fetching, if anything.
+    /// What a key holds after a fetch that gave `made`.
+    fn state_after(&self, made: Made<V>, last_good: Option<Copy<V>>, now: UnixTime) -> State<V> {
+        let policy = self.policy;
+        match made {
+            Ok((value, received)) => {
+                let lifetime = policy.lifetime(received.freshness);
+                State::Good(Copy {
+                    value: Arc::new(value),
+                    fetched_at: now,
+                    fresh_until: now.plus(lifetime),
+                    no_store: lifetime == 0,
+                    weight: u32::try_from(received.bytes)
+                        .unwrap_or(u32::MAX)
+                        .saturating_mul(2)
+                        .saturating_add(ENTRY_OVERHEAD),
+                })
+            }
+            Err(e) => State::Failed {
+                stale: last_good.filter(|c| {
+                    e.transient() && !c.no_store && now.0 < c.fetched_at.0 + policy.keep_stale
+                }),
+                until: match e.kind {
+                    Failure::Unreachable => now.plus(policy.remember_failure),
+                    Failure::ServerError | Failure::Refused => now,
+                },
+                reason: e.message,
+            },
+        }
+    }
+
+    /// What `slot` answers at `now` without fetching, if it still may.
     fn settled(
         &self,
         slot: &Slot<V>,
         now: UnixTime,
         refetch_before: Option<UnixTime>,
-        fetched: bool,
     ) -> Option<Outcome<V>> {
-        match slot {
-            Slot::Good(c) => {
-                let fresh = now < c.fresh_until;
-                let wanted = refetch_before.is_some_and(|t| c.fetched_at < t);
-                (fresh && !wanted).then(|| Outcome::Fresh(c.value.clone()))
+        let usable = match &slot.state {
+            State::Good(c) => {
+                now < c.fresh_until && !refetch_before.is_some_and(|t| c.fetched_at < t)
             }
-            Slot::Failed {
-                reason,
-                until,
-                stale,
-            } => (now < *until || fetched).then(|| match stale {
+            State::Failed { until, .. } => now < *until,
+        };
+        usable.then(|| self.answer(&slot.state, now, false))
+    }
+
+    /// What `state` answers at `now`; `fetched` says this lookup made the fetch behind it.
+    fn answer(&self, state: &State<V>, now: UnixTime, fetched: bool) -> Outcome<V> {
+        match state {
+            State::Good(c) => Outcome::Fresh(c.value.clone()),
+            State::Failed { reason, stale, .. } => match stale {
                 Some(c) if now.0 < c.fetched_at.0 + self.policy.keep_stale => Outcome::Stale {
                     value: c.value.clone(),
                     reason: reason.clone(),
@@ -337,7 +400,19 @@ where
                     reason: reason.clone(),
                     fetched,
                 },
-            }),
+            },
+        }
+    }
+}
+
+/// What `state` weighs against the cache's byte budget.
+fn weight<V>(state: &State<V>) -> u32 {
+    match state {
+        State::Good(c) => c.weight,
+        State::Failed { reason, stale, .. } => {
+            let copy = stale.as_ref().map_or(0, |c| c.weight);
+            let reason = u32::try_from(reason.len()).unwrap_or(u32::MAX);
+            ENTRY_OVERHEAD.saturating_add(reason).saturating_add(copy)
         }
     }
 }
@@ -360,7 +435,11 @@ mod tests {
     }
 
     async fn ok(v: &str, fresh: Option<u64>) -> Made<String> {
-        Ok((v.to_owned(), fresh.map(Duration::from_secs)))
+        let received = Received {
+            freshness: fresh.map(Duration::from_secs),
+            bytes: v.len(),
+        };
+        Ok((v.to_owned(), received))
     }
 
     fn value(o: Outcome<String>) -> String {
@@ -513,25 +592,99 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn concurrent_lookups_make_one_fetch() {
-        let c = Arc::new(cache());
+    /// 16 lookups of one key at once, each fetching `answer` (slowly) if it fetches at all;
+    /// returns what each got and how many fetches there were.
+    async fn sixteen_at_once(
+        c: Arc<RemoteCache<&'static str, String>>,
+        answer: fn() -> Made<String>,
+    ) -> (Vec<Outcome<String>>, usize) {
         let calls = Arc::new(AtomicUsize::new(0));
         let t = UnixTime(1_000);
-        let lookups = (0..16).map(|_| {
-            let (c, calls) = (c.clone(), calls.clone());
-            tokio::spawn(async move {
-                c.get(&"k", t, None, || async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    ok("a", None).await
+        let lookups: Vec<_> = (0..16)
+            .map(|_| {
+                let (c, calls) = (c.clone(), calls.clone());
+                tokio::spawn(async move {
+                    c.get(&"k", t, None, || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        answer()
+                    })
+                    .await
                 })
-                .await
             })
-        });
+            .collect();
+        let mut got = Vec::new();
         for l in lookups {
-            assert_eq!(value(l.await.unwrap()), "a");
+            got.push(l.await.unwrap());
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        (got, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_make_one_fetch_and_share_its_result_whatever_it_was() {
+        let good = || {
+            let received = Received {
+                freshness: None,
+                bytes: 1,
+            };
+            Ok(("a".to_owned(), received))
+        };
+        let (got, calls) = sixteen_at_once(Arc::new(cache()), good).await;
+        assert!(got.into_iter().all(|o| value(o) == "a"));
+        assert_eq!(calls, 1);
+
+        // An error response and a `no-store` copy are never kept for later lookups, but the
+        // lookups that were waiting for that fetch get it rather than fetching once each.
+        let answers: [fn() -> Made<String>; 4] = [
+            || Err(FetchError::server_error("HTTP 503")),
+            || Err(FetchError::server_error("HTTP 429")),
+            || Err(FetchError::refused("HTTP 404")),
+            || {
+                let received = Received {
+                    freshness: Some(Duration::ZERO),
+                    bytes: 1,
+                };
+                Ok(("once".to_owned(), received))
+            },
+        ];
+        for answer in answers {
+            let c = Arc::new(cache());
+            let (got, calls) = sixteen_at_once(c.clone(), answer).await;
+            assert_eq!(calls, 1, "one fetch for 16 lookups");
+            let reported = got
+                .iter()
+                .filter(|o| matches!(o, Outcome::Failed { fetched: true, .. }))
+                .count();
+            assert!(
+                reported <= 1,
+                "a failure is reported by the lookup that fetched"
+            );
+            let first = value(got.into_iter().next().unwrap());
+            // The next lookup, after the fetch ended, fetches again.
+            let after = c.get(&"k", UnixTime(1_000), None, || ok("b", None)).await;
+            assert_eq!(value(after), "b", "after {first}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_a_byte_budget_not_a_count() {
+        // Room for about ten 4 KiB documents (each weighs twice its size plus 512).
+        let c = RemoteCache::new(10 * (2 * 4096 + 512), POLICY);
+        let t = UnixTime(1_000);
+        let big = "x".repeat(4096);
+        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        for k in &keys {
+            let doc = big.clone();
+            let received = Received {
+                freshness: None,
+                bytes: doc.len(),
+            };
+            c.get(k, t, None, || async move { Ok((doc, received)) })
+                .await;
+        }
+        c.slots.run_pending_tasks().await;
+        let held = c.slots.entry_count();
+        assert!(held <= 10, "{held} documents of 4 KiB held");
+        assert!(c.slots.weighted_size() <= 10 * (2 * 4096 + 512));
     }
 }
