@@ -345,6 +345,12 @@ impl<'a> Operator<'a> {
                 client.kind.as_str()
             )));
         }
+        if client.auth_method == TokenAuthMethod::PrivateKeyJwt {
+            // A secret would silently become a second way in beside its keys.
+            return Err(AdminError::Invalid(format!(
+                "{id} authenticates with private_key_jwt and has no secret: change its keys instead"
+            )));
+        }
         let secret = ClientSecret::generate();
         if !self
             .store

@@ -300,6 +300,11 @@ async fn bad_assertions_are_refused_and_audited_with_their_reason() {
             "iss",
         ),
         (
+            "iss an array holding the id",
+            key.sign(base(json!({"iss": [id, "https://evil.example/c.json"]}))),
+            "not a valid JWT",
+        ),
+        (
             "alg none",
             unsigned("none", &base(json!({})), b""),
             "alg `none`",
@@ -451,6 +456,9 @@ async fn registered_clients_and_agents_sign_with_their_keys() {
         )
         .await;
     assert_eq!(status, 401);
+    // Nor can the operator give it one: it would become a second way in beside its keys.
+    let refused = app.op().rotate_client_secret(&id).await.unwrap_err();
+    assert!(refused.to_string().contains("private_key_jwt"), "{refused}");
 
     // DCR with a key set: no secret is issued, and the method is recorded.
     let reg: Value = app
