@@ -160,7 +160,7 @@ pub fn hint(reason: &str) -> Option<&'static str> {
             "The host asked for an MCP server URL Gatehouse does not know: check the server's URL against the one the host connects to.",
         ),
         (
-            "aud",
+            "its aud is",
             "The client assertion names another audience: it must be this issuer or its token endpoint.",
         ),
         (
@@ -172,4 +172,21 @@ pub fn hint(reason: &str) -> Option<&'static str> {
         .iter()
         .find(|(needle, _)| reason.contains(needle))
         .map(|(_, h)| *h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hint;
+
+    #[test]
+    fn hints_match_their_own_reasons_only() {
+        let aud =
+            "its aud is neither this issuer nor the token endpoint https://a.example/oauth/token";
+        assert!(hint(aud).unwrap().contains("another audience"));
+        // "audit log" is not an audience.
+        let document = "the client metadata document at https://a.example/c could not be used; \
+             the operator of this server can see why in its audit log";
+        assert!(hint(document).unwrap().contains("metadata document failed"));
+        assert_eq!(hint("something else entirely"), None);
+    }
 }
