@@ -49,19 +49,20 @@ const V4_BLOCKED: &[&str] = &[
 
 /// IPv6 special-use blocks. IPv4-mapped addresses are unwrapped and checked as IPv4 first.
 const V6_BLOCKED: &[&str] = &[
-    "::/96",          // unspecified, loopback and the deprecated IPv4-compatible block
-    "64:ff9b::/96",   // NAT64: reaches any IPv4 address, private ones included
-    "64:ff9b:1::/48", // local-use NAT64
-    "100::/64",       // discard
-    "2001::/23",      // IETF protocol assignments (Teredo, ORCHID, …)
-    "2001:db8::/32",  // documentation
-    "2002::/16",      // 6to4: embeds an IPv4 address
-    "3fff::/20",      // documentation
-    "5f00::/16",      // segment routing SIDs
-    "fc00::/7",       // unique local
-    "fe80::/10",      // link local
-    "fec0::/10",      // deprecated site local
-    "ff00::/8",       // multicast
+    "::/96",           // unspecified, loopback and the deprecated IPv4-compatible block
+    "::ffff:0:0:0/96", // IPv4-translated (SIIT, RFC 2765): embeds an IPv4 address
+    "64:ff9b::/96",    // NAT64: reaches any IPv4 address, private ones included
+    "64:ff9b:1::/48",  // local-use NAT64
+    "100::/64",        // discard
+    "2001::/23",       // IETF protocol assignments (Teredo, ORCHID, …)
+    "2001:db8::/32",   // documentation
+    "2002::/16",       // 6to4: embeds an IPv4 address
+    "3fff::/20",       // documentation
+    "5f00::/16",       // segment routing SIDs
+    "fc00::/7",        // unique local
+    "fe80::/10",       // link local
+    "fec0::/10",       // deprecated site local
+    "ff00::/8",        // multicast
 ];
 
 static V4_NETS: LazyLock<Vec<Ipv4Net>> =
@@ -302,6 +303,8 @@ mod tests {
             "::ffff:169.254.169.254",
             "::127.0.0.1",
             "64:ff9b::a00:1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
             "2001:db8::1",
             "2002:7f00:1::1",
             "2001::1",
