@@ -6,6 +6,9 @@ own callback listener), `{origin}` the https host on loopback that serves the ho
 document and key set in place of claude.ai, chatgpt.com or vscode.dev (same paths, same
 queries, same members), `{callback_id}` Codex's deterministic callback id for the MCP server,
 `{redirect_q}` the redirect URI percent-encoded for a query.
+
+`user_agent`: Claude's are the ones hosts.md records; hosts.md records no others, so theirs
+only name the host (they reach the audit log and the Failures page, where a test looks).
 """
 
 from __future__ import annotations
