@@ -11,7 +11,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::admin::{self, AdminError};
 use gatehouse_core::audit::{AuditQuery, EventType, Outcome};
-use gatehouse_core::model::{ClientKind, NewResource, RefreshPolicy, Resource, ScopeDef, User};
+use gatehouse_core::model::{
+    ClientKind, NewResource, RefreshPolicy, Resource, ScopeDef, TokenAuthMethod, User,
+};
 use gatehouse_core::params::FormParams;
 use gatehouse_core::session::SessionToken;
 use gatehouse_core::signin::{
@@ -283,7 +285,8 @@ struct ClientRow {
     id: String,
     name: String,
     kind: &'static str,
-    agent: bool,
+    /// An agent with a secret the operator manages (not one that signs with its keys).
+    has_secret: bool,
     disabled: bool,
     scopes: String,
     created: String,
@@ -303,7 +306,8 @@ impl ClientRow {
                 c.name.clone()
             },
             kind: c.kind.as_str(),
-            agent: c.kind == ClientKind::Agent,
+            has_secret: c.kind == ClientKind::Agent
+                && c.auth_method != TokenAuthMethod::PrivateKeyJwt,
             disabled: c.disabled_at.is_some(),
             scopes: c.scopes.to_param(),
             created: rfc3339(c.created_at),

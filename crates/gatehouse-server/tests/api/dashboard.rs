@@ -447,8 +447,30 @@ async fn a_client_is_disabled_and_enabled_from_its_server_s_page() {
         )
         .await;
     let agent = app.add_client(&r, "todo:read").await;
+    let keys = serde_json::json!({"jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519",
+        "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "k1"}]}});
+    let signer = app
+        .op()
+        .create_agent_client_with_keys(
+            r.id.as_str(),
+            "signer",
+            gatehouse_core::ScopeSet::parse("todo:read").unwrap(),
+            keys,
+        )
+        .await
+        .unwrap();
     let b = signed_in(&app, ROOT).await;
     let page = b.get(&format!("/admin/servers/{}", r.id)).await;
+    // Only the agent with a secret offers to rotate it; the one with keys has none.
+    assert!(
+        page.body
+            .contains(&format!("/admin/clients/{}/rotate", agent.id))
+    );
+    assert!(
+        !page
+            .body
+            .contains(&format!("/admin/clients/{}/rotate", signer.id))
+    );
     let token = csrf(&page.body);
     let path = format!("/admin/clients/{}/disabled", agent.id);
     let off = b.post(&path, &form(&token, &[("disabled", "on")])).await;
