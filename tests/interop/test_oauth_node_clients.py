@@ -18,6 +18,8 @@ import httpx2
 
 import pages
 from conftest import HERE, free_port, run_todo
+from host_profiles import dcr
+from replay import Replay
 
 NODE_BIN = HERE / "node_modules" / ".bin"
 TOOLS = ["create_todo", "delete_todo", "get_todo", "list_todos", "update_todo"]
@@ -164,3 +166,40 @@ def test_inspector_cli_registers_signs_in_and_lists_tools(gatehouse, tmp_path: P
         finally:
             host.stop()
         assert sorted(t["name"] for t in listed["tools"]) == TOOLS
+
+
+def test_typescript_sdk_steps_up_when_a_tool_needs_more_scope(gatehouse):
+    """The SDK holds a read-only grant from an earlier session (no refresh token: the server
+    issues them for `offline_access`, which it did not ask for). A write tool answers
+    `403 insufficient_scope`; the SDK authorizes again, the consent page asks only for the write
+    scope and shows the read scope as already allowed, and the call passes."""
+    with run_todo(gatehouse) as todo:
+        gatehouse.add_person()
+        redirect = f"http://127.0.0.1:{free_port()}/callback"
+        replay = Replay(todo.mcp_url, "ts-sdk interop")
+        try:
+            replay.discover()
+            client = replay.register(dcr("ts-sdk interop", [redirect]))
+            code, verifier = replay.authorize(client.client_id, redirect, "todo:read")
+            read_only = replay.exchange(client, code, verifier, redirect)
+        finally:
+            replay.close()
+        assert read_only["scope"] == "todo:read" and "refresh_token" not in read_only
+        preload = json.dumps({"client": client.response, "tokens": read_only})
+        host = Host(["node", "ts_sdk_client.mjs", todo.mcp_url, redirect], env={"PRELOAD": preload})
+        consent: list[str] = []
+        try:
+            url = json.loads(host.wait_for(r'^\{"authorize"').string)["authorize"]
+            callback = pages.approve(url, consent_pages=consent)
+            host.proc.stdin.write(callback + "\n")
+            host.proc.stdin.flush()
+            result = json.loads(host.wait_for(r'^\{"tools"').string)
+            assert host.finish() == 0, "\n".join(host.seen)
+        finally:
+            host.stop()
+        # The SDK asks for the challenge's scopes, which name what the token had too (the SDK
+        # makes no union itself); the person was asked only for what is new.
+        assert parse_qs(urlsplit(url).query)["scope"] == ["todo:read todo:write"]
+        assert pages.consent_scopes(consent[-1]) == (["todo:write"], ["todo:read"])
+        assert result["created"]["title"] == "from typescript"
+        assert result["tokens"]["scope"] == "todo:read todo:write"

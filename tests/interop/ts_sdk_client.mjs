@@ -3,6 +3,10 @@
 // reads the callback URL the person came back to on stdin, finishes the flow, calls tools and
 // prints {"tools": [...], "created": {...}, "tokens": {...}, "client": {...}}.
 //
+// With PRELOAD (JSON {"client": …, "tokens": …}: a grant from an earlier session), it starts
+// from those instead and calls create_todo first: the server's 403 insufficient_scope makes the
+// SDK authorize again (step-up), which prints {"authorize": url} the same way.
+//
 // Usage: node ts_sdk_client.mjs MCP_URL REDIRECT_URI
 import { createInterface } from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -63,11 +67,26 @@ const connect = async () => {
   return { client, transport };
 };
 
-try {
-  await connect();
-  throw new Error("connected without signing in");
-} catch (e) {
-  if (!(e instanceof UnauthorizedError)) throw e;
+const create = (client, title) => client.callTool({ name: "create_todo", arguments: { title } });
+
+if (process.env.PRELOAD) {
+  Object.assign(provider.saved, JSON.parse(process.env.PRELOAD));
+  const { client } = await connect();
+  const before = (await client.callTool({ name: "list_todos", arguments: {} })).isError;
+  try {
+    await create(client, "with a read-only token");
+    throw new Error("wrote with a read-only token");
+  } catch (e) {
+    if (!(e instanceof UnauthorizedError)) throw e;
+  }
+  if (before) throw new Error("list_todos failed with the read-only token");
+} else {
+  try {
+    await connect();
+    throw new Error("connected without signing in");
+  } catch (e) {
+    if (!(e instanceof UnauthorizedError)) throw e;
+  }
 }
 const callback = new URL((await lines.next()).value);
 const code = callback.searchParams.get("code");
@@ -77,7 +96,7 @@ await finishing.finishAuth(code);
 
 const { client } = await connect();
 const tools = (await client.listTools()).tools.map((t) => t.name).sort();
-const created = await client.callTool({ name: "create_todo", arguments: { title: "from typescript" } });
+const created = await create(client, "from typescript");
 if (created.isError) throw new Error(JSON.stringify(created));
 say({
   tools,

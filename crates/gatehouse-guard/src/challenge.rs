@@ -15,14 +15,15 @@ pub(crate) enum Refusal<'a> {
     BadRequest(&'a str),
     /// A token that did not verify: `401 invalid_token`.
     InvalidToken(String),
-    /// Missing scopes: `403 insufficient_scope`.
-    InsufficientScope,
+    /// Missing scopes: `403 insufficient_scope`; these are the ones the request needs.
+    InsufficientScope(&'a [String]),
     /// The authorization server's keys are unreachable: `503`.
     Unavailable,
 }
 
-/// Builds the response. `scopes` are those the request needs (or, if none are known, those
-/// the server supports): all of them, in one challenge.
+/// Builds the response. `scopes` go in the challenge: those the request needs (or, if none
+/// are known, those the server supports), all of them in one challenge; for missing scopes,
+/// also those the token already has.
 pub(crate) fn respond(refusal: Refusal<'_>, prm_url: &str, scopes: &[String]) -> Response {
     let scope = scopes.join(" ");
     let mut params = vec![("realm", "OAuth".to_owned())];
@@ -47,8 +48,8 @@ pub(crate) fn respond(refusal: Refusal<'_>, prm_url: &str, scopes: &[String]) ->
                 json!({ "error": "invalid_token", "error_description": why }),
             )
         }
-        Refusal::InsufficientScope => {
-            let why = format!("this request needs the scopes: {scope}");
+        Refusal::InsufficientScope(needed) => {
+            let why = format!("this request needs the scopes: {}", needed.join(" "));
             params.push(("error", "insufficient_scope".into()));
             params.push(("error_description", why.clone()));
             (

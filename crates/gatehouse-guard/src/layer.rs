@@ -123,8 +123,16 @@ async fn admit(guard: &Guard, req: Request<Body>) -> Result<Request<Body>, Respo
         }
     };
     if !principal.missing_scopes(&needed).is_empty() {
-        // MCP: one challenge naming every scope the operation needs.
-        return Err(respond(Refusal::InsufficientScope, prm, &needed));
+        // MCP: one challenge naming every scope the operation needs, and the ones the token
+        // already has (of this server's): a host that authorizes again with the challenge's
+        // scopes alone, as the TypeScript SDK does, then keeps them (SEP-2350 has the client
+        // make that union; this makes it for clients that do not).
+        let kept = principal
+            .scopes
+            .iter()
+            .filter(|s| config.scopes_supported.contains(s) && !needed.contains(s));
+        let named: Vec<String> = kept.chain(&needed).cloned().collect();
+        return Err(respond(Refusal::InsufficientScope(&needed), prm, &named));
     }
     let mut req = req;
     // MCP: the server must not pass the client's token on; nothing downstream needs it.

@@ -215,8 +215,12 @@ async fn tokens_with_the_right_scopes_pass_and_missing_scopes_get_one_full_chall
     .await;
     assert_eq!(resp.status(), 403);
     let c = challenge(&resp);
+    // Every scope the call needs, with the ones the token has, so that a host authorizing
+    // again with the challenge's scopes alone keeps them; the description names what is missing.
     assert!(
-        c.contains(r#"error="insufficient_scope""#) && c.contains(r#"scope="todo:write""#),
+        c.contains(r#"error="insufficient_scope""#)
+            && c.contains(r#"scope="todo:read todo:write""#)
+            && c.contains(r#"error_description="this request needs the scopes: todo:write""#),
         "{c}"
     );
     assert!(c.contains("resource_metadata="), "{c}");
