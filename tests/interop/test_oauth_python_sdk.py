@@ -23,6 +23,8 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 
 import pages
 from conftest import document_host, run_gatehouse, run_todo
+from host_profiles import dcr
+from replay import Replay
 
 REDIRECT = "http://127.0.0.1:53682/callback"
 # The shortest access-token lifetime Gatehouse allows, so the test sees one expire.
@@ -55,10 +57,11 @@ class Person:
     def __init__(self) -> None:
         self.callback: str | None = None
         self.authorize_urls: list[str] = []
+        self.consent_pages: list[str] = []
 
     async def redirect(self, authorization_url: str) -> None:
         self.authorize_urls.append(authorization_url)
-        self.callback = await asyncio.to_thread(pages.approve, authorization_url)
+        self.callback = await asyncio.to_thread(pages.approve, authorization_url, consent_pages=self.consent_pages)
 
     async def come_back(self) -> AuthorizationCodeResult:
         assert self.callback and self.callback.startswith(REDIRECT), self.callback
@@ -208,3 +211,39 @@ def test_deny_on_the_consent_page_reaches_the_sdk_as_access_denied(gatehouse):
         assert causes(failure.value, PermissionError), failure.value
         assert storage.tokens == []
         assert len(callbacks) == 1
+
+
+def test_step_up_asks_only_for_the_new_scope_and_a_refresh_never_widens(gatehouse):
+    """The SDK holds a read-only grant from an earlier session. Reading works; a write tool
+    answers `403 insufficient_scope`; the SDK authorizes again with the union (SEP-2350), the
+    consent page asks only for the write scope and shows the read scope as already allowed,
+    and the call passes. The old read-only refresh token cannot be widened."""
+    with run_todo(gatehouse) as todo:
+        gatehouse.add_person()
+        replay = Replay(todo.mcp_url, "py-sdk interop")
+        try:
+            replay.discover()
+            client = replay.register(dcr("py-sdk interop", [REDIRECT]))
+            code, verifier = replay.authorize(client.client_id, REDIRECT, "todo:read offline_access")
+            read_only = replay.exchange(client, code, verifier, REDIRECT)
+            assert set(read_only["scope"].split()) == {"todo:read", "offline_access"}
+
+            storage, person = MemoryStorage(), Person()
+            storage.client = OAuthClientInformationFull.model_validate(client.response)
+            storage.tokens = [OAuthToken.model_validate(read_only)]
+            tools, created = asyncio.run(use_todos(todo.mcp_url, provider(todo.mcp_url, storage, person), "stepped up"))
+
+            # One trip through the pages, for the union; the person was asked only for what is new.
+            [url] = person.authorize_urls
+            assert set(parse_qs(urlsplit(url).query)["scope"][0].split()) == {"todo:read", "todo:write", "offline_access"}
+            [page] = person.consent_pages
+            assert pages.consent_scopes(page) == (["todo:write"], ["todo:read", "offline_access"])
+            assert created["title"] == "stepped up" and "create_todo" in tools
+            assert {"todo:read", "todo:write"} <= set(storage.tokens[-1].scope.split())
+
+            # A refresh keeps its own grant's scopes: the read-only one cannot ask for more.
+            r = replay.token({"grant_type": "refresh_token", "refresh_token": read_only["refresh_token"],
+                              "scope": "todo:read todo:write", "resource": todo.mcp_url}, client)
+            assert r.status_code == 400 and r.json()["error"] == "invalid_scope", r.text
+        finally:
+            replay.close()

@@ -327,15 +327,14 @@ pub async fn consent_needed(
         .await?
         .map(|c| c.scopes)
         .unwrap_or_default();
-    if req.prompt.consent {
-        // Asked again on purpose: every scope is the question.
-        return Ok(Some(ScopeSet::default()));
-    }
     if req.scopes.is_subset(&given) {
-        return Ok(None);
+        // With prompt=consent the person is asked again on purpose: every scope is the
+        // question.
+        return Ok(req.prompt.consent.then(ScopeSet::default));
     }
     // Step-up (MCP 2025-11-25, SEP-835): what the person allowed before is shown as such,
-    // and only the rest is the question.
+    // and only the rest is the question, with prompt=consent too (the Python SDK sends it
+    // with every request for offline_access).
     Ok(Some(
         req.scopes
             .iter()

@@ -676,42 +676,51 @@ async fn a_revoked_consent_kills_its_tokens_and_is_asked_again() {
 #[tokio::test]
 async fn step_up_asks_only_for_the_new_scope_and_a_refresh_never_widens() {
     let (app, _r, path) = setup().await;
-    let client = app.register_public(&path).await;
     let b = app.browser();
-    let p = pkce();
-    let to = b
-        .authorize(
-            &path,
-            &authorize_query(&client, &p, &[("scope", "todo:read offline_access")]),
-        )
-        .await;
-    let (_, read) = exchange(&app, &path, &client, &param(&to, "code").unwrap(), &p).await;
-    assert_eq!(read["scope"], "todo:read offline_access");
-
-    // The MCP server answers 403 insufficient_scope for a write tool; the host asks again
-    // for the union (SEP-835).
-    let p2 = pkce();
     let union = "todo:read todo:write offline_access";
-    let consent = b
-        .get(&format!(
-            "{path}/oauth/authorize?{}",
-            authorize_query(&client, &p2, &[("scope", union)])
-        ))
-        .await;
-    assert_eq!(consent.status, 200, "{}", consent.body);
-    let (asked, allowed) = consent
-        .body
-        .split_once("You already allowed it to")
-        .expect("the page shows what was allowed before");
-    assert!(asked.contains("It asks to also be able to"), "{asked}");
-    assert!(
-        asked.contains("todo:write") && !asked.contains("<code>todo:read</code>"),
-        "{asked}"
-    );
-    assert!(
-        allowed.contains("todo:read") && allowed.contains("offline_access"),
-        "{allowed}"
-    );
+    // Hosts ask again with or without prompt=consent (the Python SDK sends it whenever it
+    // asks for offline_access): the page splits new from allowed either way.
+    let mut last = None;
+    for prompt in [None, Some("consent")] {
+        let client = app.register_public(&path).await;
+        let p = pkce();
+        let to = b
+            .authorize(
+                &path,
+                &authorize_query(&client, &p, &[("scope", "todo:read offline_access")]),
+            )
+            .await;
+        let (_, read) = exchange(&app, &path, &client, &param(&to, "code").unwrap(), &p).await;
+        assert_eq!(read["scope"], "todo:read offline_access");
+
+        // The MCP server answers 403 insufficient_scope for a write tool; the host asks again
+        // for the union (SEP-835).
+        let p2 = pkce();
+        let mut extra = vec![("scope", union)];
+        extra.extend(prompt.map(|p| ("prompt", p)));
+        let consent = b
+            .get(&format!(
+                "{path}/oauth/authorize?{}",
+                authorize_query(&client, &p2, &extra)
+            ))
+            .await;
+        assert_eq!(consent.status, 200, "{}", consent.body);
+        let (asked, allowed) = consent
+            .body
+            .split_once("You already allowed it to")
+            .expect("the page shows what was allowed before");
+        assert!(asked.contains("It asks to also be able to"), "{asked}");
+        assert!(
+            asked.contains("todo:write") && !asked.contains("<code>todo:read</code>"),
+            "{prompt:?}: {asked}"
+        );
+        assert!(
+            allowed.contains("todo:read") && allowed.contains("offline_access"),
+            "{allowed}"
+        );
+        last = Some((client, read, p2, consent));
+    }
+    let (client, read, p2, consent) = last.unwrap();
     let to = b.decide(&consent, "allow").await.location.unwrap();
     let (status, both) = exchange(&app, &path, &client, &param(&to, "code").unwrap(), &p2).await;
     assert_eq!((status, both["scope"].as_str()), (200, Some(union)));
