@@ -12,13 +12,23 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
 
-from conftest import DocumentHost, Gatehouse, TodoServer, document_host, free_port, run_gatehouse, run_todo
+from conftest import (
+    GATEHOUSE,
+    DocumentHost,
+    Gatehouse,
+    TodoServer,
+    document_host,
+    free_port,
+    run_gatehouse,
+    run_todo,
+)
 from host_profiles import PROFILES, Profile, dcr
 from replay import Registered, Replay, Signer, claims
 
@@ -265,3 +275,20 @@ def test_a_host_that_registers_on_every_connection_is_never_locked_out(tmp_path)
         assert len(set(clients)) == 3
         listed = {c["client_id"] for c in g.cli("clients", "list", "--server", todo.server["id"])}
         assert set(clients) <= listed
+
+
+def test_doctor_walks_the_hosts_path_to_the_real_servers(world):
+    """`gatehouse doctor` against the real to-do server and Gatehouse: every step passes; with
+    the MCP server's URL as hosts would mistype it (another path), it names the step and exits
+    non-zero."""
+    doctor = [str(GATEHOUSE), "doctor", "--authorization-server", world.todo.issuer, "--json"]
+    ok = subprocess.run([*doctor, world.todo.mcp_url], capture_output=True, text=True, timeout=60)
+    report = json.loads(ok.stdout)
+    assert ok.returncode == 0 and report["ok"], ok.stdout + ok.stderr
+    assert len(report["checks"]) >= 8 and all(c["ok"] for c in report["checks"])
+
+    wrong = subprocess.run([*doctor, world.todo.mcp_url + "/other"], capture_output=True, text=True, timeout=60)
+    report = json.loads(wrong.stdout)
+    assert wrong.returncode != 0 and not report["ok"], wrong.stdout
+    failed = [c for c in report["checks"] if not c["ok"]]
+    assert failed and all(c.get("fix") for c in failed), failed
