@@ -9,10 +9,10 @@
 //! `--connections` HTTP/1.1 keep-alive connections busy for `--seconds` per measurement.
 //! The load generator shares the machine's cores with the servers, so figures are a floor.
 
-use std::net::SocketAddr;
+mod load;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -26,10 +26,10 @@ use gatehouse_core::{Clock, Issuer, ResourceUri, ScopeSet, SystemClock};
 use gatehouse_server::config::Config;
 use gatehouse_server::serve::{RunningServer, open_sqlite, start_app};
 use gatehouse_store::{Migrations, PgStore, PoolSettings};
-use http::{Method, Request, header};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use http::{Method, header};
+use tokio::net::TcpListener;
+
+use crate::load::{BoxError, RequestSpec, fetch_token, latency, throughput};
 
 #[derive(Debug, Parser)]
 #[command(about = "Gatehouse loopback benchmark")]
@@ -47,8 +47,6 @@ struct Args {
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -260,162 +258,4 @@ async fn main() -> Result<(), BoxError> {
         guarded.per_second, guarded.errors
     );
     Ok(())
-}
-
-struct RequestSpec {
-    method: Method,
-    path: String,
-    headers: Vec<(&'static str, String)>,
-    body: Bytes,
-}
-
-impl RequestSpec {
-    fn build(&self, addr: SocketAddr) -> Request<Full<Bytes>> {
-        let mut b = Request::builder()
-            .method(self.method.clone())
-            .uri(&self.path)
-            .header(header::HOST, addr.to_string());
-        for (k, v) in &self.headers {
-            b = b.header(*k, v);
-        }
-        // The parts above are all valid header names and values.
-        b.body(Full::new(self.body.clone())).expect("valid request")
-    }
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> Result<Sender, BoxError> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    Ok(sender)
-}
-
-/// Sends one request; `true` if the answer was 2xx. The body is read to the end.
-async fn send(sender: &mut Sender, req: Request<Full<Bytes>>) -> Result<bool, BoxError> {
-    sender.ready().await?;
-    let resp = sender.send_request(req).await?;
-    let ok = resp.status().is_success();
-    resp.into_body().collect().await?;
-    Ok(ok)
-}
-
-async fn fetch_token(addr: SocketAddr, id: &str, secret: &str) -> Result<String, BoxError> {
-    let mut s = connect(addr).await?;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-    let req = Request::post("/oauth/token")
-        .header(header::HOST, addr.to_string())
-        .header(header::AUTHORIZATION, format!("Basic {basic}"))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from_static(
-            b"grant_type=client_credentials",
-        )))?;
-    s.ready().await?;
-    let body = s
-        .send_request(req)
-        .await?
-        .into_body()
-        .collect()
-        .await?
-        .to_bytes();
-    let v: serde_json::Value = serde_json::from_slice(&body)?;
-    Ok(v["access_token"]
-        .as_str()
-        .ok_or("no access_token")?
-        .to_owned())
-}
-
-struct Throughput {
-    per_second: f64,
-    p50_us: f64,
-    p99_us: f64,
-    errors: u64,
-}
-
-/// Keeps `connections` connections busy for `duration` (after a one-second warm-up).
-async fn throughput(
-    addr: SocketAddr,
-    spec: Arc<RequestSpec>,
-    connections: usize,
-    duration: Duration,
-) -> Result<Throughput, BoxError> {
-    let warm = Instant::now() + Duration::from_secs(1);
-    let stop = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let spec = spec.clone();
-        let stop = stop.clone();
-        let errors = errors.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut sender = connect(addr).await?;
-            let mut samples = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let ok = send(&mut sender, spec.build(addr)).await?;
-                if t >= warm {
-                    samples.push(t.elapsed());
-                    if !ok {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            Ok::<_, BoxError>(samples)
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(1) + duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    let (p50, p99) = percentiles(&mut all);
-    Ok(Throughput {
-        per_second: all.len() as f64 / duration.as_secs_f64(),
-        p50_us: p50,
-        p99_us: p99,
-        errors: errors.load(Ordering::Relaxed),
-    })
-}
-
-struct Latency {
-    mean_us: f64,
-    p50_us: f64,
-    p99_us: f64,
-}
-
-/// `n` sequential requests on one connection, after `n / 10` warm-up requests.
-async fn latency(addr: SocketAddr, spec: Arc<RequestSpec>, n: usize) -> Result<Latency, BoxError> {
-    let mut sender = connect(addr).await?;
-    for _ in 0..n / 10 {
-        if !send(&mut sender, spec.build(addr)).await? {
-            return Err(format!("warm-up request to {addr} failed").into());
-        }
-    }
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        if !send(&mut sender, spec.build(addr)).await? {
-            return Err(format!("request to {addr} failed").into());
-        }
-        samples.push(t.elapsed());
-    }
-    let mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() / n as f64 * 1e6;
-    let (p50, p99) = percentiles(&mut samples);
-    Ok(Latency {
-        mean_us: mean,
-        p50_us: p50,
-        p99_us: p99,
-    })
-}
-
-fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
-    if samples.is_empty() {
-        return (0.0, 0.0);
-    }
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
-    (at(0.5), at(0.99))
 }
