@@ -425,6 +425,32 @@ pub fn deny(engine: &Engine, user: &UserId, req: &AuthorizationRequest) -> Strin
     ))
 }
 
+/// `prompt=none` when the request needs a page (OpenID Connect Core §3.1.2.6): the error for
+/// the client (`login_required` with `user` unset, else `consent_required`), audited as an
+/// `authorization.refused` at step `prompt`. Returns the redirect URL.
+pub fn needs_a_page(
+    engine: &Engine,
+    ctx: &IssuerContext,
+    user: Option<&UserId>,
+    req: &AuthorizationRequest,
+) -> String {
+    let e = match user {
+        None => OAuthError::new(ErrorCode::LoginRequired, "nobody is signed in"),
+        Some(_) => OAuthError::new(ErrorCode::ConsentRequired, "consent is needed"),
+    };
+    let mut event =
+        crate::grant::refused(ctx.event(EventType::AuthorizationRefused, engine.now()), &e)
+            .client(&req.client.id)
+            .detail("step", "prompt")
+            .detail("scope", req.scopes.to_param())
+            .detail("redirect_uri", req.redirect.redirect_uri());
+    if let Some(user) = user {
+        event = event.user(user);
+    }
+    engine.audit(event);
+    req.redirect.with_error(&e)
+}
+
 fn event(kind: EventType, at: UnixTime, user: &UserId, req: &AuthorizationRequest) -> AuditEvent {
     AuditEvent::new(kind, at)
         .resource(&req.resource.id)

@@ -63,7 +63,7 @@ pub async fn get(
     };
     let Some((token, user)) = session.filter(|_| !req.prompt.login) else {
         if req.prompt.none {
-            return redirect_error(&req, ErrorCode::LoginRequired, "nobody is signed in");
+            return found(&authorize::needs_a_page(&s.engine, &ctx, None, &req));
         }
         // prompt=login is honoured by this sign-in; the request continues without it.
         let back = return_to(uri.path(), &pairs, true);
@@ -75,7 +75,12 @@ pub async fn get(
         Err(e) => return refuse(AuthorizeError::Redirect(req.redirect.clone(), e)),
     };
     if req.prompt.none {
-        return redirect_error(&req, ErrorCode::ConsentRequired, "consent is needed");
+        return found(&authorize::needs_a_page(
+            &s.engine,
+            &ctx,
+            Some(&user.id),
+            &req,
+        ));
     }
     consent_page(&req, &allowed, &user, &token, uri.path(), &pairs)
 }
@@ -229,10 +234,6 @@ fn refuse(e: AuthorizeError) -> Response {
             found(&r.with_error(&e))
         }
     }
-}
-
-fn redirect_error(req: &AuthorizationRequest, code: ErrorCode, description: &str) -> Response {
-    found(&req.redirect.with_error(&OAuthError::new(code, description)))
 }
 
 fn error_page(e: &OAuthError) -> Response {

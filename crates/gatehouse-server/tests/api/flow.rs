@@ -564,6 +564,26 @@ async fn prompt_login_asks_again_and_prompt_none_never_shows_a_page() {
     let to = more.location.unwrap();
     assert_eq!(param(&to, "error").as_deref(), Some("consent_required"));
     assert_eq!(param(&to, "iss"), Some(app.issuer_of(&r)));
+    // Nobody signed in (another browser): login_required, no page.
+    let nobody = app
+        .browser()
+        .get(&format!(
+            "{path}/oauth/authorize?{}",
+            authorize_query(&client, &pkce(), &[("prompt", "none")])
+        ))
+        .await;
+    assert_eq!(nobody.status, 302);
+    let to = nobody.location.unwrap();
+    assert_eq!(param(&to, "error").as_deref(), Some("login_required"));
+    // Both refusals are in the audit log with their step, as every refused authorization is.
+    let refused: Vec<_> = app
+        .audit_log()
+        .await
+        .into_iter()
+        .filter(|e| e.event.as_str() == "authorization.refused" && e.details["step"] == "prompt")
+        .map(|e| e.details["error"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(refused, ["consent_required", "login_required"]);
 }
 
 #[tokio::test]
