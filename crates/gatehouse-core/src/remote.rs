@@ -179,14 +179,12 @@ impl<V> Clone for State<V> {
     }
 }
 
-/// What one key holds: the state its last fetch left, which fetch that was (numbered in the
-/// order fetches ended, so that a lookup can tell a fetch it waited for from an older one),
-/// and what it weighs against the cache's byte budget.
+/// What one key holds: the state its last fetch left, and which fetch that was (numbered in
+/// the order fetches ended, so that a lookup can tell a fetch it waited for from an older one).
 #[derive(Debug)]
 struct Slot<V> {
     state: State<V>,
     fetch: u64,
-    weight: u32,
 }
 
 impl<V> Clone for Slot<V> {
@@ -194,7 +192,6 @@ impl<V> Clone for Slot<V> {
         Slot {
             state: self.state.clone(),
             fetch: self.fetch,
-            weight: self.weight,
         }
     }
 }
@@ -269,7 +266,7 @@ where
         RemoteCache {
             slots: Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|_, slot: &Slot<V>| slot.weight)
+                .weigher(|_, slot: &Slot<V>| weight(&slot.state))
                 // Nothing is used past this; the times in each slot decide before then.
                 .time_to_live(Duration::from_secs(longest + 60))
                 .build(),
@@ -324,7 +321,6 @@ where
                     });
                     let state = self.state_after(fetch().await, last_good, now);
                     Op::Put(Slot {
-                        weight: weight(&state),
                         state,
                         fetch: self.fetches.fetch_add(1, Ordering::SeqCst) + 1,
                     })
