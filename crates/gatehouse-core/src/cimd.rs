@@ -38,7 +38,8 @@ pub const POLICY: Policy = Policy {
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// CIMD-1: whether `id` may be a metadata-document URL — https, a host, a path other than
-/// `/`, no `.` or `..` segments, no fragment, no credentials. A query is accepted (the draft
+/// `/`, no `.` or `..` segments, no fragment, no credentials, and nothing a URL parser would
+/// rewrite (so the URL fetched is the id, byte for byte). A query is accepted (the draft
 /// says SHOULD NOT, and Codex uses one): the id stays the exact string. With `dev_loopback`,
 /// `http` is also accepted for loopback hosts (development only).
 pub fn document_url(id: &ClientId, dev_loopback: bool) -> Result<Url, OAuthError> {
@@ -84,6 +85,12 @@ pub fn document_url(id: &ClientId, dev_loopback: bool) -> Result<Url, OAuthError
     }
     if url.host_str().is_none_or(str::is_empty) {
         return bad("it has no host");
+    }
+    // What is fetched must be the id itself: the parser turns `\` into `/`, trims spaces,
+    // lower-cases the host and drops a default port, so any id it would rewrite (a `..\`
+    // segment, a trailing space, `HTTPS://`) is refused rather than fetched elsewhere.
+    if url.as_str() != s {
+        return bad(&format!("it is not in its normal form (`{url}`)"));
     }
     Ok(url)
 }
@@ -330,6 +337,12 @@ mod tests {
             "https://app.example/a/%2e./c",
             "https://app.example/a/%2E%2e/c",
             "https://app.example/%2E/c",
+            "https://app.example/legit\\..\\evil.json",
+            "https://app.example/legit/.%2e\\evil.json",
+            "https://app.example/evil/.. ",
+            "https://App.example/c",
+            "https://app.example:443/c",
+            "https://app.example/c d",
             "https://app.example/c#f",
             "https://u:p@app.example/c",
         ] {
