@@ -414,8 +414,10 @@ async fn without_the_development_setting_loopback_documents_are_refused() {
         assert_eq!(got.status, 400, "{id}");
         let audited = app.audited_reasons("metadata_document.failed", id).await;
         let said = |why: &str| got.body.contains(why) || audited.iter().any(|r| r.contains(why));
+        // Odd spellings of an address (0x7f.1, [::ffff:127.0.0.1]) are not even fetched:
+        // the parser would rewrite them, and an id is fetched only as written.
         assert!(
-            said("may not be fetched") || said("must use https"),
+            said("may not be fetched") || said("must use https") || said("normal form"),
             "{id}: {} {audited:?}",
             got.body
         );
