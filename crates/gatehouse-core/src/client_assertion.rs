@@ -106,7 +106,7 @@ async fn check(
         .map_err(|e| format!("its header is not valid: {e}"))?;
     let kid = header.kid.as_deref();
     let now = engine.now();
-    let found = engine.client_keys(client, kid, now).await;
+    let found = engine.client_keys(client, kid, alg, now).await;
     let Some(keys) = found.keys else {
         let why = found.failure.unwrap_or_else(|| "it has no keys".into());
         return Err(format!("the client's keys could not be had: {why}").into());

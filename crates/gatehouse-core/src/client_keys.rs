@@ -13,6 +13,7 @@ use jsonwebtoken::jwk::{
 };
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::clock::UnixTime;
@@ -24,10 +25,12 @@ use crate::types::ClientId;
 pub const MAX_JWKS_BYTES: usize = 32 * 1024;
 /// Keys a set may hold.
 const MAX_KEYS: usize = 16;
+/// Longest `jwks_uri` accepted.
+const MAX_JWKS_URI: usize = 2048;
 /// Bytes of fetched key sets kept at most (see [`RemoteCache::new`]).
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
-/// Bytes of key sets from clients' metadata kept parsed at most (each weighs twice its
-/// JSON, for the keys parsed from it).
+/// Bytes of parsed key sets from clients' metadata kept at most, counting a kilobyte for each
+/// set and each of its keys (a key of at most 4096 bits, its `kid`, the bookkeeping).
 const INLINE_BYTES: u64 = 16 * 1024 * 1024;
 /// An unknown `kid` refetches a key set fetched at least this many seconds ago.
 pub const REFETCH_AFTER: i64 = 30;
@@ -123,9 +126,14 @@ impl ClientKeys {
             .map(|k| &k.key)
     }
 
-    /// Whether a key has this `kid`.
-    pub fn has_kid(&self, kid: &str) -> bool {
-        self.0.iter().any(|k| k.kid.as_deref() == Some(kid))
+    /// How many keys it holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it holds no key (never, for a parsed set).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -188,6 +196,9 @@ pub fn check_metadata(metadata: &Value, dev_loopback: bool) -> Result<bool, Stri
 /// A `jwks_uri`: https (or loopback http in development), a host, no credentials or fragment.
 pub fn jwks_url(uri: &str, dev_loopback: bool) -> Result<Url, String> {
     let bad = |why: &str| Err(format!("jwks_uri `{uri}` {why}"));
+    if uri.len() > MAX_JWKS_URI {
+        return Err(format!("jwks_uri is longer than {MAX_JWKS_URI} characters"));
+    }
     let Ok(url) = Url::parse(uri) else {
         return bad("is not a URL");
     };
@@ -230,8 +241,8 @@ pub struct KeySets {
     fetcher: Option<Arc<dyn DocumentFetcher>>,
     dev_loopback: bool,
     fetched: RemoteCache<Url, ClientKeys>,
-    /// The set a client's metadata held when it was parsed, and what it parsed to.
-    inline: moka::sync::Cache<ClientId, (Value, Arc<ClientKeys>)>,
+    /// A digest of the set a client's metadata held when it was parsed, and what it parsed to.
+    inline: moka::sync::Cache<ClientId, ([u8; 32], Arc<ClientKeys>)>,
 }
 
 impl KeySets {
@@ -244,9 +255,8 @@ impl KeySets {
             fetched: RemoteCache::new(CACHE_BYTES, POLICY),
             inline: moka::sync::Cache::builder()
                 .max_capacity(INLINE_BYTES)
-                .weigher(|_, (set, _): &(Value, Arc<ClientKeys>)| {
-                    let bytes = set.to_string().len().saturating_mul(2);
-                    u32::try_from(bytes).unwrap_or(u32::MAX)
+                .weigher(|_, (_, keys): &([u8; 32], Arc<ClientKeys>)| {
+                    u32::try_from((keys.len() + 1) * 1024).unwrap_or(u32::MAX)
                 })
                 .build(),
         }
@@ -257,21 +267,30 @@ impl KeySets {
         self.dev_loopback
     }
 
-    /// `client`'s keys at `now`. With `kid` not among the keys of a fetched set, the set is
-    /// fetched again if its copy is at least [`REFETCH_AFTER`] seconds old.
-    pub async fn of_client(&self, client: &Client, kid: Option<&str>, now: UnixTime) -> Found {
+    /// `client`'s keys at `now`, for an assertion signed with `alg` under `kid`. When a
+    /// fetched set has no key for them, the set is fetched again if its copy is at least
+    /// [`REFETCH_AFTER`] seconds old (the client may have rotated its keys).
+    pub async fn of_client(
+        &self,
+        client: &Client,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now: UnixTime,
+    ) -> Found {
         let m = &client.metadata;
         if let Some(uri) = m.get("jwks_uri").and_then(Value::as_str) {
             return match jwks_url(uri, self.dev_loopback) {
-                Ok(url) => self.at(&url, kid, now).await,
+                Ok(url) => self.at(&url, kid, alg, now).await,
                 Err(e) => Found::failed(e),
             };
         }
         let Some(set) = m.get("jwks").filter(|v| !v.is_null()) else {
             return Found::failed("it has neither jwks nor jwks_uri");
         };
+        // The digest, not a copy of the set: the client record already holds it.
+        let digest: [u8; 32] = Sha256::digest(set.to_string().as_bytes()).into();
         if let Some((held, keys)) = self.inline.get(&client.id)
-            && &held == set
+            && held == digest
         {
             return Found {
                 keys: Some(keys),
@@ -282,7 +301,7 @@ impl KeySets {
             Ok(keys) => {
                 let keys = Arc::new(keys);
                 self.inline
-                    .insert(client.id.clone(), (set.clone(), keys.clone()));
+                    .insert(client.id.clone(), (digest, keys.clone()));
                 Found {
                     keys: Some(keys),
                     failure: None,
@@ -292,12 +311,16 @@ impl KeySets {
         }
     }
 
-    async fn at(&self, url: &Url, kid: Option<&str>, now: UnixTime) -> Found {
+    async fn at(&self, url: &Url, kid: Option<&str>, alg: Algorithm, now: UnixTime) -> Found {
         let Some(fetcher) = &self.fetcher else {
             return Found::failed("this server fetches no key sets");
         };
         let first = self.lookup(fetcher, url, now, None).await;
-        let missing = kid.is_some_and(|kid| first.keys.as_ref().is_some_and(|k| !k.has_kid(kid)));
+        // A kid it lacks, or one now used for another type of key.
+        let missing = first
+            .keys
+            .as_ref()
+            .is_some_and(|k| k.candidates(kid, alg).next().is_none());
         if !missing {
             return first;
         }
@@ -317,7 +340,8 @@ impl KeySets {
             let set: Value = serde_json::from_slice(&fetched.body)
                 .map_err(|_| FetchError::refused("the key set is not valid JSON"))?;
             let keys = ClientKeys::parse(&set).map_err(FetchError::refused)?;
-            Ok((keys, fetched.received()))
+            // A parsed key holds about what its JWK says; twice, for the bookkeeping.
+            Ok((keys, fetched.received(2)))
         };
         match self.fetched.get(url, now, refetch_before, fetch).await {
             Outcome::Fresh(keys) => Found {
@@ -354,7 +378,7 @@ mod tests {
     #[test]
     fn public_signing_keys_are_parsed() {
         let keys = ClientKeys::parse(&json!({"keys": [ec()]})).unwrap();
-        assert!(keys.has_kid("k1"));
+        assert_eq!(keys.len(), 1);
         assert_eq!(keys.candidates(Some("k1"), Algorithm::ES256).count(), 1);
         assert_eq!(keys.candidates(None, Algorithm::ES256).count(), 1);
         assert_eq!(keys.candidates(Some("k2"), Algorithm::ES256).count(), 0);
@@ -383,6 +407,81 @@ mod tests {
         lying["alg"] = json!("RS256");
         let e = ClientKeys::parse(&json!({"keys": [lying]})).unwrap_err();
         assert!(e.contains("no signing key"), "{e}");
+    }
+
+    /// A key set at a URL whose content the test changes, counting fetches.
+    struct Served(std::sync::Mutex<Value>, std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl DocumentFetcher for Served {
+        async fn fetch(
+            &self,
+            _: &Url,
+            _: usize,
+        ) -> Result<crate::remote::FetchedDocument, FetchError> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = self.0.lock().unwrap().to_string().into_bytes();
+            Ok(crate::remote::FetchedDocument {
+                body,
+                freshness: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kid_now_used_for_another_type_of_key_refetches_the_set() {
+        let id = ClientId::parse("https://app.example/c.json").unwrap();
+        let doc = json!({"client_id": id.as_str(), "client_name": "App",
+            "redirect_uris": ["https://app.example/cb"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks_uri": "https://app.example/jwks.json"});
+        let client =
+            crate::cimd::client_from_document(&id, doc.to_string().as_bytes(), false).unwrap();
+        let rsa = json!({"kty":"RSA","kid":"k1","e":"AQAB","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw"});
+        let served = Arc::new(Served(
+            std::sync::Mutex::new(json!({ "keys": [rsa] })),
+            Default::default(),
+        ));
+        let sets = KeySets::new(Some(served.clone()), false);
+        let t = UnixTime(1_000);
+        let found = sets
+            .of_client(&client, Some("k1"), Algorithm::RS256, t)
+            .await;
+        assert_eq!(
+            found
+                .keys
+                .unwrap()
+                .candidates(Some("k1"), Algorithm::RS256)
+                .count(),
+            1
+        );
+
+        // The client replaces its RSA key with an EC key under the same kid.
+        *served.0.lock().unwrap() = json!({ "keys": [ec()] });
+        let fetches = || served.1.load(std::sync::atomic::Ordering::SeqCst);
+        let soon = sets
+            .of_client(&client, Some("k1"), Algorithm::ES256, t.plus(5))
+            .await;
+        assert!(
+            soon.keys
+                .unwrap()
+                .candidates(Some("k1"), Algorithm::ES256)
+                .next()
+                .is_none()
+        );
+        assert_eq!(fetches(), 1, "not within 30 s of the last fetch");
+        let later = sets
+            .of_client(&client, Some("k1"), Algorithm::ES256, t.plus(31))
+            .await;
+        assert_eq!(
+            later
+                .keys
+                .unwrap()
+                .candidates(Some("k1"), Algorithm::ES256)
+                .count(),
+            1
+        );
+        assert_eq!(fetches(), 2);
     }
 
     #[test]
@@ -430,6 +529,10 @@ mod tests {
                 "credentials",
             ),
             (json!({"jwks_uri": 5}), "not a string"),
+            (
+                json!({"jwks_uri": format!("https://a.example/{}", "j".repeat(2048))}),
+                "longer than",
+            ),
         ] {
             let e = check_metadata(&m, true).unwrap_err();
             assert!(e.contains(why), "{e} should say {why}");

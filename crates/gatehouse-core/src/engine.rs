@@ -274,8 +274,14 @@ impl Engine {
     }
 
     /// `client`'s public keys at `now` ([`KeySets::of_client`]).
-    pub async fn client_keys(&self, client: &Client, kid: Option<&str>, now: UnixTime) -> Found {
-        self.key_sets.of_client(client, kid, now).await
+    pub async fn client_keys(
+        &self,
+        client: &Client,
+        kid: Option<&str>,
+        alg: jsonwebtoken::Algorithm,
+        now: UnixTime,
+    ) -> Found {
+        self.key_sets.of_client(client, kid, alg, now).await
     }
 
     /// Notes that `client` obtained a token, for the expiry of unused registrations. Writes

@@ -179,12 +179,14 @@ impl<V> Clone for State<V> {
     }
 }
 
-/// What one key holds: the state its last fetch left, and which fetch that was (numbered in
-/// the order fetches ended, so that a lookup can tell a fetch it waited for from an older one).
+/// What one key holds: the state its last fetch left, which fetch that was (numbered in the
+/// order fetches ended, so that a lookup can tell a fetch it waited for from an older one),
+/// and how long after that fetch anything may still use it.
 #[derive(Debug)]
 struct Slot<V> {
     state: State<V>,
     fetch: u64,
+    keep: Duration,
 }
 
 impl<V> Clone for Slot<V> {
@@ -192,7 +194,32 @@ impl<V> Clone for Slot<V> {
         Slot {
             state: self.state.clone(),
             fetch: self.fetch,
+            keep: self.keep,
         }
+    }
+}
+
+/// Removes each slot once its `keep` has passed.
+struct Expire;
+
+impl<K, V> moka::Expiry<K, Slot<V>> for Expire {
+    fn expire_after_create(
+        &self,
+        _: &K,
+        slot: &Slot<V>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(slot.keep)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &K,
+        slot: &Slot<V>,
+        _: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(slot.keep)
     }
 }
 
@@ -225,16 +252,18 @@ pub enum Outcome<V> {
 pub struct Received {
     /// See [`FetchedDocument::freshness`].
     pub freshness: Option<Duration>,
-    /// The size of the body, which the cache counts against its byte budget.
+    /// About what the value made from the response holds in memory, which the cache counts
+    /// against its byte budget: the body's size times what parsing it can grow it by.
     pub bytes: usize,
 }
 
 impl FetchedDocument {
-    /// What the cache keeps of this response besides the value made from it.
-    pub fn received(&self) -> Received {
+    /// What the cache keeps of this response besides the value made from it, which holds at
+    /// most `growth` times the body in memory.
+    pub fn received(&self, growth: usize) -> Received {
         Received {
             freshness: self.freshness,
-            bytes: self.body.len(),
+            bytes: self.body.len().saturating_mul(growth),
         }
     }
 }
@@ -242,8 +271,9 @@ impl FetchedDocument {
 /// What a fetch made of a document: a value, and what the cache keeps of the response.
 pub type Made<V> = Result<(V, Received), FetchError>;
 
-/// What an entry weighs besides its document: the parsed value, the key, the bookkeeping.
-const ENTRY_OVERHEAD: u32 = 512;
+/// What an entry weighs besides its value and its key: the bookkeeping, and a floor that
+/// keeps a flood of tiny entries from taking a cache's room in small pieces.
+const ENTRY_OVERHEAD: u32 = 1024;
 
 /// Values fetched from URLs, each kept by its own freshness.
 pub struct RemoteCache<K, V> {
@@ -255,20 +285,23 @@ pub struct RemoteCache<K, V> {
 
 impl<K, V> RemoteCache<K, V>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: AsRef<str> + Hash + Eq + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    /// A cache kept by `policy` that holds about `max_bytes` of documents: each entry weighs
-    /// twice its document (for the value parsed from it) plus a fixed overhead, and the least
-    /// used go first when the budget is spent.
+    /// A cache kept by `policy` that holds at most about `max_bytes`: each entry weighs what
+    /// its fetch said its value holds ([`Received::bytes`]), twice its key, and a fixed
+    /// overhead; the least used go first when the budget is spent, and each entry goes when
+    /// nothing may use it any more (a failure at once, or when it may no longer be
+    /// remembered; a copy when it may no longer answer, even as the last good one).
     pub fn new(max_bytes: u64, policy: Policy) -> Self {
-        let longest = policy.max_fresh.max(policy.keep_stale).max(1) as u64;
         RemoteCache {
             slots: Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|_, slot: &Slot<V>| weight(&slot.state))
-                // Nothing is used past this; the times in each slot decide before then.
-                .time_to_live(Duration::from_secs(longest + 60))
+                .weigher(|key: &K, slot: &Slot<V>| {
+                    let key = u32::try_from(key.as_ref().len()).unwrap_or(u32::MAX);
+                    weight(&slot.state).saturating_add(key.saturating_mul(2))
+                })
+                .expire_after(Expire)
                 .build(),
             policy,
             fetches: AtomicU64::new(0),
@@ -321,6 +354,7 @@ where
                     });
                     let state = self.state_after(fetch().await, last_good, now);
                     Op::Put(Slot {
+                        keep: self.keep(&state, now),
                         state,
                         fetch: self.fetches.fetch_add(1, Ordering::SeqCst) + 1,
                     })
@@ -347,10 +381,7 @@ where
                     fetched_at: now,
                     fresh_until: now.plus(lifetime),
                     no_store: lifetime == 0,
-                    weight: u32::try_from(received.bytes)
-                        .unwrap_or(u32::MAX)
-                        .saturating_mul(2)
-                        .saturating_add(ENTRY_OVERHEAD),
+                    weight: u32::try_from(received.bytes).unwrap_or(u32::MAX),
                 })
             }
             Err(e) => State::Failed {
@@ -366,6 +397,21 @@ where
         }
     }
 
+    /// How long after a fetch at `now` anything may still use `state`: a copy until it may no
+    /// longer answer even as the last good one, a failure while it is remembered or its
+    /// stale copy may answer; at least a second, for the lookups waiting for that fetch.
+    fn keep(&self, state: &State<V>, now: UnixTime) -> Duration {
+        let until = match state {
+            State::Good(c) if c.no_store => now,
+            State::Good(c) => c.fresh_until.max(c.fetched_at.plus(self.policy.keep_stale)),
+            State::Failed { until, stale, .. } => match stale {
+                Some(c) => (*until).max(c.fetched_at.plus(self.policy.keep_stale)),
+                None => *until,
+            },
+        };
+        Duration::from_secs(u64::try_from(until.0 - now.0).unwrap_or(0).max(1))
+    }
+
     /// What `slot` answers at `now` without fetching, if it still may.
     fn settled(
         &self,
@@ -375,7 +421,7 @@ where
     ) -> Option<Outcome<V>> {
         let usable = match &slot.state {
             State::Good(c) => {
-                now < c.fresh_until && !refetch_before.is_some_and(|t| c.fetched_at < t)
+                now < c.fresh_until && refetch_before.is_none_or(|t| c.fetched_at >= t)
             }
             State::Failed { until, .. } => now < *until,
         };
@@ -404,7 +450,7 @@ where
 /// What `state` weighs against the cache's byte budget.
 fn weight<V>(state: &State<V>) -> u32 {
     match state {
-        State::Good(c) => c.weight,
+        State::Good(c) => ENTRY_OVERHEAD.saturating_add(c.weight),
         State::Failed { reason, stale, .. } => {
             let copy = stale.as_ref().map_or(0, |c| c.weight);
             let reason = u32::try_from(reason.len()).unwrap_or(u32::MAX);
@@ -662,10 +708,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn entries_are_kept_only_while_something_may_use_them() {
+        let c = cache();
+        let t = UnixTime(1_000);
+        let copy = |no_store| Copy {
+            value: Arc::new(String::new()),
+            fetched_at: t,
+            fresh_until: t.plus(600),
+            no_store,
+            weight: 0,
+        };
+        let failed = |until: UnixTime, stale| State::Failed {
+            reason: String::new(),
+            until,
+            stale,
+        };
+        let secs = |state: State<String>| c.keep(&state, t).as_secs();
+        // A copy may answer as the last good one for a week; a no-store one only its waiters.
+        assert_eq!(secs(State::Good(copy(false))), 7 * 86_400);
+        assert_eq!(secs(State::Good(copy(true))), 1);
+        // An error response is never remembered; silence for 10 s; a failure with a stale
+        // copy as long as the copy may answer.
+        assert_eq!(secs(failed(t, None)), 1);
+        assert_eq!(secs(failed(t.plus(10), None)), 10);
+        assert_eq!(secs(failed(t, Some(copy(false)))), 7 * 86_400);
+    }
+
     #[tokio::test]
     async fn the_cache_holds_a_byte_budget_not_a_count() {
-        // Room for about ten 4 KiB documents (each weighs twice its size plus 512).
-        let c = RemoteCache::new(10 * (2 * 4096 + 512), POLICY);
+        // Room for about ten 4 KiB values (each weighs its size, twice its key and 1 KiB).
+        let c = RemoteCache::new(10 * (4096 + 1024 + 8), POLICY);
         let t = UnixTime(1_000);
         let big = "x".repeat(4096);
         let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
@@ -681,6 +754,6 @@ mod tests {
         c.slots.run_pending_tasks().await;
         let held = c.slots.entry_count();
         assert!(held <= 10, "{held} documents of 4 KiB held");
-        assert!(c.slots.weighted_size() <= 10 * (2 * 4096 + 512));
+        assert!(c.slots.weighted_size() <= 10 * (4096 + 1024 + 8));
     }
 }
