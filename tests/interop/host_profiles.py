@@ -137,7 +137,7 @@ PROFILES = [
             "redirect_uris": ["https://chatgpt.com/connector/oauth/a1b2c3"],
             "grant_types": AUTH_CODE,
             "response_types": ["code"],
-            "token_endpoint_auth_method": "private_key_jwt",
+            # hosts.md records the list only: the method is picked from it.
             "token_endpoint_auth_methods_supported": ["private_key_jwt"],
             "jwks_uri": "{origin}/oauth/jwks.json",
         },

@@ -189,15 +189,20 @@ def b64(data: str | bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def audited(g: Gatehouse, event: str, client_id: str, at_least: int) -> list[str]:
-    """The reasons of the `event`s about `client_id`, once at least `at_least` are stored (the
-    server writes its audit log in batches, a moment after the request)."""
+def events_of(g: Gatehouse, event: str, client_id: str, at_least: int = 1) -> list[dict]:
+    """The `event`s about `client_id`, once at least `at_least` are stored (the server writes
+    its audit log in batches, a moment after the request)."""
     for _ in range(50):
         events = g.cli("audit", "--event", event, "--client", client_id, "--limit", "100")
         if len(events) >= at_least:
-            return [e["details"]["reason"] for e in events]
+            return events
         time.sleep(0.1)
     raise AssertionError(f"only {len(events)} {event} events for {client_id}: {events}")
+
+
+def audited(g: Gatehouse, event: str, client_id: str, at_least: int) -> list[str]:
+    """The reasons of the `event`s about `client_id` (see `events_of`)."""
+    return [e["details"]["reason"] for e in events_of(g, event, client_id, at_least)]
 
 
 REFUSED = {
@@ -237,16 +242,26 @@ def test_redirect_uris_nobody_may_use_are_refused_at_every_entry_point(world, tm
             r = host.http.get(url)
             assert r.status_code == 400 and "location" not in r.headers, (uri, r.status_code)
 
-        path = "/oauth/evil/client.json"
-        for uri in ("javascript:alert(1)", "http://evil.example/callback"):
+        documents = {}
+        for n, uri in enumerate(("javascript:alert(1)", "http://evil.example/callback")):
+            path = f"/oauth/evil{n}/client.json"
             doc_id = world.docs.publish(path, {"client_id": world.docs.origin + path, "client_name": "Evil",
                                                "redirect_uris": [uri], "token_endpoint_auth_method": "none"})
+            documents[doc_id] = REFUSED[uri]
             url = host.authorize_url(doc_id, uri, None, "x" * 43, "s")
             r = host.http.get(url)
             assert r.status_code in (400, 401) and "location" not in r.headers, (uri, r.status_code)
-            path = "/oauth/evil2/client.json"
+            assert path in world.docs.fetches, "the document was fetched, and refused for what it says"
     finally:
         host.close()
+
+    # At the authorization endpoint each was refused at the redirect URI step…
+    steps = [e["details"]["step"] for e in events_of(world.gatehouse, "authorization.refused", good.client_id)]
+    assert steps.count("redirect_uri") == len(REFUSED), steps
+    # …and each document for the URI it lists, with the rule.
+    for doc_id, rule in documents.items():
+        [reason] = audited(world.gatehouse, "metadata_document.failed", doc_id, 1)
+        assert rule in reason, (doc_id, reason)
 
     events = world.gatehouse.cli("audit", "--event", "client.registration_refused", "--limit", "100")
     agents = {e["details"].get("user_agent") for e in events}
@@ -255,26 +270,30 @@ def test_redirect_uris_nobody_may_use_are_refused_at_every_entry_point(world, tm
 
 
 def test_a_host_that_registers_on_every_connection_is_never_locked_out(tmp_path):
-    """Claude registers a new client on every fresh connection: each one works, nothing caps
-    them, and the old ones keep working until housekeeping removes the unused ones."""
+    """Claude registers a new client on every fresh connection: each one works, and the first
+    still works after the later ones registered (housekeeping removes unused ones, later)."""
     with run_gatehouse() as g, run_todo(g) as todo:
         g.add_person()
         profile = next(p for p in PROFILES if p.name == "Claude (DCR)")
-        clients = []
-        for n in range(3):
+
+        def connect_with(client: Registered | None, title: str) -> Registered:
             host = Replay(todo.mcp_url, profile.user_agent)
             try:
                 host.discover()
-                client = host.register(profile.register)
+                client = client or host.register(profile.register)
                 code, verifier = host.authorize(client.client_id, profile.redirect_uri, host.challenge.get("scope"))
                 tokens = host.exchange(client, code, verifier, profile.redirect_uri, profile.auth)
-                host.call_tool(tokens["access_token"], "create_todo", {"title": f"connection {n}"})
-                clients.append(client.client_id)
+                host.call_tool(tokens["access_token"], "create_todo", {"title": title})
+                return client
             finally:
                 host.close()
-        assert len(set(clients)) == 3
+
+        clients = [connect_with(None, f"connection {n}") for n in range(3)]
+        connect_with(clients[0], "the first registration, again")
+        ids = {c.client_id for c in clients}
+        assert len(ids) == 3
         listed = {c["client_id"] for c in g.cli("clients", "list", "--server", todo.server["id"])}
-        assert set(clients) <= listed
+        assert ids <= listed
 
 
 def test_doctor_walks_the_hosts_path_to_the_real_servers(world):

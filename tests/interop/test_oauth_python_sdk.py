@@ -215,9 +215,11 @@ def test_deny_on_the_consent_page_reaches_the_sdk_as_access_denied(gatehouse):
 
 def test_step_up_asks_only_for_the_new_scope_and_a_refresh_never_widens(gatehouse):
     """The SDK holds a read-only grant from an earlier session. Reading works; a write tool
-    answers `403 insufficient_scope`; the SDK authorizes again with the union (SEP-2350), the
-    consent page asks only for the write scope and shows the read scope as already allowed,
-    and the call passes. The old read-only refresh token cannot be widened."""
+    answers `403 insufficient_scope`; the SDK authorizes again with the union (the challenge
+    names the token's scopes too, so this does not tell whether the SDK made the union
+    itself), with `prompt=consent` because it asks for `offline_access`; the consent page asks
+    only for the write scope and shows the others as already allowed, and the call passes. The
+    old read-only refresh token cannot be widened."""
     with run_todo(gatehouse) as todo:
         gatehouse.add_person()
         replay = Replay(todo.mcp_url, "py-sdk interop")
