@@ -196,6 +196,16 @@ class Replay:
         assert r.status_code == 200, (r.status_code, r.text)
         return r.json()
 
+    def grant(self, client_name: str, redirect_uri: str, scope: str) -> tuple[Registered, dict]:
+        """A whole earlier session of a public DCR client: discovery, registration, a person
+        allowing `scope`, and the tokens; returns the client and the token response."""
+        self.discover()
+        client = self.register({"client_name": client_name, "redirect_uris": [redirect_uri],
+                                "grant_types": ["authorization_code", "refresh_token"],
+                                "response_types": ["code"], "token_endpoint_auth_method": "none"})
+        code, verifier = self.authorize(client.client_id, redirect_uri, scope)
+        return client, self.exchange(client, code, verifier, redirect_uri)
+
     # -- the MCP server --------------------------------------------------------------------
 
     def call_tool(self, access_token: str, tool: str, arguments: dict) -> dict:

@@ -18,7 +18,6 @@ import httpx2
 
 import pages
 from conftest import HERE, free_port, run_todo
-from host_profiles import dcr
 from replay import Replay
 
 NODE_BIN = HERE / "node_modules" / ".bin"
@@ -96,24 +95,31 @@ def check_authorize_url(url: str, issuer: str, resource: str) -> dict:
     return q
 
 
+def run_ts_sdk_client(mcp_url: str, redirect: str, env: dict | None = None,
+                      consent_pages: list[str] | None = None) -> tuple[str, str, dict]:
+    """Runs `ts_sdk_client.mjs` with a person who allows where it sends them; returns the
+    authorization URL, the callback the person came back to, and what the client printed."""
+    host = Host(["node", "ts_sdk_client.mjs", mcp_url, redirect], env=env)
+    try:
+        url = json.loads(host.wait_for(r'^\{"authorize"').string)["authorize"]
+        callback = pages.approve(url, consent_pages=consent_pages)
+        host.proc.stdin.write(callback + "\n")
+        host.proc.stdin.flush()
+        result = json.loads(host.wait_for(r'^\{"tools"').string)
+        assert host.finish() == 0, "\n".join(host.seen)
+        return url, callback, result
+    finally:
+        host.stop()
+
+
 def test_typescript_sdk_client_registers_signs_in_and_calls_tools(gatehouse):
     with run_todo(gatehouse) as todo:
         gatehouse.add_person()
         redirect = f"http://127.0.0.1:{free_port()}/callback"
-        host = Host(["node", "ts_sdk_client.mjs", todo.mcp_url, redirect])
-        try:
-            url = json.loads(host.wait_for(r'^\{"authorize"').string)["authorize"]
-            check_authorize_url(url, todo.issuer, todo.mcp_url)
-            callback = pages.approve(url)
-            assert callback.startswith(redirect + "?"), callback
-            q = parse_qs(urlsplit(callback).query)
-            assert q["iss"] == [todo.issuer]
-            host.proc.stdin.write(callback + "\n")
-            host.proc.stdin.flush()
-            result = json.loads(host.wait_for(r'^\{"tools"').string)
-            assert host.finish() == 0, "\n".join(host.seen)
-        finally:
-            host.stop()
+        url, callback, result = run_ts_sdk_client(todo.mcp_url, redirect)
+        check_authorize_url(url, todo.issuer, todo.mcp_url)
+        assert callback.startswith(redirect + "?"), callback
+        assert parse_qs(urlsplit(callback).query)["iss"] == [todo.issuer]
         assert result["tools"] == TOOLS
         assert result["created"]["title"] == "from typescript"
         assert result["client"]["client_id"].startswith("dcr_")
@@ -178,25 +184,13 @@ def test_typescript_sdk_steps_up_when_a_tool_needs_more_scope(gatehouse):
         redirect = f"http://127.0.0.1:{free_port()}/callback"
         replay = Replay(todo.mcp_url, "ts-sdk interop")
         try:
-            replay.discover()
-            client = replay.register(dcr("ts-sdk interop", [redirect]))
-            code, verifier = replay.authorize(client.client_id, redirect, "todo:read")
-            read_only = replay.exchange(client, code, verifier, redirect)
+            client, read_only = replay.grant("ts-sdk interop", redirect, "todo:read")
         finally:
             replay.close()
         assert read_only["scope"] == "todo:read" and "refresh_token" not in read_only
         preload = json.dumps({"client": client.response, "tokens": read_only})
-        host = Host(["node", "ts_sdk_client.mjs", todo.mcp_url, redirect], env={"PRELOAD": preload})
         consent: list[str] = []
-        try:
-            url = json.loads(host.wait_for(r'^\{"authorize"').string)["authorize"]
-            callback = pages.approve(url, consent_pages=consent)
-            host.proc.stdin.write(callback + "\n")
-            host.proc.stdin.flush()
-            result = json.loads(host.wait_for(r'^\{"tools"').string)
-            assert host.finish() == 0, "\n".join(host.seen)
-        finally:
-            host.stop()
+        url, _, result = run_ts_sdk_client(todo.mcp_url, redirect, {"PRELOAD": preload}, consent)
         # The SDK asks for the challenge's scopes, which name what the token had too (the SDK
         # makes no union itself); the person was asked only for what is new.
         assert parse_qs(urlsplit(url).query)["scope"] == ["todo:read todo:write"]

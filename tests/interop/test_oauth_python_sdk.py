@@ -23,7 +23,6 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 
 import pages
 from conftest import document_host, run_gatehouse, run_todo
-from host_profiles import dcr
 from replay import Replay
 
 REDIRECT = "http://127.0.0.1:53682/callback"
@@ -224,10 +223,7 @@ def test_step_up_asks_only_for_the_new_scope_and_a_refresh_never_widens(gatehous
         gatehouse.add_person()
         replay = Replay(todo.mcp_url, "py-sdk interop")
         try:
-            replay.discover()
-            client = replay.register(dcr("py-sdk interop", [REDIRECT]))
-            code, verifier = replay.authorize(client.client_id, REDIRECT, "todo:read offline_access")
-            read_only = replay.exchange(client, code, verifier, REDIRECT)
+            client, read_only = replay.grant("py-sdk interop", REDIRECT, "todo:read offline_access")
             assert set(read_only["scope"].split()) == {"todo:read", "offline_access"}
 
             storage, person = MemoryStorage(), Person()
