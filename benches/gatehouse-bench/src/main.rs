@@ -1,5 +1,6 @@
 //! Loopback benchmark (not a test): client-credentials tokens per second for each signing
-//! algorithm, and what the guard adds to an MCP `tools/list`.
+//! algorithm, with a client secret and with `private_key_jwt`, and what the guard adds to an
+//! MCP `tools/list`.
 //!
 //! `cargo run --release -p gatehouse-bench -- --seconds 5 --connections 16`
 //!
@@ -8,8 +9,11 @@
 //! the to-do MCP server with and without the guard, and a load generator that keeps
 //! `--connections` HTTP/1.1 keep-alive connections busy for `--seconds` per measurement.
 //! The load generator shares the machine's cores with the servers, so figures are a floor.
+//! For `private_key_jwt` it also serves the agent's key set (`jwks_uri`, counting fetches)
+//! and signs one assertion per request, before the measurement.
 
 mod load;
+mod private_key_jwt;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +34,7 @@ use http::{Method, header};
 use tokio::net::TcpListener;
 
 use crate::load::{BoxError, RequestSpec, fetch_token, latency, throughput};
+use crate::private_key_jwt::{AssertionPool, ClientKey, JwksHost, insert_agent};
 
 #[derive(Debug, Parser)]
 #[command(about = "Gatehouse loopback benchmark")]
@@ -93,11 +98,23 @@ async fn main() -> Result<(), BoxError> {
             .await?;
         clients.push((alg, r, c.id.to_string(), s.expose_secret().to_owned()));
     }
-    // The benchmark is one abusive client on one address: lift the limits.
+    // And an agent of the ES256 server signing its requests, its key set at a jwks_uri here.
+    let key = ClientKey::generate(SigningAlg::ES256)?;
+    let jwks_host = JwksHost::start(key.jwks.clone()).await?;
+    let es256 = &clients
+        .iter()
+        .find(|c| c.0 == SigningAlg::ES256)
+        .ok_or("no ES256 server")?
+        .1;
+    let agent = insert_agent(store.as_ref(), es256, &jwks_host.url).await?;
+    let signed = Arc::new(AssertionPool::new(key, &agent, &public, es256));
+    // The benchmark is one abusive client on one address: lift the limits. The key set is
+    // on loopback, which Gatehouse fetches in development mode only.
     let config = Config {
         token_requests_per_ip_per_minute: 1_000_000,
         token_requests_per_client_per_minute: 1_000_000,
         registrations_per_ip_per_hour: 1_000_000,
+        dev_loopback_metadata_documents: true,
         ..Config::default()
     };
     let state = start_app(public.clone(), store.clone(), &config).await?;
@@ -113,6 +130,7 @@ async fn main() -> Result<(), BoxError> {
     );
     println!();
     println!("Client-credentials token issuance (POST /oauth/token, client_secret_basic):");
+    let mut es256_basic = None;
     for (alg, _, id, secret) in &clients {
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
         let req = Arc::new(RequestSpec {
@@ -142,7 +160,51 @@ async fn main() -> Result<(), BoxError> {
             r.p99_us,
             r.errors
         );
+        if *alg == SigningAlg::ES256 {
+            es256_basic = Some(r);
+        }
     }
+    let es256_basic = es256_basic.ok_or("no ES256 measurement")?;
+
+    // The same issuance, the client authenticating with a signed assertion (RFC 7523).
+    println!();
+    println!(
+        "Client-credentials token issuance (POST /resources/{{id}}/oauth/token, private_key_jwt):"
+    );
+    let (status, body) = signed.send_one(as_addr).await?;
+    if status != 200 {
+        return Err(format!("the first private_key_jwt request got {status}: {body}").into());
+    }
+    let fetched_first = jwks_host.fetches();
+    // Enough assertions for the measurement and its warm-up second at the client-secret rate,
+    // which this, doing strictly more, cannot exceed.
+    let ahead = (es256_basic.per_second * (args.seconds + 1) as f64 * 1.25) as usize + 1000;
+    let took = tokio::task::block_in_place(|| signed.sign_ahead(ahead));
+    let r = throughput(
+        as_addr,
+        signed.clone(),
+        args.connections,
+        Duration::from_secs(args.seconds),
+    )
+    .await?;
+    let fetched_during = jwks_host.fetches() - fetched_first;
+    println!(
+        "  ES256  {:>9.0} tokens/s   (p50 {:>6.0} µs, p99 {:>6.0} µs, {} errors)",
+        r.per_second, r.p50_us, r.p99_us, r.errors
+    );
+    println!(
+        "  jwks_uri fetches: {fetched_first} by the first request, {fetched_during} during the measurement"
+    );
+    println!(
+        "  against client_secret_basic ES256: {:.0} % of its rate, p50 {:+.0} µs",
+        r.per_second / es256_basic.per_second * 100.0,
+        r.p50_us - es256_basic.p50_us
+    );
+    println!(
+        "  assertions (ES256, one jti each) signed by the load generator: {ahead} before the measurement in {:.1} s, {} during it",
+        took.as_secs_f64(),
+        signed.signed_late()
+    );
 
     // A write to the database per request: a client registering itself.
     println!();
