@@ -71,6 +71,8 @@ pub struct Operator<'a> {
     audit: &'a dyn AuditSink,
     actor: String,
     now: UnixTime,
+    /// Whether key-set URLs may be `http` on loopback (development only).
+    dev_loopback: bool,
 }
 
 impl<'a> Operator<'a> {
@@ -86,7 +88,15 @@ impl<'a> Operator<'a> {
             audit,
             actor: actor.to_string(),
             now,
+            dev_loopback: false,
         }
+    }
+
+    /// Also accepts `http` key-set URLs on loopback hosts, as the server does with
+    /// `dev_loopback_metadata_documents` (development only).
+    pub fn with_dev_loopback(mut self, on: bool) -> Self {
+        self.dev_loopback = on;
+        self
     }
 
     /// Logs and records `event` as done by this operator.
@@ -236,7 +246,7 @@ impl<'a> Operator<'a> {
         scopes: ScopeSet,
         keys: serde_json::Value,
     ) -> Result<Client, AdminError> {
-        match crate::client_keys::check_metadata(&keys, false) {
+        match crate::client_keys::check_metadata(&keys, self.dev_loopback) {
             Ok(true) => {}
             Ok(false) => {
                 return Err(AdminError::Invalid(

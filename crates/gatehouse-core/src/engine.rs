@@ -250,6 +250,7 @@ impl Engine {
     /// recorded in this engine's audit log.
     pub fn operator(&self, actor: impl ToString) -> admin::Operator<'_> {
         admin::Operator::new(self.store.as_ref(), self.audit.as_ref(), actor, self.now())
+            .with_dev_loopback(self.key_sets.dev_loopback())
     }
 
     /// Waits until every audit event recorded so far is stored.

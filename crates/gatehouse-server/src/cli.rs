@@ -771,7 +771,8 @@ pub async fn run_admin(command: Command, config: &Config) -> Result<String, BoxE
     let store = open_store(config).await?;
     let store = store.as_ref();
     let recorder = Recorder::default();
-    let op = Operator::new(store, &recorder, "cli", SystemClock.now());
+    let op = Operator::new(store, &recorder, "cli", SystemClock.now())
+        .with_dev_loopback(config.dev_loopback_metadata_documents);
     let out = run_command(command, config, store, &op).await;
     let stored = store.append_audit(&recorder.events()).await;
     store.close().await;

@@ -316,6 +316,43 @@ fn clients_add_list_remove() {
         stderr(&bad)
     );
 
+    // A key set on loopback only in development mode, as the server fetches it.
+    let keyed = [
+        "clients",
+        "add",
+        "--server",
+        sid,
+        "--name",
+        "signer",
+        "--jwks-uri",
+        "http://127.0.0.1:9/jwks.json",
+        "--json",
+    ];
+    let refused = gatehouse(dir.path(), &keyed);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("https"), "{}", stderr(&refused));
+    let signer = json(
+        &Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["--data-dir", dir.path().to_str().unwrap()])
+            .args(keyed)
+            .env("GATEHOUSE_DEV_LOOPBACK_METADATA_DOCUMENTS", "true")
+            .env_remove("GATEHOUSE_CONFIG")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        signer["token_endpoint_auth_method"], "private_key_jwt",
+        "{signer}"
+    );
+    assert!(
+        gatehouse(
+            dir.path(),
+            &["clients", "remove", signer["client_id"].as_str().unwrap()]
+        )
+        .status
+        .success()
+    );
+
     assert!(
         gatehouse(dir.path(), &["clients", "remove", cid])
             .status
