@@ -34,7 +34,7 @@ use http::{Method, header};
 use tokio::net::TcpListener;
 
 use crate::load::{BoxError, RequestSpec, fetch_token, latency, throughput};
-use crate::private_key_jwt::{AssertionPool, ClientKey, JwksHost, insert_agent};
+use crate::private_key_jwt::{AssertionPool, ClientKey, JwksHost, add_agent};
 
 #[derive(Debug, Parser)]
 #[command(about = "Gatehouse loopback benchmark")]
@@ -106,7 +106,9 @@ async fn main() -> Result<(), BoxError> {
         .find(|c| c.0 == SigningAlg::ES256)
         .ok_or("no ES256 server")?
         .1;
-    let agent = insert_agent(store.as_ref(), es256, &jwks_host.url).await?;
+    let op = Operator::new(store.as_ref(), &recorder, "bench", SystemClock.now())
+        .with_dev_loopback(true);
+    let agent = add_agent(&op, es256, &jwks_host.url).await?;
     let signed = Arc::new(AssertionPool::new(key, &agent, &public, es256));
     // The benchmark is one abusive client on one address: lift the limits. The key set is
     // on loopback, which Gatehouse fetches in development mode only.

@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
+use gatehouse_core::admin::Operator;
 use gatehouse_core::keys::{KeyRing, SigningAlg, SigningKey, StoredKey};
-use gatehouse_core::model::TokenAuthMethod;
-use gatehouse_core::store::Store;
-use gatehouse_core::{Client, ClientId, ClientKind, Clock, Issuer, Resource, SystemClock};
+use gatehouse_core::{ClientId, Clock, Issuer, Resource, SystemClock};
 use http::{Method, Request, header};
 use http_body_util::Full;
 use serde_json::json;
@@ -75,31 +74,21 @@ impl ClientKey {
     }
 }
 
-/// Stores an agent of `resource` whose keys are at `jwks_uri`, as `gatehouse clients add
-/// --jwks-uri` would. Written to the store directly: the admin API accepts https key sets
-/// only, while the server fetches loopback ones with `dev_loopback_metadata_documents`.
-pub async fn insert_agent(
-    store: &dyn Store,
+/// Creates an agent of `resource` whose keys are at `jwks_uri`, as `gatehouse clients add
+/// --jwks-uri` does (in development mode, which accepts a key set on loopback).
+pub async fn add_agent(
+    op: &Operator<'_>,
     resource: &Resource,
     jwks_uri: &str,
 ) -> Result<ClientId, BoxError> {
-    let client = Client {
-        id: ClientId::generate_agent(),
-        resource: Some(resource.id.clone()),
-        name: "bench private_key_jwt".into(),
-        kind: ClientKind::Agent,
-        secret_hash: None,
-        scopes: resource.scope_set(),
-        redirect_uris: Vec::new(),
-        auth_method: TokenAuthMethod::PrivateKeyJwt,
-        metadata: json!({ "jwks_uri": jwks_uri }),
-        registration_token_hash: None,
-        created_at: SystemClock.now(),
-        last_used_at: None,
-        disabled_at: None,
-        tokens_revoked_at: None,
-    };
-    store.insert_client(&client).await?;
+    let client = op
+        .create_agent_client_with_keys(
+            resource.id.as_str(),
+            "bench private_key_jwt",
+            resource.scope_set(),
+            json!({ "jwks_uri": jwks_uri }),
+        )
+        .await?;
     Ok(client.id)
 }
 
