@@ -73,7 +73,8 @@ def test_a_read_only_token_reads_but_a_write_gets_403(gatehouse, todo_server):
     with pytest.raises(Exception):
         asyncio.run(session_calls(todo_server.mcp_url, token, writes))
 
-    # The same call on the wire: 403 insufficient_scope naming the scope.
+    # The same call on the wire: 403 insufficient_scope naming the missing scope, and in the
+    # challenge's `scope` the ones the token has too (what a host asks for next).
     resp = httpx2.post(
         todo_server.mcp_url,
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"},
@@ -81,4 +82,5 @@ def test_a_read_only_token_reads_but_a_write_gets_403(gatehouse, todo_server):
     )
     assert resp.status_code == 403
     assert 'error="insufficient_scope"' in resp.headers["www-authenticate"]
-    assert 'scope="todo:write"' in resp.headers["www-authenticate"]
+    assert 'scope="todo:read todo:write"' in resp.headers["www-authenticate"]
+    assert 'error_description="this request needs the scopes: todo:write"' in resp.headers["www-authenticate"]
