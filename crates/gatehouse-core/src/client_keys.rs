@@ -375,6 +375,16 @@ mod tests {
         serde_json::from_str(EC).unwrap()
     }
 
+    /// A public RSA key under `kid`, without `alg`.
+    fn rsa(kid: &str) -> Value {
+        json!({"kty": "RSA", "kid": kid, "e": "AQAB", "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw"})
+    }
+
+    /// How many keys of what was found could check an assertion with `kid` and `alg`.
+    fn usable(found: Found, kid: &str, alg: Algorithm) -> usize {
+        found.keys.unwrap().candidates(Some(kid), alg).count()
+    }
+
     #[test]
     fn public_signing_keys_are_parsed() {
         let keys = ClientKeys::parse(&json!({"keys": [ec()]})).unwrap();
@@ -394,8 +404,7 @@ mod tests {
         let mut bare_ec = ec();
         bare_ec.as_object_mut().unwrap().remove("alg");
         bare_ec["kid"] = json!("ec");
-        let rsa = json!({"kty":"RSA","kid":"rsa","e":"AQAB",
-            "n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw"});
+        let rsa = rsa("rsa");
         let keys = ClientKeys::parse(&json!({"keys": [rsa, bare_ec]})).unwrap();
         assert_eq!(keys.candidates(None, Algorithm::ES256).count(), 1);
         assert_eq!(keys.candidates(None, Algorithm::RS256).count(), 1);
@@ -437,7 +446,7 @@ mod tests {
             "jwks_uri": "https://app.example/jwks.json"});
         let client =
             crate::cimd::client_from_document(&id, doc.to_string().as_bytes(), false).unwrap();
-        let rsa = json!({"kty":"RSA","kid":"k1","e":"AQAB","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw"});
+        let rsa = rsa("k1");
         let served = Arc::new(Served(
             std::sync::Mutex::new(json!({ "keys": [rsa] })),
             Default::default(),
@@ -447,14 +456,7 @@ mod tests {
         let found = sets
             .of_client(&client, Some("k1"), Algorithm::RS256, t)
             .await;
-        assert_eq!(
-            found
-                .keys
-                .unwrap()
-                .candidates(Some("k1"), Algorithm::RS256)
-                .count(),
-            1
-        );
+        assert_eq!(usable(found, "k1", Algorithm::RS256), 1);
 
         // The client replaces its RSA key with an EC key under the same kid.
         *served.0.lock().unwrap() = json!({ "keys": [ec()] });
@@ -462,25 +464,12 @@ mod tests {
         let soon = sets
             .of_client(&client, Some("k1"), Algorithm::ES256, t.plus(5))
             .await;
-        assert!(
-            soon.keys
-                .unwrap()
-                .candidates(Some("k1"), Algorithm::ES256)
-                .next()
-                .is_none()
-        );
+        assert_eq!(usable(soon, "k1", Algorithm::ES256), 0);
         assert_eq!(fetches(), 1, "not within 30 s of the last fetch");
         let later = sets
             .of_client(&client, Some("k1"), Algorithm::ES256, t.plus(31))
             .await;
-        assert_eq!(
-            later
-                .keys
-                .unwrap()
-                .candidates(Some("k1"), Algorithm::ES256)
-                .count(),
-            1
-        );
+        assert_eq!(usable(later, "k1", Algorithm::ES256), 1);
         assert_eq!(fetches(), 2);
     }
 
